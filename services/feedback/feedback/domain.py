@@ -1,0 +1,41 @@
+"""Closed-loop metrics from what sales did with the leads it was handed. Pure."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from datetime import datetime
+
+from leadrelay.events import Disposition
+
+# Sales must give a reason when it hands a lead back or throws it away (the review board reads them).
+REASON_REQUIRED = {Disposition.RECYCLE, Disposition.JUNK}
+
+
+@dataclass(frozen=True)
+class LeadOutcome:
+    assigned_at: datetime
+    first_touch_at: datetime | None
+    touches: int
+    disposition: str | None
+
+
+def funnel(outcomes: list[LeadOutcome]) -> dict[str, object]:
+    handed = len(outcomes)
+    touched = [o for o in outcomes if o.first_touch_at is not None]
+    by_disposition = {d.value: sum(1 for o in outcomes if o.disposition == d.value) for d in Disposition}
+    with_status = sum(by_disposition.values())
+    delays = [(o.first_touch_at - o.assigned_at).total_seconds() for o in touched if o.first_touch_at]
+    return {
+        "handed_to_sales": handed,
+        "touched": len(touched),
+        "never_touched": handed - len(touched),
+        "dispositions": by_disposition,
+        "awaiting_disposition": handed - with_status,
+        "acceptance_rate": round(by_disposition["accepted"] / with_status, 4) if with_status else None,
+        "median_seconds_to_first_touch": statistics.median(delays) if delays else None,
+        "p90_seconds_to_first_touch": (
+            statistics.quantiles(delays, n=10)[-1] if len(delays) >= 2 else (delays[0] if delays else None)
+        ),
+        "mean_touches": round(sum(o.touches for o in outcomes) / handed, 2) if handed else None,
+    }

@@ -1,0 +1,110 @@
+"""Feedback use cases: learn which leads sales has, record touches and dispositions, compute the loop.
+
+A touch or disposition is stored and its event written to the outbox in one
+transaction, so the 202 means it is durable. A client retry with the same
+``Idempotency-Key`` gets the same event id and records nothing twice.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+
+from leadrelay.db import UnitOfWork
+from leadrelay.events import Channel, Disposition, DispositionRecorded, Envelope, LeadAssigned, TouchLogged
+from leadrelay.service import ServiceContext
+
+from feedback.domain import LeadOutcome, funnel
+from feedback.models import DispositionRow, HandedOver, Touch
+
+
+class NotAssigned(LookupError):
+    pass
+
+
+async def lead_assigned(uow: UnitOfWork, event: LeadAssigned) -> None:
+    row = await uow.session.get(HandedOver, event.lead_id)
+    if row is not None and row.cycle >= event.cycle:
+        return
+    if row is None:
+        row = HandedOver(lead_id=event.lead_id)
+        uow.session.add(row)
+    row.cycle = event.cycle
+    row.rep_id = event.rep_id
+    row.territory = event.territory
+    row.qualification = event.handoff.qualification.value
+    row.assigned_at = event.assigned_at
+    row.first_touch_at = None
+    row.touches = 0
+    row.disposition = None
+    row.disposition_at = None
+
+
+async def handle(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
+    if isinstance(envelope.data, LeadAssigned):
+        await lead_assigned(uow, envelope.data)
+
+
+async def _handed(uow: UnitOfWork, lead_id: str) -> HandedOver:
+    row = await uow.session.get(HandedOver, lead_id)
+    if row is None:
+        raise NotAssigned(lead_id)
+    return row
+
+
+async def log_touch(
+    ctx: ServiceContext, uow: UnitOfWork, event_id: str, lead_id: str, rep_id: str, channel: Channel, note: str | None
+) -> None:
+    if await uow.session.scalar(select(Touch.id).where(Touch.event_id == event_id)):
+        return  # a client retry
+    row = await _handed(uow, lead_id)
+    uow.session.add(
+        Touch(event_id=event_id, lead_id=lead_id, cycle=row.cycle, rep_id=rep_id, channel=channel.value, note=note,
+              touched_at=uow.now)
+    )
+    row.touches += 1
+    if row.first_touch_at is None:
+        row.first_touch_at = uow.now
+    uow.emit(
+        ctx.envelope(
+            TouchLogged(lead_id=lead_id, rep_id=rep_id, channel=channel, note=note, touched_at=uow.now), event_id
+        )
+    )
+
+
+async def record_disposition(
+    ctx: ServiceContext,
+    uow: UnitOfWork,
+    event_id: str,
+    lead_id: str,
+    rep_id: str,
+    disposition: Disposition,
+    reason: str | None,
+) -> None:
+    if await uow.session.scalar(select(DispositionRow.id).where(DispositionRow.event_id == event_id)):
+        return
+    row = await _handed(uow, lead_id)
+    uow.session.add(
+        DispositionRow(event_id=event_id, lead_id=lead_id, cycle=row.cycle, rep_id=rep_id,
+                       disposition=disposition.value, reason=reason, recorded_at=uow.now)
+    )
+    row.disposition = disposition.value
+    row.disposition_at = uow.now
+    uow.emit(
+        ctx.envelope(
+            DispositionRecorded(lead_id=lead_id, rep_id=rep_id, disposition=disposition, reason=reason,
+                                recorded_at=uow.now),
+            event_id,
+        )
+    )
+
+
+async def closed_loop(uow: UnitOfWork, since: datetime | None, territory: str | None) -> dict[str, object]:
+    query = select(HandedOver.assigned_at, HandedOver.first_touch_at, HandedOver.touches, HandedOver.disposition)
+    if since is not None:
+        query = query.where(HandedOver.assigned_at >= since)
+    if territory is not None:
+        query = query.where(HandedOver.territory == territory)
+    rows = (await uow.session.execute(query)).all()
+    return funnel([LeadOutcome(*r) for r in rows])

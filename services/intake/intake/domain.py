@@ -1,0 +1,165 @@
+"""Normalising what a website form posts into a canonical contact.
+
+Pure functions: every problem is reported as a field error (location, message),
+all of them at once, so the form can show them next to the fields.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+from leadrelay.events import Contact
+from leadrelay.rules import country_code
+
+CANONICAL = (
+    "email",
+    "first_name",
+    "last_name",
+    "company",
+    "job_title",
+    "phone",
+    "country",
+    "company_size",
+    "industry",
+    "website",
+)
+# Names that common form builders and CRMs use for the canonical fields.
+ALIASES = {
+    "e_mail": "email",
+    "email_address": "email",
+    "firstname": "first_name",
+    "given_name": "first_name",
+    "lastname": "last_name",
+    "surname": "last_name",
+    "family_name": "last_name",
+    "company_name": "company",
+    "organisation": "company",
+    "organization": "company",
+    "title": "job_title",
+    "jobtitle": "job_title",
+    "phone_number": "phone",
+    "telephone": "phone",
+    "mobile": "phone",
+    "employees": "company_size",
+    "number_of_employees": "company_size",
+    "url": "website",
+    "company_website": "website",
+}
+MAX_CUSTOM = 50
+MAX_VALUE = 1000
+_SIZE = re.compile(r"^\s*(\d[\d\s,.]*)\s*(?:[-–]\s*\d[\d\s,.]*|\+)?\s*$")
+
+
+@dataclass
+class Normalised:
+    contact: Contact | None
+    custom: dict[str, str] = field(default_factory=dict)
+    page_url: str | None = None
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _key(name: str) -> str:
+    k = re.sub(r"[\s\-.]+", "_", name.strip().lower())
+    return ALIASES.get(k, k)
+
+
+def _err(loc: str, msg: str, type_: str = "value_error") -> dict[str, Any]:
+    return {"loc": ["body", loc], "msg": msg, "type": type_}
+
+
+def normalise_email(raw: str) -> str:
+    """Normalised address, or EmailNotValidError. Deliverability (DNS) is not checked: intake must not block."""
+    return validate_email(raw, check_deliverability=False).normalized.lower()
+
+
+def lead_id_for(email: str, namespace: uuid.UUID) -> str:
+    """The stable lead id of an address: the same person always gets the same id, with no lookup."""
+    return str(uuid.uuid5(namespace, email))
+
+
+def _company_size(value: str) -> int:
+    m = _SIZE.match(value)
+    if not m:
+        raise ValueError("expected a number of employees, e.g. 250, 51-200 or 1000+")
+    return int(re.sub(r"[\s,.]", "", m.group(1)))
+
+
+def _domain(value: str) -> str:
+    v = value.strip()
+    if "://" not in v:
+        v = "http://" + v
+    host = (urlsplit(v).hostname or "").lower()
+    if not host or "." not in host:
+        raise ValueError("expected a web address, e.g. example.com")
+    return host.removeprefix("www.")
+
+
+def normalise_submission(fields: dict[str, Any]) -> Normalised:
+    values: dict[str, str] = {}
+    custom: dict[str, str] = {}
+    errors: list[dict[str, Any]] = []
+    page_url: str | None = None
+    for name, raw in fields.items():
+        if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+            errors.append(_err(str(name), "expected a string or a number", "type_error"))
+            continue
+        value = str(raw).strip()
+        if len(value) > MAX_VALUE:
+            errors.append(_err(str(name), f"longer than {MAX_VALUE} characters"))
+            continue
+        key = _key(str(name))
+        if key in ("page_url", "page", "referrer_page"):
+            page_url = value or None
+        elif key in CANONICAL:
+            if value:
+                values[key] = value
+        elif value:
+            custom[str(name).strip()[:100]] = value
+    if len(custom) > MAX_CUSTOM:
+        errors.append(_err("(custom)", f"at most {MAX_CUSTOM} custom fields"))
+
+    contact: dict[str, Any] = {}
+    if "email" not in values:
+        errors.append(_err("email", "field required", "missing"))
+    else:
+        try:
+            contact["email"] = normalise_email(values["email"])
+        except EmailNotValidError as exc:
+            errors.append(_err("email", str(exc)))
+    if "country" in values:
+        try:
+            contact["country"] = country_code(values["country"])
+        except ValueError as exc:
+            errors.append(_err("country", str(exc)))
+    if "phone" in values:
+        try:
+            number = phonenumbers.parse(values["phone"], contact.get("country"))
+            if not phonenumbers.is_valid_number(number):
+                raise ValueError("not a valid phone number")
+            contact["phone"] = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        except (phonenumbers.NumberParseException, ValueError) as exc:
+            hint = "" if "country" in contact else " (give it in international format, +46..., or send a country)"
+            errors.append(_err("phone", f"{exc}{hint}"))
+    if "company_size" in values:
+        try:
+            contact["company_size"] = _company_size(values["company_size"])
+        except ValueError as exc:
+            errors.append(_err("company_size", str(exc)))
+    if "website" in values:
+        try:
+            contact["website"] = _domain(values["website"])
+        except ValueError as exc:
+            errors.append(_err("website", str(exc)))
+    for name in ("first_name", "last_name", "company", "job_title", "industry"):
+        if name in values:
+            contact[name] = values[name]
+    if errors:
+        return Normalised(contact=None, errors=errors)
+    return Normalised(contact=Contact(**contact), custom=custom, page_url=page_url)

@@ -1,0 +1,37 @@
+"""Routing's state: assignments (the suppression list is the active ones) and round-robin cursors."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from leadrelay.db import BigId, JsonType, UtcDateTime, make_base
+
+Base = make_base()
+
+
+class Assignment(Base):
+    __tablename__ = "assignments"
+    __table_args__ = (UniqueConstraint("lead_id", "cycle", name="uq_assignments_lead_cycle"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    lead_id: Mapped[str] = mapped_column(String(64), index=True)
+    cycle: Mapped[int] = mapped_column(Integer)
+    rep_id: Mapped[str] = mapped_column(String(100), index=True)
+    territory: Mapped[str] = mapped_column(String(100))
+    matched_by: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20), index=True)  # active | released
+    assigned_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    released_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    release_reason: Mapped[str | None] = mapped_column(String(40))
+    handoff: Mapped[dict[str, Any]] = mapped_column(JsonType)
+
+
+class Cursor(Base):
+    """Where round robin continues in each territory."""
+
+    __tablename__ = "cursors"
+    territory: Mapped[str] = mapped_column(String(100), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,0 +1,84 @@
+"""Scoring's HTTP routes: a lead's score with its reasons, the hot list, and the lead definition."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from leadrelay.events import LeadStatus, ScoreReason
+from leadrelay.service import ServiceContext
+
+from scoring.models import Lead
+from scoring.service import reasons_of
+
+
+class ScoreOut(BaseModel):
+    lead_id: str
+    score: int
+    fit: int
+    engagement: int
+    threshold: int
+    status: LeadStatus
+    qualified: bool
+    qualification: str | None
+    cycle: int
+    reasons: list[ScoreReason]
+    updated_at: datetime
+
+
+def _out(lead: Lead, threshold: int) -> ScoreOut:
+    status = LeadStatus(lead.status)
+    return ScoreOut(
+        lead_id=lead.lead_id,
+        score=lead.score,
+        fit=lead.fit,
+        engagement=lead.engagement,
+        threshold=threshold,
+        status=status,
+        qualified=status in (LeadStatus.MQL, LeadStatus.HANDRAISER, LeadStatus.ACCEPTED),
+        qualification=lead.qualification,
+        cycle=lead.cycle,
+        reasons=reasons_of(lead),
+        updated_at=lead.updated_at,
+    )
+
+
+def build_router(ctx: ServiceContext) -> APIRouter:
+    router = APIRouter(tags=["scoring"])
+    threshold = ctx.rules.lead_definition.threshold
+
+    @router.get("/v1/leads/{lead_id}/score", response_model=ScoreOut)
+    async def get_score(lead_id: uuid.UUID) -> ScoreOut:
+        async with ctx.database.transaction() as session:
+            lead = await session.get(Lead, str(lead_id))
+        if lead is None:
+            raise HTTPException(404, f"no lead {lead_id} (not yet scored, or never submitted)")
+        return _out(lead, threshold)
+
+    @router.get("/v1/leads", response_model=list[ScoreOut])
+    async def hot_list(
+        status: Annotated[LeadStatus | None, Query()] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    ) -> list[ScoreOut]:
+        """Leads by score, highest first: the list reps plan their day with."""
+        query = select(Lead).order_by(Lead.score.desc(), Lead.lead_id).limit(limit)
+        if status is not None:
+            query = query.where(Lead.status == status.value)
+        async with ctx.database.transaction() as session:
+            leads = (await session.execute(query)).scalars().all()
+        return [_out(lead, threshold) for lead in leads]
+
+    @router.get("/v1/lead-definition")
+    async def lead_definition() -> dict[str, Any]:
+        """The shared definition of a qualified lead, as everyone should see it."""
+        return {
+            "lead_definition": ctx.rules.lead_definition.model_dump(mode="json", by_alias=True, exclude_none=True),
+            "handraiser_forms": [f.id for f in ctx.rules.forms if f.handraiser],
+        }
+
+    return router

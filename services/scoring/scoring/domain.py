@@ -1,0 +1,103 @@
+"""The lead definition applied: fit, engagement, handraisers, disqualifiers, and the status they give.
+
+Pure: no I/O, time passed in. Fit is recomputed from the profile each time;
+engagement is kept as per-rule counts of matching activities since the lead
+last came back to marketing, so a recycled lead must show fresh interest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from leadrelay.events import ActivityType, Contact, LeadStatus, Qualification, ScoreReason
+from leadrelay.rules import EngagementRule, LeadDefinition
+
+# Statuses in which marketing owns the lead and a qualification can happen.
+NURTURE = {LeadStatus.LEAD, LeadStatus.RECYCLED, LeadStatus.DISQUALIFIED}
+
+
+def profile_fields(contact: Contact | None, custom: dict[str, str]) -> dict[str, Any]:
+    """The fields the definition's conditions can name: contact fields, email_domain, custom attributes."""
+    fields: dict[str, Any] = dict(custom)
+    if contact is not None:
+        fields.update(contact.model_dump())
+        fields["email_domain"] = contact.email_domain
+    return fields
+
+
+def rule_matches(rule: EngagementRule, activity: ActivityType, url: str | None) -> bool:
+    if activity not in rule.activity:
+        return False
+    if not rule.url_contains:
+        return True
+    return url is not None and any(part.lower() in url.lower() for part in rule.url_contains)
+
+
+def count_activity(
+    definition: LeadDefinition, counts: dict[str, int], activity: ActivityType, url: str | None
+) -> dict[str, int]:
+    out = dict(counts)
+    for rule in definition.engagement:
+        if rule_matches(rule, activity, url):
+            out[rule.name] = out.get(rule.name, 0) + 1
+    return out
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    fit: int
+    engagement: int
+    reasons: list[ScoreReason]
+    disqualified_by: str | None
+
+    @property
+    def score(self) -> int:
+        return self.fit + self.engagement
+
+
+def evaluate(definition: LeadDefinition, fields: dict[str, Any], counts: dict[str, int], handraiser: bool) -> Evaluation:
+    reasons: list[ScoreReason] = []
+    fit = 0
+    for fit_rule in definition.fit:
+        if all(c.test(fields.get(c.field)) for c in fit_rule.when):
+            fit += fit_rule.points
+            reasons.append(ScoreReason(rule=fit_rule.name, category="fit", points=fit_rule.points))
+    engagement = 0
+    for rule in definition.engagement:
+        n = counts.get(rule.name, 0)
+        if n:
+            points = n * rule.points
+            if rule.max_points is not None:
+                points = min(points, rule.max_points)
+            engagement += points
+            reasons.append(ScoreReason(rule=f"{rule.name} (x{n})", category="engagement", points=points))
+    if handraiser:
+        reasons.append(ScoreReason(rule="asked for sales (handraiser)", category="handraiser", points=0))
+    disqualified_by = None
+    for dq in definition.disqualify:
+        if all(c.test(fields.get(c.field)) for c in dq.when):
+            disqualified_by = dq.name
+            reasons.append(ScoreReason(rule=dq.name, category="disqualifier", points=0))
+            break
+    return Evaluation(fit=fit, engagement=engagement, reasons=reasons, disqualified_by=disqualified_by)
+
+
+def decide(
+    current: LeadStatus, evaluation: Evaluation, threshold: int, handraiser: bool, reachable: bool
+) -> tuple[LeadStatus, Qualification | None]:
+    """The lead's next status, and the qualification that hands it to sales (None: no handoff now).
+
+    Only a lead marketing owns can qualify; one sales is working keeps its status
+    while its score moves. A disqualifier beats a handraiser (a competitor asking
+    for a demo is still a competitor). ``reachable``: sales needs an address.
+    """
+    if current not in NURTURE:
+        return current, None
+    if evaluation.disqualified_by is not None:
+        return LeadStatus.DISQUALIFIED, None
+    if reachable and handraiser:
+        return LeadStatus.HANDRAISER, Qualification.HANDRAISER
+    if reachable and evaluation.score >= threshold:
+        return LeadStatus.MQL, Qualification.MQL
+    return (LeadStatus.RECYCLED if current is LeadStatus.RECYCLED else LeadStatus.LEAD), None

@@ -1,0 +1,46 @@
+"""Scoring's state: one row per lead (profile, running score) and its activity history."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from leadrelay.db import BigId, JsonType, UtcDateTime, make_base
+
+Base = make_base()
+
+
+class Lead(Base):
+    __tablename__ = "leads"
+    lead_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    contact: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+    custom: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    fit: Mapped[int] = mapped_column(Integer, default=0)
+    engagement: Mapped[int] = mapped_column(Integer, default=0)
+    score: Mapped[int] = mapped_column(Integer, default=0, index=True)
+    reasons: Mapped[list[Any]] = mapped_column(JsonType, default=list)
+    # Per engagement rule: matching activities since `engagement_since` (kept incrementally,
+    # so scoring an event never re-reads the lead's whole history).
+    engagement_counts: Mapped[dict[str, int]] = mapped_column(JsonType, default=dict)
+    handraised_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    engagement_since: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    cycle: Mapped[int] = mapped_column(Integer, default=0)
+    qualification: Mapped[str | None] = mapped_column(String(20))
+    qualified_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Activity(Base):
+    __tablename__ = "activities"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    lead_id: Mapped[str] = mapped_column(String(64), index=True)
+    type: Mapped[str] = mapped_column(String(40))
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    url: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[str | None] = mapped_column(String(200))

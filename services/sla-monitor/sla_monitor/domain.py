@@ -1,0 +1,27 @@
+"""SLA clocks: which deadlines an assignment starts, and what a touch or a disposition stops.
+
+Two clocks per assignment, from the SLA policy of its qualification
+(handraisers get the tighter one): ``first_touch`` (a touch by the deadline)
+and ``disposition`` (a status from sales by the deadline). A touch meets
+``first_touch``; a disposition meets both (it implies contact was attempted).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from leadrelay.events import Qualification
+from leadrelay.rules import Sla
+
+FIRST_TOUCH = "first_touch"
+DISPOSITION = "disposition"
+RUNNING, MET, BREACHED = "running", "met", "breached"
+
+
+def deadlines(sla: Sla, qualification: Qualification, assigned_at: datetime) -> dict[str, datetime]:
+    policy = sla.policy(qualification)
+    return {FIRST_TOUCH: assigned_at + policy.first_touch, DISPOSITION: assigned_at + policy.disposition}
+
+
+def clocks_stopped_by(kind: str) -> tuple[str, ...]:
+    return (FIRST_TOUCH,) if kind == "touch" else (FIRST_TOUCH, DISPOSITION)

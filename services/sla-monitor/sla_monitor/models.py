@@ -1,0 +1,53 @@
+"""SLA state: clocks (durable timers: a row with a due time), the alerts they raised, and feedback seen."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from leadrelay.db import BigId, UtcDateTime, make_base
+
+Base = make_base()
+
+
+class SlaClock(Base):
+    __tablename__ = "clocks"
+    __table_args__ = (
+        UniqueConstraint("lead_id", "cycle", "name", name="uq_clocks_lead_cycle_name"),
+        Index("ix_clocks_status_due", "status", "due_at"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    lead_id: Mapped[str] = mapped_column(String(64), index=True)
+    cycle: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(40))
+    rep_id: Mapped[str] = mapped_column(String(100))
+    territory: Mapped[str] = mapped_column(String(100))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    status: Mapped[str] = mapped_column(String(20))  # running | met | breached
+    stopped_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class Alert(Base):
+    __tablename__ = "alerts"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    clock_id: Mapped[int] = mapped_column(BigId, unique=True)  # one alert per deadline, ever
+    lead_id: Mapped[str] = mapped_column(String(64), index=True)
+    clock: Mapped[str] = mapped_column(String(40))
+    cycle: Mapped[int] = mapped_column(Integer)
+    rep_id: Mapped[str] = mapped_column(String(100))
+    territory: Mapped[str] = mapped_column(String(100))
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    raised_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+
+
+class FeedbackSeen(Base):
+    """Touches and dispositions, kept so one that overtakes its assignment still stops the clock."""
+
+    __tablename__ = "feedback_seen"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    lead_id: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # touch | disposition
+    at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -1,0 +1,136 @@
+"""SLA use cases: start clocks on assignment, stop them on feedback, fire breaches once.
+
+Firing is a status change from ``running`` to ``breached`` plus an alert row
+(unique per clock) plus the outbox event, all in one transaction, on rows
+claimed with ``FOR UPDATE SKIP LOCKED``: several replicas, or a restart after
+a long outage, still raise each alert exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import select
+
+from leadrelay.db import UnitOfWork
+from leadrelay.events import DispositionRecorded, Envelope, LeadAssigned, SlaBreached, TouchLogged
+from leadrelay.logging import get_logger
+from leadrelay.service import ServiceContext
+
+from sla_monitor.domain import BREACHED, MET, RUNNING, clocks_stopped_by, deadlines
+from sla_monitor.models import Alert, FeedbackSeen, SlaClock
+
+log = get_logger("sla_monitor")
+CLAIM_BATCH = 200
+
+
+async def lead_assigned(ctx: ServiceContext, uow: UnitOfWork, event: LeadAssigned) -> None:
+    session = uow.session
+    seen = await session.execute(
+        select(FeedbackSeen.kind).where(FeedbackSeen.lead_id == event.lead_id, FeedbackSeen.at >= event.assigned_at)
+    )
+    stopped = {name for kind in seen.scalars() for name in clocks_stopped_by(kind)}
+    existing = set(
+        (await session.execute(select(SlaClock.name).where(SlaClock.lead_id == event.lead_id, SlaClock.cycle == event.cycle))).scalars()
+    )
+    for name, due in deadlines(ctx.rules.sla, event.handoff.qualification, event.assigned_at).items():
+        if name in existing:
+            continue
+        session.add(
+            SlaClock(
+                lead_id=event.lead_id,
+                cycle=event.cycle,
+                name=name,
+                rep_id=event.rep_id,
+                territory=event.territory,
+                started_at=event.assigned_at,
+                due_at=due,
+                status=MET if name in stopped else RUNNING,
+                stopped_at=uow.now if name in stopped else None,
+            )
+        )
+
+
+async def feedback(uow: UnitOfWork, lead_id: str, kind: str, at: object) -> None:
+    session = uow.session
+    session.add(FeedbackSeen(lead_id=lead_id, kind=kind, at=at))
+    rows = await session.execute(
+        select(SlaClock).where(
+            SlaClock.lead_id == lead_id, SlaClock.status == RUNNING, SlaClock.name.in_(clocks_stopped_by(kind))
+        )
+    )
+    for clock in rows.scalars():
+        clock.status = MET
+        clock.stopped_at = uow.now
+
+
+async def handle(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
+    data = envelope.data
+    if isinstance(data, LeadAssigned):
+        await lead_assigned(ctx, uow, data)
+    elif isinstance(data, TouchLogged):
+        await feedback(uow, data.lead_id, "touch", data.touched_at)
+    elif isinstance(data, DispositionRecorded):
+        await feedback(uow, data.lead_id, "disposition", data.recorded_at)
+
+
+async def fire_due(ctx: ServiceContext) -> int:
+    """Breach every running clock whose deadline has passed; returns how many fired."""
+    fired = 0
+
+    async def work(uow: UnitOfWork) -> None:
+        nonlocal fired
+        query = (
+            select(SlaClock)
+            .where(SlaClock.status == RUNNING, SlaClock.due_at <= uow.now)
+            .order_by(SlaClock.due_at)
+            .limit(CLAIM_BATCH)
+            .with_for_update(skip_locked=True)
+        )
+        for clock in (await uow.session.execute(query)).scalars():
+            clock.status = BREACHED
+            clock.stopped_at = uow.now
+            uow.session.add(
+                Alert(
+                    clock_id=clock.id,
+                    lead_id=clock.lead_id,
+                    clock=clock.name,
+                    cycle=clock.cycle,
+                    rep_id=clock.rep_id,
+                    territory=clock.territory,
+                    due_at=clock.due_at,
+                    raised_at=uow.now,
+                )
+            )
+            uow.emit(
+                ctx.envelope(
+                    SlaBreached(
+                        lead_id=clock.lead_id,
+                        clock=clock.name,
+                        cycle=clock.cycle,
+                        rep_id=clock.rep_id,
+                        territory=clock.territory,
+                        due_at=clock.due_at,
+                        breached_at=uow.now,
+                    )
+                )
+            )
+            log.warning("sla_breached", lead_id=clock.lead_id, clock=clock.name, rep_id=clock.rep_id,
+                        due_at=clock.due_at.isoformat())
+            fired += 1
+
+    await ctx.commit_and_relay(work)
+    return fired
+
+
+async def timer_loop(ctx: ServiceContext) -> None:
+    """Background job: check deadlines every tick. Deadlines missed while stopped fire on start."""
+    while True:
+        try:
+            while await fire_due(ctx) >= CLAIM_BATCH:
+                pass
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("sla_timer_failed", error=repr(exc))
+        await asyncio.sleep(ctx.settings.sla_tick_seconds)

@@ -1,0 +1,141 @@
+"""The Kafka bus (aiokafka): idempotent producer with acks=all, consumer groups with manual commits."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.structs import OffsetAndMetadata
+
+from leadrelay.bus import TopicPartition as TP
+from leadrelay.events import Record, all_topics
+from leadrelay.logging import get_logger
+
+log = get_logger("leadrelay.bus.kafka")
+
+
+class KafkaBus:
+    def __init__(self, bootstrap_servers: str, client_id: str = "leadrelay", linger_ms: int = 5) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.client_id = client_id
+        self.linger_ms = linger_ms
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap_servers,
+            client_id=self.client_id,
+            enable_idempotence=True,  # implies acks="all": no duplicates or reordering on producer retries
+            acks="all",
+            linger_ms=self.linger_ms,
+            request_timeout_ms=30000,
+        )
+        await producer.start()
+        self._producer = producer
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    async def ping(self) -> None:
+        if self._producer is None:
+            raise RuntimeError("producer not started")
+        await asyncio.wait_for(self._producer.client.fetch_all_metadata(), timeout=3)
+        if not self._producer.client.cluster.brokers():
+            raise RuntimeError("no Kafka broker reachable")
+
+    async def publish(self, records: Sequence[Record]) -> None:
+        if self._producer is None:
+            raise RuntimeError("producer not started")
+        futures = [
+            await self._producer.send(r.topic, value=r.value, key=r.key, headers=list(r.headers)) for r in records
+        ]
+        if futures:
+            await asyncio.gather(*futures)
+
+    def consumer(self, group: str, topics: Sequence[str]) -> KafkaConsumer:
+        return KafkaConsumer(self.bootstrap_servers, f"{self.client_id}-{group}", group, list(topics))
+
+
+class KafkaConsumer:
+    def __init__(self, bootstrap_servers: str, client_id: str, group: str, topics: list[str]) -> None:
+        self._consumer = AIOKafkaConsumer(
+            *topics,
+            bootstrap_servers=bootstrap_servers,
+            client_id=client_id,
+            group_id=group,
+            enable_auto_commit=False,  # commit only after the work is durable
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            max_poll_interval_ms=300000,
+            session_timeout_ms=10000,
+            heartbeat_interval_ms=3000,
+        )
+
+    async def start(self) -> None:
+        await self._consumer.start()
+
+    async def stop(self) -> None:
+        await self._consumer.stop()
+
+    async def getmany(self, max_records: int, timeout_ms: int) -> list[Record]:
+        batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        out: list[Record] = []
+        for tp, messages in batches.items():
+            for m in messages:
+                out.append(
+                    Record(
+                        topic=tp.topic,
+                        key=m.key,
+                        value=m.value if m.value is not None else b"",
+                        headers=tuple((k, v if v is not None else b"") for k, v in m.headers),
+                        partition=tp.partition,
+                        offset=m.offset,
+                    )
+                )
+        return out
+
+    async def commit(self, offsets: dict[TP, int]) -> None:
+        if offsets:
+            await self._consumer.commit({TopicPartition(t, p): OffsetAndMetadata(o, "") for (t, p), o in offsets.items()})
+
+    async def rewind(self) -> None:
+        for tp in self._consumer.assignment():
+            committed = await self._consumer.committed(tp)
+            if committed is None:
+                await self._consumer.seek_to_beginning(tp)
+            else:
+                self._consumer.seek(tp, committed)
+
+    async def lag(self) -> int | None:
+        assignment = list(self._consumer.assignment())
+        if not assignment:
+            return 0
+        ends = await self._consumer.end_offsets(assignment)
+        total = 0
+        for tp in assignment:
+            committed = await self._consumer.committed(tp)
+            total += max(0, ends[tp] - (committed or 0))
+        return total
+
+
+async def create_topics(bootstrap_servers: str, topics: dict[str, int] | None = None, timeout: float = 60) -> list[str]:
+    """Create every topic Leadrelay uses (idempotent). Returns the names it created."""
+    wanted = topics or all_topics()
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout * 1000))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        new = [NewTopic(name=t, num_partitions=n, replication_factor=1) for t, n in wanted.items() if t not in existing]
+        if new:
+            try:
+                await admin.create_topics(new)
+            except TopicAlreadyExistsError:
+                pass
+        return [t.name for t in new]
+    finally:
+        await admin.close()

@@ -1,0 +1,273 @@
+"""Runs one consumer group: batches in, one transaction per batch, offsets committed after it.
+
+A batch is decoded first; records that can never be decoded go straight to
+``<topic>.dlq``. The rest are handled in one transaction that also records
+their ids in the inbox (so a redelivered record changes nothing) and writes
+the events they cause to the outbox. If that transaction fails because of one
+bad record, the batch is replayed one record per transaction and the culprit
+is dead-lettered with its error; if it fails for a transient reason (database
+or broker unreachable) nothing is committed, the consumer rewinds and retries
+with backoff. Offsets are committed only once the work, and any dead letter,
+is durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from prometheus_client import Counter, Gauge, Histogram
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from leadrelay.bus import Bus, Consumer, TopicPartition
+from leadrelay.clock import Clock
+from leadrelay.db import Database, UnitOfWork
+from leadrelay.events import DecodeError, Envelope, Record, dlq_topic
+from leadrelay.logging import bind_event, get_logger
+
+log = get_logger("leadrelay.worker")
+
+Handler = Callable[[UnitOfWork, Envelope], Awaitable[None]]
+
+CONSUMED = Counter("leadrelay_events_consumed_total", "Events handled", ["group", "topic"])
+DUPLICATES = Counter("leadrelay_events_duplicate_total", "Redelivered events skipped by the inbox", ["group"])
+DEAD_LETTERED = Counter("leadrelay_events_dead_lettered_total", "Events sent to a dead-letter topic", ["group", "topic"])
+BATCH_SECONDS = Histogram("leadrelay_batch_seconds", "Time to handle and commit one batch", ["group"])
+LAG = Gauge("leadrelay_consumer_lag", "Records not yet committed", ["group"])
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Errors worth retrying (the record is fine, the infrastructure is not)."""
+    if isinstance(exc, OperationalError | ConnectionError | TimeoutError | OSError):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    try:
+        from aiokafka.errors import KafkaError
+
+        if isinstance(exc, KafkaError):
+            return bool(getattr(exc, "retriable", True))
+    except ImportError:  # pragma: no cover
+        pass
+    return False
+
+
+@dataclass
+class Health:
+    started: bool = False
+    last_progress: float = field(default_factory=time.monotonic)
+    lag: int | None = None
+    last_error: str | None = None
+    stalled: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.started and not self.stalled
+
+
+class ConsumerWorker:
+    def __init__(
+        self,
+        *,
+        group: str,
+        topics: Sequence[str],
+        bus: Bus,
+        db: Database,
+        handler: Handler,
+        clock: Clock,
+        on_commit: Callable[[], None] = lambda: None,
+        max_records: int = 500,
+        fetch_timeout_ms: int = 100,
+        stall_seconds: float = 60.0,
+    ) -> None:
+        self.group = group
+        self.topics = list(topics)
+        self.bus = bus
+        self.db = db
+        self.handler = handler
+        self.clock = clock
+        self.on_commit = on_commit
+        self.max_records = max_records
+        self.fetch_timeout_ms = fetch_timeout_ms
+        self.stall_seconds = stall_seconds
+        self.health = Health()
+        self._consumer: Consumer | None = None
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.Task[None] | None = None
+        self._restart = asyncio.Event()
+
+    # ---- lifecycle
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"consumer:{self.group}")
+        self._watchdog = asyncio.create_task(self._watch(), name=f"watchdog:{self.group}")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for task in (self._watchdog, self._task):
+            if task is not None:
+                task.cancel()
+        for task in (self._watchdog, self._task):
+            if task is not None:
+                try:
+                    await task
+                except (asyncio.CancelledError, Exception):  # noqa: S110 - shutting down
+                    pass
+        await self._close_consumer()
+
+    async def _close_consumer(self) -> None:
+        if self._consumer is not None:
+            consumer, self._consumer = self._consumer, None
+            try:
+                await asyncio.wait_for(consumer.stop(), timeout=10)
+            except Exception as exc:  # a hung consumer must not block a restart
+                log.warning("consumer_stop_failed", group=self.group, error=repr(exc))
+
+    # ---- main loop
+
+    async def _run(self) -> None:
+        backoff = 0.2
+        while not self._stopping:
+            try:
+                if self._consumer is None or self._restart.is_set():
+                    self._restart.clear()
+                    await self._close_consumer()
+                    consumer = self.bus.consumer(self.group, self.topics)
+                    await consumer.start()
+                    self._consumer = consumer
+                    self.health.started = True
+                    self.health.last_progress = time.monotonic()
+                    log.info("consumer_started", group=self.group, topics=self.topics)
+                records = await self._consumer.getmany(self.max_records, self.fetch_timeout_ms)
+                if records:
+                    await self._process(records)
+                    await self._consumer.commit(_next_offsets(records))
+                    self.health.last_progress = time.monotonic()
+                    self.health.stalled = False
+                    self.health.last_error = None
+                    self.on_commit()
+                backoff = 0.2
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.health.last_error = repr(exc)
+                log.warning("consumer_batch_failed", group=self.group, error=repr(exc), retry_in=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                try:
+                    if self._consumer is not None:
+                        await self._consumer.rewind()
+                except Exception as rewind_exc:
+                    log.warning("consumer_rewind_failed", group=self.group, error=repr(rewind_exc))
+                    self._restart.set()
+
+    async def _process(self, records: list[Record]) -> None:
+        started = time.perf_counter()
+        good: list[tuple[Record, Envelope]] = []
+        dead: list[tuple[Record, str]] = []
+        for rec in records:
+            try:
+                good.append((rec, Envelope.from_record(rec)))
+            except DecodeError as exc:
+                dead.append((rec, f"undecodable: {exc}"))
+        if good:
+            try:
+                await self._handle(good)
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                log.warning("batch_failed_replaying_singly", group=self.group, size=len(good), error=repr(exc))
+                for item in good:
+                    try:
+                        await self._handle([item])
+                    except Exception as single_exc:
+                        if is_transient(single_exc):
+                            raise
+                        dead.append((item[0], f"handler failed: {single_exc!r}"))
+                        log.error(
+                            "event_dead_lettered",
+                            group=self.group,
+                            lead_id=item[1].subject,
+                            event_id=item[1].id,
+                            error=repr(single_exc),
+                        )
+        if dead:
+            await self._dead_letter(dead)
+        BATCH_SECONDS.labels(self.group).observe(time.perf_counter() - started)
+
+    async def _handle(self, items: list[tuple[Record, Envelope]]) -> None:
+        async with self.db.unit_of_work(self.clock.now()) as uow:
+            ids = list(dict.fromkeys(env.id for _, env in items))
+            seen = await self.db.seen(uow.session, ids)
+            fresh: list[tuple[str, str]] = []
+            for rec, env in items:
+                if env.id in seen:
+                    DUPLICATES.labels(self.group).inc()
+                    continue
+                seen.add(env.id)  # the same id twice in one batch counts once
+                with bind_event(env.subject, env.id):
+                    await self.handler(uow, env)
+                fresh.append((env.id, rec.topic))
+                CONSUMED.labels(self.group, rec.topic).inc()
+            await self.db.mark_seen(uow.session, fresh, uow.now)
+
+    async def _dead_letter(self, dead: list[tuple[Record, str]]) -> None:
+        out = []
+        for rec, error in dead:
+            DEAD_LETTERED.labels(self.group, rec.topic).inc()
+            log.error("record_dead_lettered", group=self.group, topic=rec.topic, partition=rec.partition,
+                      offset=rec.offset, error=error[:500])
+            out.append(
+                Record(
+                    topic=dlq_topic(rec.topic),
+                    key=rec.key,
+                    value=rec.value,
+                    headers=rec.headers
+                    + (
+                        ("dlq_error", error[:4000].encode()),
+                        ("dlq_group", self.group.encode()),
+                        ("dlq_topic", rec.topic.encode()),
+                        ("dlq_partition", str(rec.partition).encode()),
+                        ("dlq_offset", str(rec.offset).encode()),
+                    ),
+                )
+            )
+        await self.bus.publish(out)
+
+    # ---- liveness: a consumer with lag that stops making progress is restarted
+
+    async def _watch(self) -> None:
+        interval = min(10.0, self.stall_seconds / 3)
+        while not self._stopping:
+            await asyncio.sleep(interval)
+            consumer = self._consumer
+            if consumer is None:
+                continue
+            try:
+                lag = await asyncio.wait_for(consumer.lag(), timeout=10)
+            except Exception as exc:
+                lag = None
+                self.health.last_error = f"lag check failed: {exc!r}"
+            self.health.lag = lag
+            if lag is not None:
+                LAG.labels(self.group).set(lag)
+            idle_for = time.monotonic() - self.health.last_progress
+            if lag and idle_for > self.stall_seconds:
+                self.health.stalled = True
+                log.error("consumer_stalled_restarting", group=self.group, lag=lag, idle_seconds=round(idle_for))
+                self._restart.set()
+                self.health.last_progress = time.monotonic()  # give the new consumer its grace period
+            elif not lag:
+                self.health.last_progress = time.monotonic()
+                self.health.stalled = False
+
+
+def _next_offsets(records: list[Record]) -> dict[TopicPartition, int]:
+    offsets: dict[TopicPartition, int] = {}
+    for r in records:
+        tp = (r.topic, r.partition)
+        offsets[tp] = max(offsets.get(tp, 0), r.offset + 1)
+    return offsets

@@ -1,0 +1,352 @@
+"""Events: topic names, the CloudEvents envelope and one typed payload per versioned type.
+
+Events are facts in the past tense. Every event of a lead is keyed by its
+``lead_id`` so it is ordered within its partition. On Kafka the CloudEvents
+attributes travel as ``ce_*`` headers (binary content mode) and the payload is
+the JSON value; the embedded bus carries exactly the same records.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+SPECVERSION = "1.0"
+CONTENT_TYPE = "application/json"
+
+# Topics. Partition counts are what `leadrelay create-topics` creates; key = lead id.
+LEADS_INTAKE = "leads.intake"
+LEADS_SCORED = "leads.scored"
+LEADS_ASSIGNED = "leads.assigned"
+LEADS_FEEDBACK = "leads.feedback"
+SLA_ALERTS = "sla.alerts"
+
+TOPIC_PARTITIONS: dict[str, int] = {
+    LEADS_INTAKE: 6,
+    LEADS_SCORED: 6,
+    LEADS_ASSIGNED: 6,
+    LEADS_FEEDBACK: 6,
+    SLA_ALERTS: 3,
+}
+DLQ_SUFFIX = ".dlq"
+DLQ_PARTITIONS = 1
+
+
+def dlq_topic(topic: str) -> str:
+    return topic + DLQ_SUFFIX
+
+
+def all_topics() -> dict[str, int]:
+    """Every topic the services use, dead-letter topics included, with its partition count."""
+    topics = dict(TOPIC_PARTITIONS)
+    topics.update({dlq_topic(t): DLQ_PARTITIONS for t in TOPIC_PARTITIONS})
+    return topics
+
+
+# ---------------------------------------------------------------- payloads
+
+
+class ActivityType(StrEnum):
+    PAGE_VIEWED = "page_viewed"
+    EMAIL_OPENED = "email_opened"
+    EMAIL_CLICKED = "email_clicked"
+    CONTENT_DOWNLOADED = "content_downloaded"
+    WEBINAR_REGISTERED = "webinar_registered"
+    EVENT_ATTENDED = "event_attended"
+    DEMO_REQUESTED = "demo_requested"
+    FORM_SUBMITTED = "form_submitted"
+
+
+class Qualification(StrEnum):
+    MQL = "mql"
+    HANDRAISER = "handraiser"
+
+
+class LeadStatus(StrEnum):
+    LEAD = "lead"  # known, below the threshold: marketing nurtures it
+    MQL = "mql"  # qualified by score, handed to sales
+    HANDRAISER = "handraiser"  # asked for sales, handed to sales at once
+    DISQUALIFIED = "disqualified"  # caught by a disqualifier (competitor, unserved country...)
+    ACCEPTED = "accepted"  # sales accepted it (SAL)
+    RECYCLED = "recycled"  # back to marketing for nurturing; may qualify again
+    JUNK = "junk"  # sales says it will never qualify
+
+
+class Channel(StrEnum):
+    CALL = "call"
+    EMAIL = "email"
+    MEETING = "meeting"
+    SOCIAL = "social"
+
+
+class Disposition(StrEnum):
+    ACCEPTED = "accepted"
+    RECYCLE = "recycle"
+    JUNK = "junk"
+    UNREACHABLE = "unreachable"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Contact(_Model):
+    email: str
+    first_name: str | None = None
+    last_name: str | None = None
+    company: str | None = None
+    job_title: str | None = None
+    phone: str | None = Field(default=None, description="E.164")
+    country: str | None = Field(default=None, description="ISO 3166-1 alpha-2")
+    company_size: int | None = Field(default=None, description="employees")
+    industry: str | None = None
+    website: str | None = Field(default=None, description="domain, e.g. example.com")
+
+    @property
+    def email_domain(self) -> str:
+        return self.email.rsplit("@", 1)[-1].lower()
+
+    @property
+    def full_name(self) -> str:
+        return " ".join(p for p in (self.first_name, self.last_name) if p)
+
+
+class ScoreReason(_Model):
+    rule: str
+    category: Literal["fit", "engagement", "handraiser", "disqualifier"]
+    points: int
+
+
+class ActivitySummary(_Model):
+    type: ActivityType
+    occurred_at: datetime
+    url: str | None = None
+    detail: str | None = None
+
+
+class Event(_Model):
+    """Base of every payload. ``TYPE`` is the versioned CloudEvents type, ``TOPIC`` where it goes."""
+
+    TYPE: ClassVar[str]
+    TOPIC: ClassVar[str]
+    lead_id: str
+
+
+class FormSubmitted(Event):
+    TYPE: ClassVar[str] = "leadrelay.intake.form_submitted.v1"
+    TOPIC: ClassVar[str] = LEADS_INTAKE
+    form_id: str
+    submitted_at: datetime
+    contact: Contact
+    custom: dict[str, str] = Field(default_factory=dict)
+    page_url: str | None = None
+
+
+class ActivityRecorded(Event):
+    TYPE: ClassVar[str] = "leadrelay.intake.activity_recorded.v1"
+    TOPIC: ClassVar[str] = LEADS_INTAKE
+    email: str | None = None
+    activity: ActivityType
+    occurred_at: datetime
+    url: str | None = None
+    properties: dict[str, str] = Field(default_factory=dict)
+
+
+class LeadScored(Event):
+    TYPE: ClassVar[str] = "leadrelay.scoring.lead_scored.v1"
+    TOPIC: ClassVar[str] = LEADS_SCORED
+    score: int
+    fit: int
+    engagement: int
+    status: LeadStatus
+    previous_status: LeadStatus | None
+    reasons: list[ScoreReason]
+    scored_at: datetime
+
+
+class LeadQualified(Event):
+    TYPE: ClassVar[str] = "leadrelay.scoring.lead_qualified.v1"
+    TOPIC: ClassVar[str] = LEADS_SCORED
+    qualification: Qualification
+    cycle: int = Field(description="1 for the first handoff, +1 each time a recycled lead qualifies again")
+    score: int
+    reasons: list[ScoreReason]
+    contact: Contact
+    custom: dict[str, str] = Field(default_factory=dict)
+    activities: list[ActivitySummary]
+    qualified_at: datetime
+
+
+class Handoff(_Model):
+    """Everything the rep needs: who, why marketing thinks the lead is ready, and what it did."""
+
+    contact: Contact
+    qualification: Qualification
+    score: int
+    reasons: list[ScoreReason]
+    activities: list[ActivitySummary]
+    custom: dict[str, str] = Field(default_factory=dict)
+    account: str | None = Field(default=None, description="the named account the lead belongs to, if any")
+    matched_by: Literal["account", "territory", "fallback", "overflow"]
+
+
+class LeadAssigned(Event):
+    TYPE: ClassVar[str] = "leadrelay.routing.lead_assigned.v1"
+    TOPIC: ClassVar[str] = LEADS_ASSIGNED
+    cycle: int
+    rep_id: str
+    territory: str
+    assigned_at: datetime
+    handoff: Handoff
+
+
+class TouchLogged(Event):
+    TYPE: ClassVar[str] = "leadrelay.feedback.touch_logged.v1"
+    TOPIC: ClassVar[str] = LEADS_FEEDBACK
+    rep_id: str
+    channel: Channel
+    note: str | None = None
+    touched_at: datetime
+
+
+class DispositionRecorded(Event):
+    TYPE: ClassVar[str] = "leadrelay.feedback.disposition_recorded.v1"
+    TOPIC: ClassVar[str] = LEADS_FEEDBACK
+    rep_id: str
+    disposition: Disposition
+    reason: str | None = None
+    recorded_at: datetime
+
+
+class SlaBreached(Event):
+    TYPE: ClassVar[str] = "leadrelay.sla.deadline_breached.v1"
+    TOPIC: ClassVar[str] = SLA_ALERTS
+    clock: str
+    cycle: int
+    rep_id: str
+    territory: str
+    due_at: datetime
+    breached_at: datetime
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.TYPE: cls
+    for cls in (
+        FormSubmitted,
+        ActivityRecorded,
+        LeadScored,
+        LeadQualified,
+        LeadAssigned,
+        TouchLogged,
+        DispositionRecorded,
+        SlaBreached,
+    )
+}
+
+
+# ---------------------------------------------------------------- envelope
+
+
+class DecodeError(ValueError):
+    """A record that can never be processed (poison): it goes to the dead-letter topic."""
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One message as it travels on a bus: what Kafka stores, and what the embedded bus mimics."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
+    partition: int = -1
+    offset: int = -1
+
+    def header(self, name: str) -> str | None:
+        for k, v in self.headers:
+            if k == name:
+                return v.decode("utf-8", errors="replace")
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """A CloudEvents 1.0 event: attributes plus a typed payload."""
+
+    id: str
+    source: str
+    time: datetime
+    data: Event
+    type: str = field(default="")
+
+    def __post_init__(self) -> None:
+        if not self.type:
+            object.__setattr__(self, "type", self.data.TYPE)
+
+    @property
+    def subject(self) -> str:
+        return self.data.lead_id
+
+    @property
+    def topic(self) -> str:
+        return self.data.TOPIC
+
+    @classmethod
+    def new(cls, data: Event, source: str, time: datetime, event_id: str | None = None) -> Envelope:
+        return cls(id=event_id or str(uuid.uuid4()), source=source, time=time, data=data)
+
+    def to_record(self) -> Record:
+        return Record(
+            topic=self.topic,
+            key=self.subject.encode(),
+            value=self.data.model_dump_json().encode(),
+            headers=(
+                ("ce_specversion", SPECVERSION.encode()),
+                ("ce_id", self.id.encode()),
+                ("ce_source", self.source.encode()),
+                ("ce_type", self.type.encode()),
+                ("ce_time", self.time.isoformat().encode()),
+                ("ce_subject", self.subject.encode()),
+                ("content-type", CONTENT_TYPE.encode()),
+            ),
+        )
+
+    @classmethod
+    def from_record(cls, record: Record) -> Envelope:
+        """Decode a record; raises :class:`DecodeError` for anything that can never be processed."""
+        attrs = {k: record.header(f"ce_{k}") for k in ("specversion", "id", "source", "type", "time")}
+        missing = [k for k, v in attrs.items() if not v]
+        if missing:
+            raise DecodeError(f"missing CloudEvents header(s): {', '.join('ce_' + m for m in missing)}")
+        if attrs["specversion"] != SPECVERSION:
+            raise DecodeError(f"unsupported ce_specversion {attrs['specversion']!r}")
+        model = EVENT_TYPES.get(attrs["type"] or "")
+        if model is None:
+            raise DecodeError(f"unknown event type {attrs['type']!r}")
+        try:
+            time = datetime.fromisoformat(attrs["time"] or "")
+        except ValueError as exc:
+            raise DecodeError(f"bad ce_time: {exc}") from exc
+        if time.tzinfo is None:
+            raise DecodeError("ce_time has no timezone")
+        try:
+            data = model.model_validate_json(record.value)
+        except ValidationError as exc:
+            raise DecodeError(f"invalid {model.TYPE} payload: {exc.errors(include_url=False)}") from exc
+        return cls(id=attrs["id"] or "", source=attrs["source"] or "", time=time, data=data, type=model.TYPE)
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """The JSON Schema of every payload type, keyed by event type (kept in ``leadrelay/schemas``)."""
+    out: dict[str, dict[str, Any]] = {}
+    for type_, model in EVENT_TYPES.items():
+        schema = model.model_json_schema()
+        schema["$id"] = f"urn:{type_}"
+        schema["x-topic"] = model.TOPIC
+        out[type_] = schema
+    return out

@@ -1,0 +1,245 @@
+"""The business rules revenue operations owns: forms, lead definition, territories, SLA policies.
+
+They live in one YAML file kept in version control (``LEADRELAY_CONFIG``), are
+validated at start-up with errors that name the offending key, and are served
+read-only by the API, because the definition must be shared and visible.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import pycountry
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from leadrelay.events import ActivityType, Qualification
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+def _parse_duration(value: Any) -> Any:
+    """Accept ``"48h"``, ``"30m"``, ``"2s"``, ``"5d"`` besides ISO 8601 and seconds."""
+    if isinstance(value, str):
+        m = _DURATION.match(value)
+        if m:
+            return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
+    return value
+
+Duration = Annotated[timedelta, BeforeValidator(_parse_duration)]
+
+def country_code(value: str) -> str:
+    """ISO 3166-1 alpha-2 code for a code (alpha-2/alpha-3) or an English name; ValueError otherwise."""
+    try:
+        return str(pycountry.countries.lookup(value.strip()).alpha_2)
+    except LookupError:
+        raise ValueError(f"unknown country {value!r}") from None
+
+def _country(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError('YAML read a bare NO/YES/ON/OFF as a boolean: quote the country code, e.g. "NO"')
+    return country_code(value) if isinstance(value, str) else value
+
+CountryCode = Annotated[str, BeforeValidator(_country)]
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+class Condition(_Strict):
+    """A test on one profile field. Exactly one operator must be given."""
+
+    field: str
+    equals: str | int | None = None
+    in_: list[str] | None = Field(default=None, alias="in")
+    matches: str | None = Field(default=None, description="case-insensitive regular expression")
+    between: tuple[float, float] | None = None
+    exists: bool | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _one_operator(self) -> Condition:
+        given = [n for n in ("equals", "in_", "matches", "between", "exists") if getattr(self, n) is not None]
+        if len(given) != 1:
+            raise ValueError(f"condition on {self.field!r} needs exactly one of equals, in, matches, between, exists")
+        if self.matches is not None:
+            try:
+                re.compile(self.matches)
+            except re.error as exc:
+                raise ValueError(f"bad regular expression {self.matches!r}: {exc}") from exc
+        return self
+
+    def test(self, value: Any) -> bool:
+        if self.exists is not None:
+            return (value not in (None, "")) == self.exists
+        if value is None:
+            return False
+        if self.equals is not None:
+            return str(value).casefold() == str(self.equals).casefold()
+        if self.in_ is not None:
+            return str(value).casefold() in {v.casefold() for v in self.in_}
+        if self.matches is not None:
+            return re.search(self.matches, str(value), re.IGNORECASE) is not None
+        if self.between is not None:
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                return False
+            return self.between[0] <= number <= self.between[1]
+        return False
+
+class FitRule(_Strict):
+    name: str
+    when: list[Condition] = Field(min_length=1, description="all must hold")
+    points: int
+
+class EngagementRule(_Strict):
+    name: str
+    activity: list[ActivityType] = Field(min_length=1)
+    url_contains: list[str] = Field(default_factory=list, description="any of these in the URL; empty = any URL")
+    points: int = Field(description="per matching activity")
+    max_points: int | None = Field(default=None, description="cap for this rule")
+
+class Disqualifier(_Strict):
+    name: str
+    when: list[Condition] = Field(min_length=1)
+
+class LeadDefinition(_Strict):
+    threshold: int = Field(gt=0, description="fit + engagement at or above this makes an MQL")
+    fit: list[FitRule] = Field(default_factory=list)
+    engagement: list[EngagementRule] = Field(default_factory=list)
+    disqualify: list[Disqualifier] = Field(default_factory=list)
+    handraiser_activities: list[ActivityType] = Field(
+        default_factory=lambda: [ActivityType.DEMO_REQUESTED],
+        description="behaviour events that hand the lead to sales at once, like a handraiser form",
+    )
+    history_limit: int = Field(default=20, ge=1, description="activities carried in the handoff packet")
+
+class Form(_Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    name: str
+    handraiser: bool = False
+
+class Rep(_Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    name: str
+    email: str
+    capacity: int = Field(default=50, ge=1, description="open assignments before the rep is skipped")
+    available: bool = True
+
+class Territory(_Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    name: str
+    countries: list[CountryCode] = Field(default_factory=list)
+    fallback: bool = Field(default=False, description="takes every lead no other territory covers")
+    reps: list[Rep] = Field(min_length=1)
+
+class Account(_Strict):
+    """A named (global) account: its leads go to its owner wherever they come from."""
+
+    id: str
+    name: str
+    domains: list[str] = Field(default_factory=list)
+    aliases: list[str] = Field(default_factory=list)
+    owner: str = Field(description="rep id")
+
+class SlaPolicy(_Strict):
+    first_touch: Duration = Field(description="first touch within this long after assignment")
+    disposition: Duration = Field(description="a status from sales within this long after assignment")
+
+class Sla(_Strict):
+    mql: SlaPolicy
+    handraiser: SlaPolicy
+
+    def policy(self, qualification: Qualification) -> SlaPolicy:
+        return self.handraiser if qualification is Qualification.HANDRAISER else self.mql
+
+class Routing(_Strict):
+    account_match_score: int = Field(default=90, ge=50, le=100, description="fuzzy company-name match, 0-100")
+
+class Rules(_Strict):
+    forms: list[Form] = Field(min_length=1)
+    lead_definition: LeadDefinition
+    territories: list[Territory] = Field(min_length=1)
+    accounts: list[Account] = Field(default_factory=list)
+    routing: Routing = Field(default_factory=Routing)
+    sla: Sla
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Rules:
+        problems: list[str] = []
+        for kind, ids in (
+            ("form", [f.id for f in self.forms]),
+            ("territory", [t.id for t in self.territories]),
+            ("rep", [r.id for t in self.territories for r in t.reps]),
+            ("account", [a.id for a in self.accounts]),
+        ):
+            dupes = sorted({i for i in ids if ids.count(i) > 1})
+            if dupes:
+                problems.append(f"duplicate {kind} id(s): {', '.join(dupes)}")
+        owner: dict[str, str] = {}
+        for t in self.territories:
+            for c in t.countries:
+                if c in owner:
+                    problems.append(f"country {c} is in both territories {owner[c]!r} and {t.id!r}")
+                owner[c] = t.id
+        fallbacks = [t.id for t in self.territories if t.fallback]
+        if len(fallbacks) != 1:
+            problems.append(f"exactly one territory must have fallback: true (found {len(fallbacks)})")
+        reps = {r.id for t in self.territories for r in t.reps}
+        for a in self.accounts:
+            if a.owner not in reps:
+                problems.append(f"account {a.id!r}: owner {a.owner!r} is not a rep of any territory")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    # Look-ups used by the services.
+    def form(self, form_id: str) -> Form | None:
+        return next((f for f in self.forms if f.id == form_id), None)
+
+    def rep(self, rep_id: str) -> Rep | None:
+        return next((r for t in self.territories for r in t.reps if r.id == rep_id), None)
+
+    def territory_of_rep(self, rep_id: str) -> Territory | None:
+        return next((t for t in self.territories if any(r.id == rep_id for r in t.reps)), None)
+
+    def territory_for_country(self, country: str | None) -> Territory:
+        if country:
+            for t in self.territories:
+                if country in t.countries:
+                    return t
+        return self.fallback_territory
+
+    @property
+    def fallback_territory(self) -> Territory:
+        return next(t for t in self.territories if t.fallback)
+
+class RulesError(ValueError):
+    """The rules file is missing or invalid; the message says where."""
+
+def parse_rules(data: Any, source: str = "<rules>") -> Rules:
+    try:
+        return Rules.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors(include_url=False):
+            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            lines.append(f"  {where}: {err['msg']}")
+        raise RulesError(f"invalid rules in {source}:\n" + "\n".join(lines)) from None
+
+def load_rules(path: Path) -> Rules:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RulesError(f"cannot read rules file {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise RulesError(f"rules file {path} is not valid YAML: {exc}") from None
+    return parse_rules(data, str(path))
+
+ScopeName = Literal["fit", "engagement"]

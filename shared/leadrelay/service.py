@@ -1,0 +1,185 @@
+"""How a service plugs into Leadrelay, and the runtime that hosts one or all of them.
+
+A service package exposes a :class:`ServiceDefinition` (registered under the
+``leadrelay.services`` entry point). The runtime is the one composition root:
+it builds each service's database, outbox relay, consumers and routes, and the
+same code hosts one service per process (distributed) or all five in one
+(embedded).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter
+from sqlalchemy.orm import DeclarativeBase
+
+from leadrelay.bus import Bus
+from leadrelay.bus.worker import ConsumerWorker
+from leadrelay.clock import Clock
+from leadrelay.db import Database, UnitOfWork, schema_name, service_url
+from leadrelay.events import Envelope
+from leadrelay.logging import get_logger
+from leadrelay.outbox import OutboxRelay
+from leadrelay.rules import Rules
+from leadrelay.settings import Settings
+
+log = get_logger("leadrelay.service")
+
+SERVICE_NAMES = ("intake", "scoring", "routing", "sla-monitor", "feedback")
+
+
+ContextHandler = Callable[["ServiceContext", UnitOfWork, Envelope], Awaitable[None]]
+
+
+@dataclass
+class Subscription:
+    group: str
+    topics: Sequence[str]
+    handler: ContextHandler
+
+
+@dataclass
+class ServiceDefinition:
+    name: str
+    router: Callable[[ServiceContext], APIRouter]
+    base: type[DeclarativeBase] | None = None  # None: the service keeps no state
+    migrations: Path | None = None
+    subscriptions: list[Subscription] = field(default_factory=list)
+    background: list[Callable[[ServiceContext], Awaitable[None]]] = field(default_factory=list)
+
+
+@dataclass
+class ServiceContext:
+    """What a service's routes, handlers and background tasks get: no module globals."""
+
+    name: str
+    settings: Settings
+    rules: Rules
+    clock: Clock
+    bus: Bus
+    db: Database | None
+    relay: OutboxRelay | None
+    workers: list[ConsumerWorker] = field(default_factory=list)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def database(self) -> Database:
+        if self.db is None:
+            raise RuntimeError(f"service {self.name} has no database")
+        return self.db
+
+    async def commit_and_relay(self, work: Callable[[UnitOfWork], Awaitable[None]]) -> None:
+        """Run ``work`` in one transaction (state + outbox), then wake the relay."""
+        async with self.database.unit_of_work(self.clock.now()) as uow:
+            await work(uow)
+        if self.relay is not None:
+            self.relay.wake()
+
+    def envelope(self, data: Any, event_id: str | None = None) -> Envelope:
+        return Envelope.new(data, source=f"/leadrelay/{self.name}", time=self.clock.now(), event_id=event_id)
+
+
+def load_services(names: Sequence[str] | None = None) -> list[ServiceDefinition]:
+    """The installed services (entry point group ``leadrelay.services``), in pipeline order."""
+    found = {ep.name: ep for ep in entry_points(group="leadrelay.services")}
+    wanted = list(names or SERVICE_NAMES)
+    missing = [n for n in wanted if n not in found]
+    if missing:
+        raise RuntimeError(f"service(s) not installed: {', '.join(missing)}")
+    return [found[n].load() for n in wanted]
+
+
+class Runtime:
+    """Builds and runs the given services on one bus."""
+
+    def __init__(self, services: list[ServiceDefinition], settings: Settings, rules: Rules, clock: Clock, bus: Bus) -> None:
+        self.settings = settings
+        self.bus = bus
+        self.contexts: list[ServiceContext] = []
+        self.definitions = services
+        self._tasks: list[asyncio.Task[None]] = []
+        for svc in services:
+            db = None
+            relay = None
+            if svc.base is not None:
+                db = Database(service_url(settings.database_url, settings.data_dir, svc.name), schema_name(svc.name), svc.base)
+                relay = OutboxRelay(svc.name, db, bus, settings.outbox_poll_seconds, settings.outbox_batch_size)
+            ctx = ServiceContext(name=svc.name, settings=settings, rules=rules, clock=clock, bus=bus, db=db, relay=relay)
+            for sub in svc.subscriptions:
+                assert db is not None, f"{svc.name} consumes events but has no database"
+                ctx.workers.append(
+                    ConsumerWorker(
+                        group=sub.group,
+                        topics=sub.topics,
+                        bus=bus,
+                        db=db,
+                        handler=functools.partial(sub.handler, ctx),
+                        clock=clock,
+                        on_commit=relay.wake if relay else (lambda: None),
+                        max_records=settings.consumer_max_records,
+                        fetch_timeout_ms=settings.consumer_fetch_timeout_ms,
+                        stall_seconds=settings.consumer_stall_seconds,
+                    )
+                )
+            self.contexts.append(ctx)
+
+    async def start(self) -> None:
+        await self.bus.start()
+        for svc, ctx in zip(self.definitions, self.contexts, strict=True):
+            if ctx.db is not None and svc.migrations is not None:
+                await ctx.db.migrate(svc.migrations)
+        for svc, ctx in zip(self.definitions, self.contexts, strict=True):
+            if ctx.relay is not None:
+                ctx.relay.start()
+            for worker in ctx.workers:
+                worker.start()
+            for job in svc.background:
+                self._tasks.append(asyncio.create_task(job(ctx), name=f"{svc.name}:{job.__name__}"))
+        log.info("runtime_started", services=[c.name for c in self.contexts])
+
+    async def stop(self) -> None:
+        """Graceful: finish the batch in hand, commit, drain the outboxes, close the bus."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for ctx in self.contexts:
+            await asyncio.gather(*(w.stop() for w in ctx.workers), return_exceptions=True)
+        for ctx in self.contexts:
+            if ctx.relay is not None:
+                await ctx.relay.stop()
+        await self.bus.stop()
+        for ctx in self.contexts:
+            if ctx.db is not None:
+                await ctx.db.dispose()
+        log.info("runtime_stopped")
+
+    async def readiness(self) -> dict[str, Any]:
+        """Each service's database and the bus reachable, and every consumer making progress."""
+        checks: dict[str, Any] = {}
+        try:
+            await asyncio.wait_for(self.bus.ping(), timeout=3)
+            checks["bus"] = "ok"
+        except Exception as exc:
+            checks["bus"] = f"unreachable: {exc!r}"
+        for ctx in self.contexts:
+            if ctx.db is not None:
+                try:
+                    await asyncio.wait_for(ctx.db.ping(), timeout=3)
+                    checks[f"{ctx.name}.database"] = "ok"
+                except Exception as exc:
+                    checks[f"{ctx.name}.database"] = f"unreachable: {exc!r}"
+            for w in ctx.workers:
+                h = w.health
+                if h.ok:
+                    checks[f"{ctx.name}.consumer.{w.group}"] = "ok"
+                else:
+                    state = "stalled" if h.stalled else "starting"
+                    checks[f"{ctx.name}.consumer.{w.group}"] = f"{state} (lag={h.lag}, error={h.last_error})"
+        return checks
