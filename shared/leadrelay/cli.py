@@ -41,7 +41,12 @@ def build_service_app(settings: Settings, service: str):  # type: ignore[no-unty
     if not settings.database_url and service != "intake":
         raise SystemExit(f"leadrelay serve {service}: set LEADRELAY_DATABASE_URL (postgresql+asyncpg://...)")
     rules = load_rules(settings.config)
-    bus = KafkaBus(settings.kafka_bootstrap_servers, f"{settings.kafka_client_id}-{service}", settings.producer_linger_ms)
+    bus = KafkaBus(
+        settings.kafka_bootstrap_servers,
+        f"{settings.kafka_client_id}-{service}",
+        settings.producer_linger_ms,
+        settings.kafka_prefix,
+    )
     runtime = Runtime(load_services([service]), settings, rules, SystemClock(), bus)
     return create_app(runtime, f"Leadrelay {service}")
 
@@ -83,7 +88,13 @@ def main(argv: list[str] | None = None) -> int:
             app = build_service_app(settings, args.service)
             _serve(app, settings, args.port or settings.http_port(args.service))
         elif args.command == "create-topics":
-            created = asyncio.run(create_topics(settings.kafka_bootstrap_servers))
+            created = asyncio.run(
+                create_topics(
+                    settings.kafka_bootstrap_servers,
+                    prefix=settings.kafka_prefix,
+                    replication_factor=settings.kafka_replication_factor,
+                )
+            )
             print(json.dumps({"created": created}))
         elif args.command == "check-config":
             rules = load_rules(args.path or settings.config)

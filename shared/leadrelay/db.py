@@ -112,8 +112,8 @@ def service_url(database_url: str | None, data_dir: Path, service: str) -> str:
     return f"sqlite+aiosqlite:///{path.as_posix()}"
 
 
-def schema_name(service: str) -> str:
-    return service.replace("-", "_")
+def schema_name(service: str, prefix: str = "") -> str:
+    return prefix + service.replace("-", "_")
 
 
 def create_engine(url: str, schema: str) -> AsyncEngine:

@@ -109,7 +109,7 @@ class Runtime:
             db = None
             relay = None
             if svc.base is not None:
-                db = Database(service_url(settings.database_url, settings.data_dir, svc.name), schema_name(svc.name), svc.base)
+                db = Database(service_url(settings.database_url, settings.data_dir, svc.name), schema_name(svc.name, settings.schema_prefix), svc.base)
                 relay = OutboxRelay(svc.name, db, bus, settings.outbox_poll_seconds, settings.outbox_batch_size)
             ctx = ServiceContext(name=svc.name, settings=settings, rules=rules, clock=clock, bus=bus, db=db, relay=relay)
             for sub in svc.subscriptions:

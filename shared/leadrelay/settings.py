@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path(".leadrelay"), description="Where embedded mode keeps its SQLite files.")
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     kafka_client_id: str = "leadrelay"
+    kafka_prefix: str = Field(
+        default="", description="Prefix of every topic and consumer group (several environments on one cluster)."
+    )
+    kafka_replication_factor: int = Field(default=1, ge=1, description="Used by `leadrelay create-topics`.")
+    schema_prefix: str = Field(default="", description="Prefix of every service's PostgreSQL schema.")
     host: str = "127.0.0.1"
     port: int | None = Field(default=None, description="HTTP port; default 8000 embedded, 8001-8005 per service.")
     log_level: str = "INFO"

@@ -18,10 +18,14 @@ log = get_logger("leadrelay.bus.kafka")
 
 
 class KafkaBus:
-    def __init__(self, bootstrap_servers: str, client_id: str = "leadrelay", linger_ms: int = 5) -> None:
+    def __init__(
+        self, bootstrap_servers: str, client_id: str = "leadrelay", linger_ms: int = 5, prefix: str = ""
+    ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.client_id = client_id
         self.linger_ms = linger_ms
+        # Topic and group names are constants in the code; the prefix maps them onto a shared cluster.
+        self.prefix = prefix
         self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
@@ -52,22 +56,23 @@ class KafkaBus:
         if self._producer is None:
             raise RuntimeError("producer not started")
         futures = [
-            await self._producer.send(r.topic, value=r.value, key=r.key, headers=list(r.headers)) for r in records
+            await self._producer.send(self.prefix + r.topic, value=r.value, key=r.key, headers=list(r.headers)) for r in records
         ]
         if futures:
             await asyncio.gather(*futures)
 
     def consumer(self, group: str, topics: Sequence[str]) -> KafkaConsumer:
-        return KafkaConsumer(self.bootstrap_servers, f"{self.client_id}-{group}", group, list(topics))
+        return KafkaConsumer(self.bootstrap_servers, f"{self.client_id}-{group}", group, list(topics), self.prefix)
 
 
 class KafkaConsumer:
-    def __init__(self, bootstrap_servers: str, client_id: str, group: str, topics: list[str]) -> None:
+    def __init__(self, bootstrap_servers: str, client_id: str, group: str, topics: list[str], prefix: str = "") -> None:
+        self._prefix = prefix
         self._consumer = AIOKafkaConsumer(
-            *topics,
+            *(prefix + t for t in topics),
             bootstrap_servers=bootstrap_servers,
             client_id=client_id,
-            group_id=group,
+            group_id=prefix + group,
             enable_auto_commit=False,  # commit only after the work is durable
             auto_offset_reset="earliest",
             isolation_level="read_committed",
@@ -88,8 +93,8 @@ class KafkaConsumer:
         for tp, messages in batches.items():
             for m in messages:
                 out.append(
-                    Record(
-                        topic=tp.topic,
+                        Record(
+                        topic=tp.topic.removeprefix(self._prefix),
                         key=m.key,
                         value=m.value if m.value is not None else b"",
                         headers=tuple((k, v if v is not None else b"") for k, v in m.headers),
@@ -101,7 +106,9 @@ class KafkaConsumer:
 
     async def commit(self, offsets: dict[TP, int]) -> None:
         if offsets:
-            await self._consumer.commit({TopicPartition(t, p): OffsetAndMetadata(o, "") for (t, p), o in offsets.items()})
+            await self._consumer.commit(
+                {TopicPartition(self._prefix + t, p): OffsetAndMetadata(o, "") for (t, p), o in offsets.items()}
+            )
 
     async def rewind(self) -> None:
         for tp in self._consumer.assignment():
@@ -123,14 +130,20 @@ class KafkaConsumer:
         return total
 
 
-async def create_topics(bootstrap_servers: str, topics: dict[str, int] | None = None, timeout: float = 60) -> list[str]:
+async def create_topics(
+    bootstrap_servers: str,
+    topics: dict[str, int] | None = None,
+    prefix: str = "",
+    replication_factor: int = 1,
+    timeout: float = 60,
+) -> list[str]:
     """Create every topic Leadrelay uses (idempotent). Returns the names it created."""
-    wanted = topics or all_topics()
+    wanted = {prefix + t: n for t, n in (topics or all_topics()).items()}
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout * 1000))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        new = [NewTopic(name=t, num_partitions=n, replication_factor=1) for t, n in wanted.items() if t not in existing]
+        new = [NewTopic(name=t, num_partitions=n, replication_factor=replication_factor) for t, n in wanted.items() if t not in existing]
         if new:
             try:
                 await admin.create_topics(new)

@@ -1,0 +1,59 @@
+# Leadrelay. The two commands that matter: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PACKAGES := -e shared -e services/intake -e services/scoring -e services/routing -e services/sla-monitor -e services/feedback
+
+KAFKA_PORT ?= 9092
+PG_PORT    ?= 55432
+export KAFKA_PORT PG_PORT
+
+.PHONY: run test install infra infra-stop run-distributed stop-distributed lint schemas bench clean
+
+## run: all five services embedded on http://127.0.0.1:8000 (SQLite, in-process bus)
+run: $(STAMP)
+	LEADRELAY_LOG_FORMAT=$${LEADRELAY_LOG_FORMAT:-console} $(BIN)/leadrelay run
+
+## test: every test, on real Kafka and PostgreSQL (installs and starts them)
+test: $(STAMP) infra
+	LEADRELAY_REQUIRE_INFRA=1 \
+	LEADRELAY_TEST_DATABASE_URL=$$(deploy/postgres.sh url) \
+	LEADRELAY_TEST_KAFKA=127.0.0.1:$(KAFKA_PORT) \
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+install: $(STAMP)
+
+$(STAMP): shared/pyproject.toml $(wildcard services/*/pyproject.toml) requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q $(PACKAGES) -r requirements-dev.txt
+	touch $(STAMP)
+
+## infra: start PostgreSQL and Kafka locally, create the topics
+infra: $(STAMP)
+	deploy/postgres.sh start
+	deploy/kafka.sh start
+	LEADRELAY_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(KAFKA_PORT) $(BIN)/leadrelay create-topics
+
+infra-stop:
+	-deploy/kafka.sh stop
+	-deploy/postgres.sh stop
+
+## run-distributed: Kafka, PostgreSQL and each service as its own process (ports 8001-8005)
+run-distributed: infra
+	deploy/run-distributed.sh start
+
+stop-distributed:
+	deploy/run-distributed.sh stop
+
+lint: $(STAMP)
+	$(BIN)/ruff check shared services tests bench
+	$(BIN)/ruff format --check shared services tests bench
+
+## schemas: regenerate the events' JSON Schemas (shared/leadrelay/schemas)
+schemas: $(STAMP)
+	$(BIN)/leadrelay schemas
+
+clean:
+	rm -rf .leadrelay .run
