@@ -1,0 +1,125 @@
+"""The end-to-end scenario, distributed: real Kafka broker, real PostgreSQL, every service its own process.
+
+form -> score -> assignment -> SLA alert -> touch -> disposition, with the SLA
+policy shortened to seconds. Then the delivery guarantees that only a real
+broker can show: a poison record is dead-lettered while its partition keeps
+flowing, and SIGTERM shuts every service down cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from leadrelay.bus.kafka import KafkaBus, create_topics
+from leadrelay.events import LEADS_INTAKE, Record, all_topics, dlq_topic
+from tests.e2e.distributed import cluster
+from tests.harness import EXAMPLE
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
+
+
+def fast_sla_config(tmp_path: Path) -> Path:
+    rules = yaml.safe_load(EXAMPLE.read_text())
+    rules["sla"] = {"handraiser": {"first_touch": "3s", "disposition": "1h"}, "mql": {"first_touch": "1h", "disposition": "2h"}}
+    path = tmp_path / "rules.yaml"
+    path.write_text(yaml.safe_dump(rules, allow_unicode=True))
+    return path
+
+
+def test_end_to_end_on_kafka_and_postgres(
+    tmp_path: Path, pg_url: str, kafka_bootstrap: str, unique: str, pg_schema_cleanup: str
+) -> None:
+    prefix = pg_schema_cleanup.rstrip("_")
+    asyncio.run(create_topics(kafka_bootstrap, all_topics(), prefix=f"{prefix}."))
+    with cluster(tmp_path, pg_url, kafka_bootstrap, prefix, fast_sla_config(tmp_path)) as c:
+        started = time.monotonic()
+        r = c.post("intake", "/v1/forms/demo-request/submissions", json={
+            "email": "jan.bakker@bakker-logistiek-test.nl", "first_name": "Jan", "last_name": "Bakker",
+            "company": "Bakker Logistiek B.V.", "job_title": "Directeur", "country": "NL", "phone": "+31 20 123 4567",
+        })
+        assert r.status_code == 202, r.text
+        lead = r.json()["lead_id"]
+
+        score = c.wait_for("scoring", f"/v1/leads/{lead}/score", status="handraiser")
+        assert score["qualified"] is True
+        assignment = c.wait_for("routing", f"/v1/leads/{lead}/assignment")
+        assert assignment["territory"] == "benelux"
+        assert assignment["handoff"]["contact"]["company"] == "Bakker Logistiek B.V."
+        print(f"form to assignment on Kafka: {time.monotonic() - started:.2f}s")
+        sla = c.wait_for("sla-monitor", f"/v1/leads/{lead}/sla")
+        assert {k["name"]: k["status"] for k in sla["clocks"]} == {"first_touch": "running", "disposition": "running"}
+
+        # First-touch deadline is 3 s: the alert fires, once.
+        deadline = time.monotonic() + 30
+        while not c.get("sla-monitor", f"/v1/leads/{lead}/sla").json()["alerts"]:
+            assert time.monotonic() < deadline, c.tail("sla-monitor")
+            time.sleep(0.2)
+        time.sleep(1.0)
+        sla = c.get("sla-monitor", f"/v1/leads/{lead}/sla").json()
+        assert [a["clock"] for a in sla["alerts"]] == ["first_touch"]
+
+        rep = assignment["rep_id"]
+        # Feedback learns of the assignment from Kafka; until then the lead is unknown to it.
+        deadline = time.monotonic() + 30
+        while (r := c.post("feedback", f"/v1/leads/{lead}/touches", json={"rep_id": rep, "channel": "call"})).status_code == 404:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert r.status_code == 202, r.text
+        r = c.post("feedback", f"/v1/leads/{lead}/dispositions", json={"rep_id": rep, "disposition": "accepted"})
+        assert r.status_code == 202, r.text
+        deadline = time.monotonic() + 30
+        while True:
+            clocks = {k["name"]: k["status"] for k in c.get("sla-monitor", f"/v1/leads/{lead}/sla").json()["clocks"]}
+            if clocks == {"first_touch": "breached", "disposition": "met"}:
+                break
+            assert time.monotonic() < deadline, clocks
+            time.sleep(0.2)
+        c.wait_for("scoring", f"/v1/leads/{lead}/score", status="accepted")
+
+        # A poison record on leads.intake goes to leads.intake.dlq; the next lead still flows.
+        async def poison() -> None:
+            bus = KafkaBus(kafka_bootstrap, client_id=unique, prefix=f"{prefix}.")
+            await bus.start()
+            try:
+                await bus.publish([Record(topic=LEADS_INTAKE, key=lead.encode(), value=b"\xff not json")])
+            finally:
+                await bus.stop()
+
+        asyncio.run(poison())
+        r = c.post("intake", "/v1/forms/demo-request/submissions", json={"email": "wang.fang@example-test.cn", "country": "CN"})
+        assert r.status_code == 202
+        second = c.wait_for("routing", f"/v1/leads/{r.json()['lead_id']}/assignment")
+        assert second["territory"] == "greater-china"
+
+        async def read_dlq() -> list[Record]:
+            bus = KafkaBus(kafka_bootstrap, client_id=unique, prefix=f"{prefix}.")
+            consumer = bus.consumer("dlq-reader", [dlq_topic(LEADS_INTAKE)])
+            await consumer.start()
+            try:
+                got: list[Record] = []
+                end = time.monotonic() + 20
+                while not got and time.monotonic() < end:
+                    got = await consumer.getmany(10, 500)
+                return got
+            finally:
+                await consumer.stop()
+
+        dead = asyncio.run(read_dlq())
+        assert len(dead) == 1
+        assert "undecodable" in (dead[0].header("dlq_error") or "")
+        assert dead[0].header("dlq_group") == "scoring"
+        for service in ("intake", "scoring", "routing", "sla-monitor", "feedback"):
+            assert c.get(service, "/readyz").status_code == 200, c.get(service, "/readyz").text
+
+        # SIGTERM: each service finishes its batch, drains its outbox and stops cleanly
+        # (uvicorn re-raises the signal once shutdown is complete, hence -SIGTERM).
+        for service in list(c.procs):
+            code = c.stop(service, signal.SIGTERM)
+            assert code in (0, -signal.SIGTERM), c.tail(service)
+            assert '"event": "runtime_stopped"' in c.tail(service, 5), c.tail(service)
