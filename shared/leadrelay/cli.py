@@ -31,7 +31,10 @@ def build_embedded_app(settings: Settings):  # type: ignore[no-untyped-def]
     from leadrelay.http import create_app
 
     rules = load_rules(settings.config)
-    runtime = Runtime(load_services(), settings, rules, SystemClock(), MemoryBus())
+    # The embedded log is written through to a file next to the services' SQLite files,
+    # so what intake acknowledged survives a crash or restart of the process.
+    bus = MemoryBus(path=settings.data_dir / "bus.db")
+    runtime = Runtime(load_services(), settings, rules, SystemClock(), bus)
     return create_app(runtime, "Leadrelay (embedded)")
 
 

@@ -231,3 +231,30 @@ async def test_worker_retries_transient_failures_without_losing_or_dead_letterin
         assert await dlq.getmany(10, 1500) == []
     finally:
         await dlq.stop()
+
+
+async def test_embedded_log_survives_a_restart_and_redelivers_what_was_not_committed(tmp_path: Path) -> None:
+    path = tmp_path / "bus.db"
+    bus = MemoryBus(path=path)
+    await bus.publish([activity("lead-r", i).to_record() for i in range(8)])
+    consumer = bus.consumer("g", [LEADS_INTAKE])
+    await consumer.start()
+    first = await drain(consumer, 8, timeout=2)
+    await consumer.commit({(LEADS_INTAKE, first[0].partition): first[2].offset + 1})
+    await bus.stop()  # the process dies; nothing else is saved
+
+    reopened = MemoryBus(path=path)
+    consumer = reopened.consumer("g", [LEADS_INTAKE])
+    await consumer.start()
+    again = await drain(consumer, 5, timeout=2)
+    assert [r.offset for r in again] == [r.offset for r in first[3:]]
+    assert [r.value for r in again] == [r.value for r in first[3:]]
+    assert await consumer.lag() == 5
+    # A new group starts at the oldest record still kept: the committed ones were compacted away.
+    other = reopened.consumer("h", [LEADS_INTAKE])
+    await other.start()
+    assert [r.offset for r in await drain(other, 5, timeout=2)] == [r.offset for r in first[3:]]
+    # New records continue the offsets.
+    await reopened.publish([activity("lead-r", 99).to_record()])
+    assert (await drain(consumer, 1, timeout=2))[0].offset == first[-1].offset + 1
+    await reopened.stop()

@@ -2,45 +2,128 @@
 
 It mirrors Kafka's semantics that Leadrelay relies on: per-key ordering, one
 delivery per consumer group, and redelivery of everything after the last
-committed offset. It lives in the process: records published but not yet
-handled are lost if the process dies, which is why the durable outboxes of the
-services still matter in embedded mode (see docs/architecture.md).
+committed offset. Given a ``path`` (what ``leadrelay run`` does), every record
+and every committed offset is also written through to a SQLite file before
+``publish``/``commit`` return, so a crash or restart of the embedded process
+loses nothing that was acknowledged: the log is reloaded, and what no group
+had committed is delivered again. Records every group has committed are
+dropped from the file at start-up (the embedded stand-in for retention).
+Without a path (tests) it is memory only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import sqlite3
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from leadrelay.bus import TopicPartition, partition_for
 from leadrelay.events import Record, all_topics
 
 
+@dataclass
+class _Partition:
+    base: int = 0  # absolute offset of records[0]
+    records: list[Record] = field(default_factory=list)
+
+    @property
+    def end(self) -> int:
+        return self.base + len(self.records)
+
+
 class MemoryBus:
-    def __init__(self, topics: dict[str, int] | None = None) -> None:
+    def __init__(self, topics: dict[str, int] | None = None, path: Path | None = None) -> None:
         self._partitions = dict(topics or all_topics())
-        self._log: dict[str, list[list[Record]]] = {t: [[] for _ in range(n)] for t, n in self._partitions.items()}
+        self._log: dict[str, list[_Partition]] = {t: [_Partition() for _ in range(n)] for t, n in self._partitions.items()}
         self._committed: dict[tuple[str, str, int], int] = {}
         self._changed = asyncio.Event()
         self._groups: set[str] = set()
+        self._db: sqlite3.Connection | None = None
+        if path is not None:
+            self._open(path)
+
+    # ---- durability (embedded mode)
+
+    def _open(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS log (topic TEXT, part INTEGER, off INTEGER, key BLOB, value BLOB,"
+            " headers TEXT, PRIMARY KEY (topic, part, off))"
+        )
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS offsets (grp TEXT, topic TEXT, part INTEGER, off INTEGER,"
+            " PRIMARY KEY (grp, topic, part))"
+        )
+        for grp, topic, part, off in db.execute("SELECT grp, topic, part, off FROM offsets"):
+            self._committed[(grp, topic, part)] = off
+        # Retention: what every group has committed is no longer needed.
+        floors: dict[tuple[str, int], int] = {}
+        for (_grp, topic, part), off in self._committed.items():
+            floors[(topic, part)] = min(off, floors.get((topic, part), off))
+        db.execute("BEGIN")
+        for (topic, part), floor in floors.items():
+            db.execute("DELETE FROM log WHERE topic = ? AND part = ? AND off < ?", (topic, part, floor))
+        db.execute("COMMIT")
+        rows = db.execute("SELECT topic, part, off, key, value, headers FROM log ORDER BY topic, part, off")
+        for topic, part, off, key, value, headers in rows:
+            parts = self._log.get(topic)
+            if parts is None or part >= len(parts):
+                continue
+            p = parts[part]
+            if not p.records:
+                p.base = off
+            p.records.append(
+                Record(topic=topic, key=key, value=value, headers=tuple((k, v.encode()) for k, v in json.loads(headers)),
+                       partition=part, offset=off)
+            )
+        for (topic, part), floor in floors.items():
+            parts = self._log.get(topic)
+            if parts is not None and part < len(parts) and not parts[part].records:
+                parts[part].base = floor
+        self._db = db
+
+    # ---- Bus
 
     async def start(self) -> None:
         return None
 
     async def stop(self) -> None:
-        return None
+        if self._db is not None:
+            self._db.close()
+            self._db = None
 
     async def ping(self) -> None:
         return None
 
     async def publish(self, records: Sequence[Record]) -> None:
+        placed: list[tuple[_Partition, Record]] = []
+        pending: dict[int, int] = {}  # id(partition) -> records placed in this call
         for rec in records:
             parts = self._log.get(rec.topic)
             if parts is None:
                 raise ValueError(f"unknown topic {rec.topic!r}")
-            p = partition_for(rec.key, len(parts))
-            parts[p].append(replace(rec, partition=p, offset=len(parts[p])))
+            n = partition_for(rec.key, len(parts))
+            p = parts[n]
+            offset = p.end + pending.get(id(p), 0)
+            pending[id(p)] = pending.get(id(p), 0) + 1
+            placed.append((p, replace(rec, partition=n, offset=offset)))
+        if self._db is not None:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT INTO log (topic, part, off, key, value, headers) VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (r.topic, r.partition, r.offset, r.key, r.value, json.dumps([[k, v.decode()] for k, v in r.headers]))
+                    for _, r in placed
+                ],
+            )
+            self._db.execute("COMMIT")
+        for p, r in placed:
+            p.records.append(r)
         self._changed.set()
 
     def consumer(self, group: str, topics: Sequence[str]) -> MemoryConsumer:
@@ -49,12 +132,29 @@ class MemoryBus:
                 raise ValueError(f"unknown topic {t!r}")
         return MemoryConsumer(self, group, list(topics))
 
-    # Used by tests and the benchmark.
+    # ---- used by the consumers, tests and the benchmark
+
     def records(self, topic: str) -> list[Record]:
-        return [r for part in self._log[topic] for r in part]
+        return [r for part in self._log[topic] for r in part.records]
 
     def committed(self, group: str, topic: str, partition: int) -> int:
-        return self._committed.get((group, topic, partition), 0)
+        return self._committed.get((group, topic, partition), self._log[topic][partition].base)
+
+    def _commit(self, group: str, offsets: dict[TopicPartition, int]) -> None:
+        changed = []
+        for (topic, p), off in offsets.items():
+            key = (group, topic, p)
+            if off > self._committed.get(key, -1):
+                self._committed[key] = off
+                changed.append((group, topic, p, off))
+        if self._db is not None and changed:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT INTO offsets (grp, topic, part, off) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (grp, topic, part) DO UPDATE SET off = excluded.off",
+                changed,
+            )
+            self._db.execute("COMMIT")
 
 
 class MemoryConsumer:
@@ -93,22 +193,21 @@ class MemoryConsumer:
         out: list[Record] = []
         for (topic, p), pos in self._position.items():
             part = self._bus._log[topic][p]
-            if pos < len(part):
-                chunk = part[pos : pos + (max_records - len(out))]
+            start = max(pos, part.base) - part.base
+            if start < len(part.records):
+                chunk = part.records[start : start + (max_records - len(out))]
                 out.extend(chunk)
-                self._position[(topic, p)] = pos + len(chunk)
+                self._position[(topic, p)] = part.base + start + len(chunk)
                 if len(out) >= max_records:
                     break
         return out
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
-        for (topic, p), off in offsets.items():
-            key = (self._group, topic, p)
-            self._bus._committed[key] = max(self._bus._committed.get(key, 0), off)
+        self._bus._commit(self._group, offsets)
 
     async def lag(self) -> int | None:
         return sum(
-            len(self._bus._log[t][p]) - self._bus.committed(self._group, t, p)
+            self._bus._log[t][p].end - self._bus.committed(self._group, t, p)
             for t in self._topics
             for p in range(len(self._bus._log[t]))
         )
