@@ -17,7 +17,7 @@ run: $(STAMP)
 
 ## test: every test, on real Kafka and PostgreSQL (installs and starts them)
 test: $(STAMP) infra
-	LEADRELAY_REQUIRE_INFRA=1 \
+	LEADRELAY_REQUIRE_INFRA=1 LEADRELAY_TEST_RESTART_INFRA=1 \
 	LEADRELAY_TEST_DATABASE_URL=$$(deploy/postgres.sh url) \
 	LEADRELAY_TEST_KAFKA=127.0.0.1:$(KAFKA_PORT) \
 	$(BIN)/pytest $(PYTEST_ARGS)

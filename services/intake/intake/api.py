@@ -24,7 +24,8 @@ from leadrelay.service import ServiceContext
 from intake.domain import lead_id_for, normalise_email, normalise_submission
 
 log = get_logger("intake")
-PUBLISH_TIMEOUT = 15.0
+# Longer than the producer's own delivery timeout (30 s): a 503 then means the event was not stored.
+PUBLISH_TIMEOUT = 35.0
 
 
 class Accepted(BaseModel):

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from prometheus_client import Counter, Gauge, Histogram
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from leadrelay.bus import Bus, Consumer, TopicPartition
 from leadrelay.clock import Clock
@@ -38,12 +38,21 @@ BATCH_SECONDS = Histogram("leadrelay_batch_seconds", "Time to handle and commit 
 LAG = Gauge("leadrelay_consumer_lag", "Records not yet committed", ["group"])
 
 
+# SQLSTATEs worth retrying: connection exceptions (08...), the server shutting down or
+# starting up (57P01-57P03), out of resources (53...), serialisation failures and deadlocks.
+_TRANSIENT_SQLSTATE_PREFIXES = ("08", "53", "57P0", "40001", "40P01")
+
+
 def is_transient(exc: BaseException) -> bool:
     """Errors worth retrying (the record is fine, the infrastructure is not)."""
-    if isinstance(exc, OperationalError | ConnectionError | TimeoutError | OSError):
+    if isinstance(exc, OperationalError | InterfaceError | ConnectionError | TimeoutError | OSError):
         return True
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(getattr(exc.orig, "__cause__", None), "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith(_TRANSIENT_SQLSTATE_PREFIXES):
+            return True
     try:
         from aiokafka.errors import KafkaError
 
@@ -184,7 +193,7 @@ class ConsumerWorker:
                     try:
                         await self._handle([item])
                     except Exception as single_exc:
-                        if is_transient(single_exc):
+                        if is_transient(single_exc) or not await self._database_up():
                             raise
                         dead.append((item[0], f"handler failed: {single_exc!r}"))
                         log.error(
@@ -213,6 +222,14 @@ class ConsumerWorker:
                 fresh.append((env.id, rec.topic))
                 CONSUMED.labels(self.group, rec.topic).inc()
             await self.db.mark_seen(uow.session, fresh, uow.now)
+
+    async def _database_up(self) -> bool:
+        """Before blaming a record, make sure the database is not simply down."""
+        try:
+            await asyncio.wait_for(self.db.ping(), timeout=5)
+            return True
+        except Exception:
+            return False
 
     async def _dead_letter(self, dead: list[tuple[Record, str]]) -> None:
         out = []
