@@ -14,7 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 SPECVERSION = "1.0"
 CONTENT_TYPE = "application/json"
@@ -124,7 +124,7 @@ class ScoreReason(_Model):
 
 class ActivitySummary(_Model):
     type: ActivityType
-    occurred_at: datetime
+    occurred_at: AwareDatetime
     url: str | None = None
     detail: str | None = None
 
@@ -141,7 +141,7 @@ class FormSubmitted(Event):
     TYPE: ClassVar[str] = "leadrelay.intake.form_submitted.v1"
     TOPIC: ClassVar[str] = LEADS_INTAKE
     form_id: str
-    submitted_at: datetime
+    submitted_at: AwareDatetime
     contact: Contact
     custom: dict[str, str] = Field(default_factory=dict)
     page_url: str | None = None
@@ -152,7 +152,7 @@ class ActivityRecorded(Event):
     TOPIC: ClassVar[str] = LEADS_INTAKE
     email: str | None = None
     activity: ActivityType
-    occurred_at: datetime
+    occurred_at: AwareDatetime
     url: str | None = None
     properties: dict[str, str] = Field(default_factory=dict)
 
@@ -166,7 +166,7 @@ class LeadScored(Event):
     status: LeadStatus
     previous_status: LeadStatus | None
     reasons: list[ScoreReason]
-    scored_at: datetime
+    scored_at: AwareDatetime
 
 
 class LeadQualified(Event):
@@ -179,7 +179,7 @@ class LeadQualified(Event):
     contact: Contact
     custom: dict[str, str] = Field(default_factory=dict)
     activities: list[ActivitySummary]
-    qualified_at: datetime
+    qualified_at: AwareDatetime
 
 
 class Handoff(_Model):
@@ -201,7 +201,7 @@ class LeadAssigned(Event):
     cycle: int
     rep_id: str
     territory: str
-    assigned_at: datetime
+    assigned_at: AwareDatetime
     handoff: Handoff
 
 
@@ -211,7 +211,7 @@ class TouchLogged(Event):
     rep_id: str
     channel: Channel
     note: str | None = None
-    touched_at: datetime
+    touched_at: AwareDatetime
 
 
 class DispositionRecorded(Event):
@@ -220,7 +220,7 @@ class DispositionRecorded(Event):
     rep_id: str
     disposition: Disposition
     reason: str | None = None
-    recorded_at: datetime
+    recorded_at: AwareDatetime
 
 
 class SlaBreached(Event):
@@ -230,8 +230,8 @@ class SlaBreached(Event):
     cycle: int
     rep_id: str
     territory: str
-    due_at: datetime
-    breached_at: datetime
+    due_at: AwareDatetime
+    breached_at: AwareDatetime
 
 
 EVENT_TYPES: dict[str, type[Event]] = {

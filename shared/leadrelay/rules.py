@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 import pycountry
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from leadrelay.events import ActivityType, Qualification
 
@@ -60,11 +60,21 @@ class Condition(_Strict):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
+    @field_validator("equals", "in_", mode="before")
+    @classmethod
+    def _no_yaml_booleans(cls, value: Any) -> Any:
+        values = value if isinstance(value, list) else [value]
+        if any(isinstance(v, bool) for v in values):
+            raise ValueError('YAML read a bare NO/YES/ON/OFF/true/false as a boolean: quote it, e.g. "NO"')
+        return value
+
     @model_validator(mode="after")
     def _one_operator(self) -> Condition:
         given = [n for n in ("equals", "in_", "matches", "between", "exists") if getattr(self, n) is not None]
         if len(given) != 1:
             raise ValueError(f"condition on {self.field!r} needs exactly one of equals, in, matches, between, exists")
+        if self.between is not None and self.between[0] > self.between[1]:
+            raise ValueError(f"between on {self.field!r}: the low bound {self.between[0]} is above the high bound")
         if self.matches is not None:
             try:
                 re.compile(self.matches)

@@ -76,7 +76,7 @@ def _err(loc: str, msg: str, type_: str = "value_error") -> dict[str, Any]:
 
 def normalise_email(raw: str) -> str:
     """Normalised address, or EmailNotValidError. Deliverability (DNS) is not checked: intake must not block."""
-    return validate_email(raw, check_deliverability=False).normalized.lower()
+    return validate_email(raw.strip(), check_deliverability=False).normalized.lower()
 
 
 def lead_id_for(email: str, namespace: uuid.UUID) -> str:
@@ -106,15 +106,21 @@ def normalise_submission(fields: dict[str, Any]) -> Normalised:
     custom: dict[str, str] = {}
     errors: list[dict[str, Any]] = []
     page_url: str | None = None
+    rejected: set[str] = set()
     for name, raw in fields.items():
+        key = _key(str(name))
+        if raw is None:
+            continue  # an empty field, as many form builders send it
         if isinstance(raw, bool) or not isinstance(raw, str | int | float):
             errors.append(_err(str(name), "expected a string or a number", "type_error"))
+            rejected.add(key)
             continue
-        value = str(raw).strip()
+        # 250.0 from a JSON client is 250 employees, not "250.0".
+        value = str(int(raw)) if isinstance(raw, float) and raw.is_integer() else str(raw).strip()
         if len(value) > MAX_VALUE:
             errors.append(_err(str(name), f"longer than {MAX_VALUE} characters"))
+            rejected.add(key)
             continue
-        key = _key(str(name))
         if key in ("page_url", "page", "referrer_page"):
             page_url = value or None
         elif key in CANONICAL:
@@ -127,7 +133,8 @@ def normalise_submission(fields: dict[str, Any]) -> Normalised:
 
     contact: dict[str, Any] = {}
     if "email" not in values:
-        errors.append(_err("email", "field required", "missing"))
+        if "email" not in rejected:
+            errors.append(_err("email", "field required", "missing"))
     else:
         try:
             contact["email"] = normalise_email(values["email"])

@@ -23,14 +23,18 @@ from leadrelay.events import Contact
 from leadrelay.rules import Account, Rep, Rules, Territory
 
 _LEGAL = re.compile(
-    r"\b(ab|aps|as|asa|oy|oyj|ag|gmbh|kg|se|bv|nv|sa|sarl|srl|spa|ltd|limited|plc|llc|inc|corp|corporation|co|company|group|holding|holdings)\b\.?",
+    r"\b(ab|aps|as|asa|oy|oyj|ag|gmbh|kg|kgaa|se|bv|nv|sa|sarl|srl|spa|ltd|limited|plc|llc|inc|corp|corporation|co|company"
+    r"|group|holding|holdings)\b",
     re.IGNORECASE,
 )
+# Dots, slashes and hyphens inside words ("B.V.", "A/S", "Co-op") join them before matching.
+_JOINERS = re.compile(r"(?<=\w)[./-](?=\w)|(?<=\w)\.(?=\s|$)")
 
 
 def company_key(name: str) -> str:
-    """A company name without legal form and punctuation: 'Volvo Cars AB' -> 'volvo cars'."""
-    return " ".join(_LEGAL.sub(" ", utils.default_process(name)).split())
+    """A company name without legal form and punctuation: 'Volvo Cars AB' -> 'volvo cars', 'Philips B.V.' -> 'philips'."""
+    joined = _JOINERS.sub("", name)
+    return " ".join(_LEGAL.sub(" ", utils.default_process(joined)).split())
 
 
 @dataclass(frozen=True)
@@ -84,11 +88,12 @@ def choose(rules: Rules, contact: Contact, loads: dict[str, int], cursors: dict[
         if picked is not None:
             rep, cursor = picked
             return Choice(rep=rep, territory=territory, matched_by=how, account=account, cursor=cursor)
-    # Everyone is at capacity: overflow to the least loaded available rep at home, else anywhere.
-    for pool in (home.reps, [r for t in rules.territories for r in t.reps]):
-        available = [r for r in pool if r.available] or list(pool)
-        if available:
-            rep = min(available, key=lambda r: (loads.get(r.id, 0) / r.capacity, r.id))
+    # Everyone is at capacity: overflow to the least loaded available rep, at home first, then
+    # anywhere; only if every rep everywhere is away does an unavailable rep get it.
+    everyone = [r for t in rules.territories for r in t.reps]
+    for pool in ([r for r in home.reps if r.available], [r for r in everyone if r.available], everyone):
+        if pool:
+            rep = min(pool, key=lambda r: (loads.get(r.id, 0) / r.capacity, r.id))
             territory = rules.territory_of_rep(rep.id) or home
             return Choice(rep=rep, territory=territory, matched_by="overflow", account=account)
     raise RuntimeError("no reps configured")  # unreachable: the rules require reps in every territory

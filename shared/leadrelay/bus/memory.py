@@ -14,9 +14,11 @@ Without a path (tests) it is memory only.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -32,6 +34,26 @@ class _Partition:
     @property
     def end(self) -> int:
         return self.base + len(self.records)
+
+
+@contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    db.execute("BEGIN")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _dump_headers(headers: tuple[tuple[str, bytes], ...]) -> str:
+    # Header values are bytes and need not be UTF-8.
+    return json.dumps([[k, base64.b64encode(v).decode()] for k, v in headers])
+
+
+def _load_headers(text: str) -> tuple[tuple[str, bytes], ...]:
+    return tuple((k, base64.b64decode(v)) for k, v in json.loads(text))
 
 
 class MemoryBus:
@@ -59,16 +81,22 @@ class MemoryBus:
             "CREATE TABLE IF NOT EXISTS offsets (grp TEXT, topic TEXT, part INTEGER, off INTEGER,"
             " PRIMARY KEY (grp, topic, part))"
         )
+        # Which groups read which topic: a group that has read but not yet committed a partition
+        # still needs its records, so retention must know it exists.
+        db.execute("CREATE TABLE IF NOT EXISTS subscriptions (grp TEXT, topic TEXT, PRIMARY KEY (grp, topic))")
         for grp, topic, part, off in db.execute("SELECT grp, topic, part, off FROM offsets"):
             self._committed[(grp, topic, part)] = off
-        # Retention: what every group has committed is no longer needed.
+        readers: dict[str, set[str]] = {}
+        for grp, topic in db.execute("SELECT grp, topic FROM subscriptions"):
+            readers.setdefault(topic, set()).add(grp)
+        # Retention: drop what every group reading the topic has committed.
         floors: dict[tuple[str, int], int] = {}
-        for (_grp, topic, part), off in self._committed.items():
-            floors[(topic, part)] = min(off, floors.get((topic, part), off))
-        db.execute("BEGIN")
-        for (topic, part), floor in floors.items():
-            db.execute("DELETE FROM log WHERE topic = ? AND part = ? AND off < ?", (topic, part, floor))
-        db.execute("COMMIT")
+        for topic, groups in readers.items():
+            for part in range(self._partitions.get(topic, 0)):
+                floors[(topic, part)] = min(self._committed.get((g, topic, part), 0) for g in groups)
+        with _transaction(db):
+            for (topic, part), floor in floors.items():
+                db.execute("DELETE FROM log WHERE topic = ? AND part = ? AND off < ?", (topic, part, floor))
         rows = db.execute("SELECT topic, part, off, key, value, headers FROM log ORDER BY topic, part, off")
         for topic, part, off, key, value, headers in rows:
             parts = self._log.get(topic)
@@ -78,8 +106,7 @@ class MemoryBus:
             if not p.records:
                 p.base = off
             p.records.append(
-                Record(topic=topic, key=key, value=value, headers=tuple((k, v.encode()) for k, v in json.loads(headers)),
-                       partition=part, offset=off)
+                Record(topic=topic, key=key, value=value, headers=_load_headers(headers), partition=part, offset=off)
             )
         for (topic, part), floor in floors.items():
             parts = self._log.get(topic)
@@ -113,15 +140,11 @@ class MemoryBus:
             pending[id(p)] = pending.get(id(p), 0) + 1
             placed.append((p, replace(rec, partition=n, offset=offset)))
         if self._db is not None:
-            self._db.execute("BEGIN")
-            self._db.executemany(
-                "INSERT INTO log (topic, part, off, key, value, headers) VALUES (?, ?, ?, ?, ?, ?)",
-                [
-                    (r.topic, r.partition, r.offset, r.key, r.value, json.dumps([[k, v.decode()] for k, v in r.headers]))
-                    for _, r in placed
-                ],
-            )
-            self._db.execute("COMMIT")
+            rows = [(r.topic, r.partition, r.offset, r.key, r.value, _dump_headers(r.headers)) for _, r in placed]
+            with _transaction(self._db):
+                self._db.executemany(
+                    "INSERT INTO log (topic, part, off, key, value, headers) VALUES (?, ?, ?, ?, ?, ?)", rows
+                )
         for p, r in placed:
             p.records.append(r)
         self._changed.set()
@@ -148,13 +171,19 @@ class MemoryBus:
                 self._committed[key] = off
                 changed.append((group, topic, p, off))
         if self._db is not None and changed:
-            self._db.execute("BEGIN")
-            self._db.executemany(
-                "INSERT INTO offsets (grp, topic, part, off) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (grp, topic, part) DO UPDATE SET off = excluded.off",
-                changed,
-            )
-            self._db.execute("COMMIT")
+            with _transaction(self._db):
+                self._db.executemany(
+                    "INSERT INTO offsets (grp, topic, part, off) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (grp, topic, part) DO UPDATE SET off = excluded.off",
+                    changed,
+                )
+
+    def _subscribe(self, group: str, topics: list[str]) -> None:
+        if self._db is not None:
+            with _transaction(self._db):
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO subscriptions (grp, topic) VALUES (?, ?)", [(group, t) for t in topics]
+                )
 
 
 class MemoryConsumer:
@@ -163,15 +192,20 @@ class MemoryConsumer:
         self._group = group
         self._topics = topics
         self._position: dict[TopicPartition, int] = {}
+        self._started = False
 
     async def start(self) -> None:
         if self._group in self._bus._groups:
             raise RuntimeError(f"consumer group {self._group!r} already has a member in this process")
         self._bus._groups.add(self._group)
+        self._started = True
+        self._bus._subscribe(self._group, self._topics)
         await self.rewind()
 
     async def stop(self) -> None:
-        self._bus._groups.discard(self._group)
+        if self._started:  # only the member that holds the group releases it
+            self._bus._groups.discard(self._group)
+            self._started = False
 
     async def rewind(self) -> None:
         self._position = {

@@ -1,0 +1,87 @@
+"""sla_monitor.domain: the deadlines an assignment starts and what stops them (pure, time passed in)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from leadrelay.events import Qualification
+from leadrelay.rules import Sla, load_rules
+from sla_monitor.domain import DISPOSITION, FIRST_TOUCH, clocks_stopped_by, deadlines
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example.yaml"
+STOCKHOLM = timezone(timedelta(hours=2), "CEST")
+
+
+def sla(first_touch: str, disposition: str) -> Sla:
+    policy = {"first_touch": first_touch, "disposition": disposition}
+    return Sla.model_validate({"mql": policy, "handraiser": policy})
+
+
+@pytest.fixture(scope="module")
+def example() -> Sla:
+    return load_rules(EXAMPLE).sla
+
+
+def test_handraiser_deadlines_from_the_example(example: Sla) -> None:
+    assigned = datetime(2026, 5, 4, 9, 30, tzinfo=UTC)
+    assert deadlines(example, Qualification.HANDRAISER, assigned) == {
+        FIRST_TOUCH: datetime(2026, 5, 4, 10, 30, tzinfo=UTC),
+        DISPOSITION: datetime(2026, 5, 6, 9, 30, tzinfo=UTC),
+    }
+
+
+def test_mql_deadlines_from_the_example(example: Sla) -> None:
+    assigned = datetime(2026, 5, 4, 9, 30, tzinfo=UTC)
+    assert deadlines(example, Qualification.MQL, assigned) == {
+        FIRST_TOUCH: datetime(2026, 5, 6, 9, 30, tzinfo=UTC),
+        DISPOSITION: datetime(2026, 5, 9, 9, 30, tzinfo=UTC),
+    }
+
+
+def test_handraisers_get_the_tighter_clock(example: Sla) -> None:
+    assigned = datetime(2026, 12, 31, 23, 0, tzinfo=UTC)
+    h = deadlines(example, Qualification.HANDRAISER, assigned)
+    m = deadlines(example, Qualification.MQL, assigned)
+    assert h[FIRST_TOUCH] < m[FIRST_TOUCH]
+    assert h[DISPOSITION] < m[DISPOSITION]
+    assert h[FIRST_TOUCH] == datetime(2027, 1, 1, 0, 0, tzinfo=UTC)  # across the new year
+
+
+def test_deadlines_keep_the_timezone_of_the_assignment(example: Sla) -> None:
+    assigned = datetime(2026, 5, 4, 16, 45, tzinfo=STOCKHOLM)
+    due = deadlines(example, Qualification.HANDRAISER, assigned)
+    assert due[FIRST_TOUCH] == datetime(2026, 5, 4, 15, 45, tzinfo=UTC)
+    assert due[FIRST_TOUCH].utcoffset() == timedelta(hours=2)
+
+
+@pytest.mark.parametrize(
+    ("first_touch", "disposition", "touch_after", "disposition_after"),
+    [
+        ("30m", "2s", timedelta(minutes=30), timedelta(seconds=2)),
+        ("PT1H", "P2D", timedelta(hours=1), timedelta(days=2)),
+        ("1.5h", "1w", timedelta(minutes=90), timedelta(weeks=1)),
+    ],
+)
+def test_deadlines_follow_the_policy_durations(
+    first_touch: str, disposition: str, touch_after: timedelta, disposition_after: timedelta
+) -> None:
+    assigned = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+    due = deadlines(sla(first_touch, disposition), Qualification.MQL, assigned)
+    assert due == {FIRST_TOUCH: assigned + touch_after, DISPOSITION: assigned + disposition_after}
+
+
+def test_a_touch_stops_only_the_first_touch_clock() -> None:
+    assert clocks_stopped_by("touch") == (FIRST_TOUCH,)
+
+
+def test_a_disposition_stops_both_clocks() -> None:
+    assert set(clocks_stopped_by("disposition")) == {FIRST_TOUCH, DISPOSITION}
+    assert len(clocks_stopped_by("disposition")) == 2
+
+
+def test_clock_names_are_stable_identifiers() -> None:
+    assert FIRST_TOUCH == "first_touch"
+    assert DISPOSITION == "disposition"
