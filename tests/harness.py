@@ -46,7 +46,9 @@ class Harness:
                 if all(body.get(k) == v for k, v in match.items()):
                     return body  # type: ignore[no-any-return]
             await asyncio.sleep(0.05)
-        raise AssertionError(f"GET {path}: wanted {code} {match}, last got {last and last.status_code} {last and last.text}")
+        raise AssertionError(
+            f"GET {path}: wanted {code} {match}, last got {last and last.status_code} {last and last.text}"
+        )
 
     async def settle(self, timeout: float = 15.0) -> None:
         """Wait until every consumer has committed everything and every outbox is empty."""
@@ -66,7 +68,9 @@ class Harness:
         raise AssertionError("pipeline did not settle")
 
 
-def settings_for(tmp_path: Path, database_url: str | None = None, schema_prefix: str = "", **overrides: Any) -> Settings:
+def settings_for(
+    tmp_path: Path, database_url: str | None = None, schema_prefix: str = "", **overrides: Any
+) -> Settings:
     return Settings(
         config=EXAMPLE,
         database_url=database_url,

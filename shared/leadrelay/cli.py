@@ -1,10 +1,10 @@
 """The ``leadrelay`` command.
 
-    leadrelay run                   all five services in one process (SQLite, in-process bus)
-    leadrelay serve SERVICE         one service against Kafka and PostgreSQL
-    leadrelay create-topics         create the Kafka topics with their partition counts
-    leadrelay check-config [PATH]   validate a rules file
-    leadrelay schemas [--check]     write (or check) the events' JSON Schemas
+leadrelay run                   all five services in one process (SQLite, in-process bus)
+leadrelay serve SERVICE         one service against Kafka and PostgreSQL
+leadrelay create-topics         create the Kafka topics with their partition counts
+leadrelay check-config [PATH]   validate a rules file
+leadrelay schemas [--check]     write (or check) the events' JSON Schemas
 """
 
 from __future__ import annotations
@@ -59,8 +59,14 @@ def _serve(app, settings: Settings, port: int) -> None:  # type: ignore[no-untyp
 
     # uvicorn turns SIGTERM/SIGINT into a graceful shutdown: the lifespan stops consumers
     # after the batch in hand, commits, and drains the outbox.
-    uvicorn.run(app, host=settings.host, port=port, log_level=settings.log_level.lower(), access_log=False,
-                timeout_graceful_shutdown=20)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        timeout_graceful_shutdown=20,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

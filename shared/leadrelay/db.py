@@ -247,7 +247,9 @@ class Database:
         """One relay per service schema at a time, so events leave in the order they were written."""
         if not self.postgres:
             return True
-        result = await session.execute(text("SELECT pg_try_advisory_xact_lock(hashtext(:k))"), {"k": f"outbox:{self.schema}"})
+        result = await session.execute(
+            text("SELECT pg_try_advisory_xact_lock(hashtext(:k))"), {"k": f"outbox:{self.schema}"}
+        )
         return bool(result.scalar())
 
     # ---- migrations

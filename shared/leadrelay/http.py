@@ -66,7 +66,9 @@ def create_app(runtime: Runtime, title: str) -> FastAPI:
     @app.exception_handler(OperationalError)
     async def _db_down(request: Request, exc: OperationalError) -> JSONResponse:
         log.warning("database_unavailable", path=request.url.path, error=repr(exc.orig))
-        return JSONResponse({"detail": "database unavailable, retry later"}, status_code=503, headers={"Retry-After": "1"})
+        return JSONResponse(
+            {"detail": "database unavailable, retry later"}, status_code=503, headers={"Retry-After": "1"}
+        )
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:

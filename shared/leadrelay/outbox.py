@@ -10,6 +10,7 @@ duplicates.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from prometheus_client import Counter
 
@@ -42,10 +43,8 @@ class OutboxRelay:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
         try:  # last drain so a clean shutdown leaves nothing behind
             await asyncio.wait_for(self.drain(), timeout=10)
         except Exception as exc:
@@ -54,10 +53,8 @@ class OutboxRelay:
     async def _run(self) -> None:
         backoff = 0.2
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
-            except TimeoutError:
-                pass
             self._wake.clear()
             try:
                 await self.drain()

@@ -21,6 +21,7 @@ from leadrelay.events import ActivityType, Qualification
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
+
 def _parse_duration(value: Any) -> Any:
     """Accept ``"48h"``, ``"30m"``, ``"2s"``, ``"5d"`` besides ISO 8601 and seconds."""
     if isinstance(value, str):
@@ -29,7 +30,9 @@ def _parse_duration(value: Any) -> Any:
             return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
     return value
 
+
 Duration = Annotated[timedelta, BeforeValidator(_parse_duration)]
+
 
 def country_code(value: str) -> str:
     """ISO 3166-1 alpha-2 code for a code (alpha-2/alpha-3) or an English name; ValueError otherwise."""
@@ -38,15 +41,19 @@ def country_code(value: str) -> str:
     except LookupError:
         raise ValueError(f"unknown country {value!r}") from None
 
+
 def _country(value: Any) -> Any:
     if isinstance(value, bool):
         raise ValueError('YAML read a bare NO/YES/ON/OFF as a boolean: quote the country code, e.g. "NO"')
     return country_code(value) if isinstance(value, str) else value
 
+
 CountryCode = Annotated[str, BeforeValidator(_country)]
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
 
 class Condition(_Strict):
     """A test on one profile field. Exactly one operator must be given."""
@@ -101,10 +108,12 @@ class Condition(_Strict):
             return self.between[0] <= number <= self.between[1]
         return False
 
+
 class FitRule(_Strict):
     name: str
     when: list[Condition] = Field(min_length=1, description="all must hold")
     points: int
+
 
 class EngagementRule(_Strict):
     name: str
@@ -113,9 +122,11 @@ class EngagementRule(_Strict):
     points: int = Field(description="per matching activity")
     max_points: int | None = Field(default=None, description="cap for this rule")
 
+
 class Disqualifier(_Strict):
     name: str
     when: list[Condition] = Field(min_length=1)
+
 
 class LeadDefinition(_Strict):
     threshold: int = Field(gt=0, description="fit + engagement at or above this makes an MQL")
@@ -128,10 +139,12 @@ class LeadDefinition(_Strict):
     )
     history_limit: int = Field(default=20, ge=1, description="activities carried in the handoff packet")
 
+
 class Form(_Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     name: str
     handraiser: bool = False
+
 
 class Rep(_Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
@@ -140,12 +153,14 @@ class Rep(_Strict):
     capacity: int = Field(default=50, ge=1, description="open assignments before the rep is skipped")
     available: bool = True
 
+
 class Territory(_Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     name: str
     countries: list[CountryCode] = Field(default_factory=list)
     fallback: bool = Field(default=False, description="takes every lead no other territory covers")
     reps: list[Rep] = Field(min_length=1)
+
 
 class Account(_Strict):
     """A named (global) account: its leads go to its owner wherever they come from."""
@@ -156,9 +171,11 @@ class Account(_Strict):
     aliases: list[str] = Field(default_factory=list)
     owner: str = Field(description="rep id")
 
+
 class SlaPolicy(_Strict):
     first_touch: Duration = Field(description="first touch within this long after assignment")
     disposition: Duration = Field(description="a status from sales within this long after assignment")
+
 
 class Sla(_Strict):
     mql: SlaPolicy
@@ -167,8 +184,10 @@ class Sla(_Strict):
     def policy(self, qualification: Qualification) -> SlaPolicy:
         return self.handraiser if qualification is Qualification.HANDRAISER else self.mql
 
+
 class Routing(_Strict):
     account_match_score: int = Field(default=90, ge=50, le=100, description="fuzzy company-name match, 0-100")
+
 
 class Rules(_Strict):
     forms: list[Form] = Field(min_length=1)
@@ -228,8 +247,10 @@ class Rules(_Strict):
     def fallback_territory(self) -> Territory:
         return next(t for t in self.territories if t.fallback)
 
+
 class RulesError(ValueError):
     """The rules file is missing or invalid; the message says where."""
+
 
 def parse_rules(data: Any, source: str = "<rules>") -> Rules:
     try:
@@ -241,6 +262,7 @@ def parse_rules(data: Any, source: str = "<rules>") -> Rules:
             lines.append(f"  {where}: {err['msg']}")
         raise RulesError(f"invalid rules in {source}:\n" + "\n".join(lines)) from None
 
+
 def load_rules(path: Path) -> Rules:
     try:
         text = path.read_text(encoding="utf-8")
@@ -251,5 +273,6 @@ def load_rules(path: Path) -> Rules:
     except yaml.YAMLError as exc:
         raise RulesError(f"rules file {path} is not valid YAML: {exc}") from None
     return parse_rules(data, str(path))
+
 
 ScopeName = Literal["fit", "engagement"]

@@ -99,7 +99,9 @@ def load_services(names: Sequence[str] | None = None) -> list[ServiceDefinition]
 class Runtime:
     """Builds and runs the given services on one bus."""
 
-    def __init__(self, services: list[ServiceDefinition], settings: Settings, rules: Rules, clock: Clock, bus: Bus) -> None:
+    def __init__(
+        self, services: list[ServiceDefinition], settings: Settings, rules: Rules, clock: Clock, bus: Bus
+    ) -> None:
         self.settings = settings
         self.bus = bus
         self.contexts: list[ServiceContext] = []
@@ -109,9 +111,15 @@ class Runtime:
             db = None
             relay = None
             if svc.base is not None:
-                db = Database(service_url(settings.database_url, settings.data_dir, svc.name), schema_name(svc.name, settings.schema_prefix), svc.base)
+                db = Database(
+                    service_url(settings.database_url, settings.data_dir, svc.name),
+                    schema_name(svc.name, settings.schema_prefix),
+                    svc.base,
+                )
                 relay = OutboxRelay(svc.name, db, bus, settings.outbox_poll_seconds, settings.outbox_batch_size)
-            ctx = ServiceContext(name=svc.name, settings=settings, rules=rules, clock=clock, bus=bus, db=db, relay=relay)
+            ctx = ServiceContext(
+                name=svc.name, settings=settings, rules=rules, clock=clock, bus=bus, db=db, relay=relay
+            )
             for sub in svc.subscriptions:
                 assert db is not None, f"{svc.name} consumes events but has no database"
                 ctx.workers.append(

@@ -91,12 +91,19 @@ class Cluster:
             if last.status_code == 200 and all(last.json().get(k) == v for k, v in match.items()):
                 return last.json()  # type: ignore[no-any-return]
             time.sleep(0.1)
-        raise AssertionError(f"{service} GET {path}: {last and last.status_code} {last and last.text}\n{self.tail(service)}")
+        raise AssertionError(
+            f"{service} GET {path}: {last and last.status_code} {last and last.text}\n{self.tail(service)}"
+        )
 
 
 @contextmanager
 def cluster(
-    tmp_path: Path, pg_url: str, kafka: str, prefix: str, config: Path, services: tuple[str, ...] = SERVICE_NAMES,
+    tmp_path: Path,
+    pg_url: str,
+    kafka: str,
+    prefix: str,
+    config: Path,
+    services: tuple[str, ...] = SERVICE_NAMES,
     **extra_env: str,
 ) -> Iterator[Cluster]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEADRELAY_")}

@@ -110,8 +110,9 @@ class Kafka:
         ends = await self._ends([topic])
         if not any(ends.values()):
             return []
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
-                                    auto_offset_reset="earliest")
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+        )
         await consumer.start()
         try:
             consumer.assign(list(ends))
@@ -120,8 +121,17 @@ class Kafka:
             deadline = time.monotonic() + 30
             while sum(1 for _ in out) < sum(ends.values()) and time.monotonic() < deadline:
                 for tp, msgs in (await consumer.getmany(timeout_ms=500)).items():
-                    out.extend(Record(topic=topic, key=m.key, value=m.value or b"", headers=tuple(m.headers),
-                                      partition=tp.partition, offset=m.offset) for m in msgs)
+                    out.extend(
+                        Record(
+                            topic=topic,
+                            key=m.key,
+                            value=m.value or b"",
+                            headers=tuple(m.headers),
+                            partition=tp.partition,
+                            offset=m.offset,
+                        )
+                        for m in msgs
+                    )
             return out
         finally:
             await consumer.stop()
@@ -152,16 +162,26 @@ class Load:
 
     async def lead(self, i: int) -> None:
         email = f"lead{i}@crash{i % 37}-test.example"
-        form = {"email": email, "first_name": f"Lead{i}", "country": self.rng.choice(COUNTRIES),
-                "job_title": "Head of IT", "company": f"Crash {i} AB"}
+        form = {
+            "email": email,
+            "first_name": f"Lead{i}",
+            "country": self.rng.choice(COUNTRIES),
+            "job_title": "Head of IT",
+            "company": f"Crash {i} AB",
+        }
         r = await self.post("/v1/forms/demo-request/submissions", form, f"form-{i}")
         if r is None:
             return
         lead = r.json()["lead_id"]
         self.accepted[lead] = 0
         for step in range(1, 4):
-            body = {"type": "page_viewed", "email": email, "url": f"https://leadrelay.example/p/{step}",
-                    "properties": {"title": f"step-{step}"}, "message_id": f"ev-{i}-{step}"}
+            body = {
+                "type": "page_viewed",
+                "email": email,
+                "url": f"https://leadrelay.example/p/{step}",
+                "properties": {"title": f"step-{step}"},
+                "message_id": f"ev-{i}-{step}",
+            }
             if await self.post("/v1/events", body, f"ev-{i}-{step}") is None:
                 return
             self.accepted[lead] = step
@@ -255,10 +275,18 @@ async def test_crashes_and_restarts_lose_and_double_nothing(
                 left = await conn.fetchval(f'SELECT count(*) FROM "{schema}".outbox')
                 assert left == 0, f"{svc} outbox still holds {left} events"
             s = pg_schema_cleanup
-            assignments = Counter(r["lead_id"] for r in await conn.fetch(f'SELECT lead_id FROM "{s}routing".assignments'))
-            clocks = Counter((r["lead_id"], r["name"]) for r in await conn.fetch(f'SELECT lead_id, name FROM "{s}sla_monitor".clocks'))
+            assignments = Counter(
+                r["lead_id"] for r in await conn.fetch(f'SELECT lead_id FROM "{s}routing".assignments')
+            )
+            clocks = Counter(
+                (r["lead_id"], r["name"])
+                for r in await conn.fetch(f'SELECT lead_id, name FROM "{s}sla_monitor".clocks')
+            )
             overdue = await conn.fetch(f'SELECT id, lead_id, status FROM "{s}sla_monitor".clocks WHERE due_at < now()')
-            alerts = Counter((r["lead_id"], r["clock"]) for r in await conn.fetch(f'SELECT lead_id, clock FROM "{s}sla_monitor".alerts'))
+            alerts = Counter(
+                (r["lead_id"], r["clock"])
+                for r in await conn.fetch(f'SELECT lead_id, clock FROM "{s}sla_monitor".alerts')
+            )
             activities: dict[str, list[str]] = defaultdict(list)
             for r in await conn.fetch(f'SELECT lead_id, detail FROM "{s}scoring".activities ORDER BY id'):
                 activities[r["lead_id"]].append(r["detail"])

@@ -26,7 +26,10 @@ pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
 
 def fast_sla_config(tmp_path: Path) -> Path:
     rules = yaml.safe_load(EXAMPLE.read_text())
-    rules["sla"] = {"handraiser": {"first_touch": "3s", "disposition": "1h"}, "mql": {"first_touch": "1h", "disposition": "2h"}}
+    rules["sla"] = {
+        "handraiser": {"first_touch": "3s", "disposition": "1h"},
+        "mql": {"first_touch": "1h", "disposition": "2h"},
+    }
     path = tmp_path / "rules.yaml"
     path.write_text(yaml.safe_dump(rules, allow_unicode=True))
     return path
@@ -39,10 +42,19 @@ def test_end_to_end_on_kafka_and_postgres(
     asyncio.run(create_topics(kafka_bootstrap, all_topics(), prefix=f"{prefix}."))
     with cluster(tmp_path, pg_url, kafka_bootstrap, prefix, fast_sla_config(tmp_path)) as c:
         started = time.monotonic()
-        r = c.post("intake", "/v1/forms/demo-request/submissions", json={
-            "email": "jan.bakker@bakker-logistiek-test.nl", "first_name": "Jan", "last_name": "Bakker",
-            "company": "Bakker Logistiek B.V.", "job_title": "Directeur", "country": "NL", "phone": "+31 20 123 4567",
-        })
+        r = c.post(
+            "intake",
+            "/v1/forms/demo-request/submissions",
+            json={
+                "email": "jan.bakker@bakker-logistiek-test.nl",
+                "first_name": "Jan",
+                "last_name": "Bakker",
+                "company": "Bakker Logistiek B.V.",
+                "job_title": "Directeur",
+                "country": "NL",
+                "phone": "+31 20 123 4567",
+            },
+        )
         assert r.status_code == 202, r.text
         lead = r.json()["lead_id"]
 
@@ -67,7 +79,9 @@ def test_end_to_end_on_kafka_and_postgres(
         rep = assignment["rep_id"]
         # Feedback learns of the assignment from Kafka; until then the lead is unknown to it.
         deadline = time.monotonic() + 30
-        while (r := c.post("feedback", f"/v1/leads/{lead}/touches", json={"rep_id": rep, "channel": "call"})).status_code == 404:
+        while (
+            r := c.post("feedback", f"/v1/leads/{lead}/touches", json={"rep_id": rep, "channel": "call"})
+        ).status_code == 404:
             assert time.monotonic() < deadline
             time.sleep(0.2)
         assert r.status_code == 202, r.text
@@ -92,7 +106,9 @@ def test_end_to_end_on_kafka_and_postgres(
                 await bus.stop()
 
         asyncio.run(poison())
-        r = c.post("intake", "/v1/forms/demo-request/submissions", json={"email": "wang.fang@example-test.cn", "country": "CN"})
+        r = c.post(
+            "intake", "/v1/forms/demo-request/submissions", json={"email": "wang.fang@example-test.cn", "country": "CN"}
+        )
         assert r.status_code == 202
         second = c.wait_for("routing", f"/v1/leads/{r.json()['lead_id']}/assignment")
         assert second["territory"] == "greater-china"

@@ -158,10 +158,21 @@ async def test_query_errors(h: Harness, path: str) -> None:
 
 
 async def test_garbage_never_gives_a_500(h: Harness) -> None:
-    bodies: Sequence[bytes] = [b"\x00\xff", b"null", b"1e309", b'{"email": null}', b'{"email": 42}',
-                               b'{"' + b"a" * 5000 + b'": 1}', "{\"email\": \"\u00e5@\u00e4.se\"}".encode()]
-    paths = ["/v1/forms/demo-request/submissions", "/v1/events", f"/v1/leads/{LEAD}/touches",
-             f"/v1/leads/{LEAD}/dispositions"]
+    bodies: Sequence[bytes] = [
+        b"\x00\xff",
+        b"null",
+        b"1e309",
+        b'{"email": null}',
+        b'{"email": 42}',
+        b'{"' + b"a" * 5000 + b'": 1}',
+        '{"email": "\u00e5@\u00e4.se"}'.encode(),
+    ]
+    paths = [
+        "/v1/forms/demo-request/submissions",
+        "/v1/events",
+        f"/v1/leads/{LEAD}/touches",
+        f"/v1/leads/{LEAD}/dispositions",
+    ]
     for path in paths:
         for body in bodies:
             r = await h.client.post(path, content=body, headers={"content-type": "application/json"})

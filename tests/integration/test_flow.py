@@ -72,7 +72,9 @@ async def test_handraiser_assigned_alerted_once_then_touched_and_accepted(settin
         assert [(a["lead_id"], a["clock"]) for a in feed] == [(lead, "first_touch")]
 
         rep = assignment["rep_id"]
-        r = await h.client.post(f"/v1/leads/{lead}/touches", json={"rep_id": rep, "channel": "call", "note": "left voicemail"})
+        r = await h.client.post(
+            f"/v1/leads/{lead}/touches", json={"rep_id": rep, "channel": "call", "note": "left voicemail"}
+        )
         assert r.status_code == 202, r.text
         r = await h.client.post(f"/v1/leads/{lead}/dispositions", json={"rep_id": rep, "disposition": "accepted"})
         assert r.status_code == 202, r.text
@@ -95,8 +97,11 @@ async def test_handraiser_assigned_alerted_once_then_touched_and_accepted(settin
 
 async def test_touch_in_time_stops_the_clock_and_no_alert_fires(settings: Settings) -> None:
     async with running(settings) as h:
-        lead = await submit(h, "contact-sales", {**ANNA, "email": "jan.devries@bakker-test.nl", "country": "NL",
-                                                 "phone": "+31 20 123 4567"})
+        lead = await submit(
+            h,
+            "contact-sales",
+            {**ANNA, "email": "jan.devries@bakker-test.nl", "country": "NL", "phone": "+31 20 123 4567"},
+        )
         assignment = await h.wait_for(f"/v1/leads/{lead}/assignment")
         assert assignment["territory"] == "benelux"
         await h.wait_for(f"/v1/leads/{lead}/sla")
@@ -114,8 +119,16 @@ async def test_touch_in_time_stops_the_clock_and_no_alert_fires(settings: Settin
 
 async def test_behaviour_makes_an_mql_and_recycling_sends_it_back_to_marketing(settings: Settings) -> None:
     async with running(settings) as h:
-        fields = {**ANNA, "email": "juergen.gross@hanse-test.de", "country": "DE", "phone": "+49 30 1234567",
-                  "first_name": "Jürgen", "last_name": "Groß", "job_title": "IT-Leiter", "company_size": "900"}
+        fields = {
+            **ANNA,
+            "email": "juergen.gross@hanse-test.de",
+            "country": "DE",
+            "phone": "+49 30 1234567",
+            "first_name": "Jürgen",
+            "last_name": "Groß",
+            "job_title": "IT-Leiter",
+            "company_size": "900",
+        }
         lead = await submit(h, "whitepaper", fields)
         score = await h.wait_for(f"/v1/leads/{lead}/score")
         assert score["status"] == "lead"
@@ -123,11 +136,15 @@ async def test_behaviour_makes_an_mql_and_recycling_sends_it_back_to_marketing(s
         assert r.status_code == 404
         # Pricing views and email clicks push it over the threshold of 60.
         for i, url in enumerate(["https://leadrelay.example/pricing", "https://leadrelay.example/pricing?plan=pro"]):
-            r = await h.client.post("/v1/events", json={"type": "page_viewed", "email": fields["email"], "url": url,
-                                                        "message_id": f"pv-{i}"})
+            r = await h.client.post(
+                "/v1/events",
+                json={"type": "page_viewed", "email": fields["email"], "url": url, "message_id": f"pv-{i}"},
+            )
             assert r.status_code == 202, r.text
         for i in range(3):
-            r = await h.client.post("/v1/events", json={"type": "email_clicked", "lead_id": lead, "message_id": f"ec-{i}"})
+            r = await h.client.post(
+                "/v1/events", json={"type": "email_clicked", "lead_id": lead, "message_id": f"ec-{i}"}
+            )
             assert r.status_code == 202, r.text
         score = await h.wait_for(f"/v1/leads/{lead}/score", status="mql")
         assert score["score"] >= 60
@@ -141,12 +158,14 @@ async def test_behaviour_makes_an_mql_and_recycling_sends_it_back_to_marketing(s
         suppressed = (await h.client.get("/v1/suppressions")).json()
         assert [s["lead_id"] for s in suppressed] == [lead]
 
-        r = await h.client.post(f"/v1/leads/{lead}/dispositions",
-                                json={"rep_id": assignment["rep_id"], "disposition": "recycle"})
+        r = await h.client.post(
+            f"/v1/leads/{lead}/dispositions", json={"rep_id": assignment["rep_id"], "disposition": "recycle"}
+        )
         assert r.status_code == 422, "recycle needs a reason"
-        r = await h.client.post(f"/v1/leads/{lead}/dispositions",
-                                json={"rep_id": assignment["rep_id"], "disposition": "recycle",
-                                      "reason": "budget frozen until Q3"})
+        r = await h.client.post(
+            f"/v1/leads/{lead}/dispositions",
+            json={"rep_id": assignment["rep_id"], "disposition": "recycle", "reason": "budget frozen until Q3"},
+        )
         assert r.status_code == 202
         await h.wait_for(f"/v1/leads/{lead}/score", status="recycled")
         await h.settle()
@@ -195,8 +214,11 @@ async def test_round_robin_spreads_a_territory_evenly(settings: Settings) -> Non
 
 async def test_deadlines_missed_while_the_monitor_was_down_fire_once_on_restart(settings: Settings) -> None:
     async with running(settings) as h:
-        lead = await submit(h, "demo-request", {**ANNA, "email": "wang.fang@shanghai-test.cn", "country": "CN",
-                                                "phone": "+86 21 6123 4567"})
+        lead = await submit(
+            h,
+            "demo-request",
+            {**ANNA, "email": "wang.fang@shanghai-test.cn", "country": "CN", "phone": "+86 21 6123 4567"},
+        )
         assignment = await h.wait_for(f"/v1/leads/{lead}/assignment")
         assert assignment["territory"] == "greater-china"
         await h.wait_for(f"/v1/leads/{lead}/sla")

@@ -10,13 +10,12 @@ from fastapi import APIRouter, Header, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 
-from leadrelay.db import UnitOfWork
-from leadrelay.events import Channel, Disposition
-from leadrelay.service import ServiceContext
-
 from feedback import service
 from feedback.domain import REASON_REQUIRED
 from feedback.models import DispositionRow, HandedOver, Touch
+from leadrelay.db import UnitOfWork
+from leadrelay.events import Channel, Disposition
+from leadrelay.service import ServiceContext
 
 
 class TouchIn(BaseModel):
@@ -95,10 +94,20 @@ def build_router(ctx: ServiceContext) -> APIRouter:
             handed = await session.get(HandedOver, str(lead_id))
             if handed is None:
                 raise HTTPException(404, f"lead {lead_id} was never assigned to sales")
-            touches = (await session.execute(select(Touch).where(Touch.lead_id == str(lead_id)).order_by(Touch.id))).scalars().all()
+            touches = (
+                (await session.execute(select(Touch).where(Touch.lead_id == str(lead_id)).order_by(Touch.id)))
+                .scalars()
+                .all()
+            )
             dispositions = (
-                await session.execute(select(DispositionRow).where(DispositionRow.lead_id == str(lead_id)).order_by(DispositionRow.id))
-            ).scalars().all()
+                (
+                    await session.execute(
+                        select(DispositionRow).where(DispositionRow.lead_id == str(lead_id)).order_by(DispositionRow.id)
+                    )
+                )
+                .scalars()
+                .all()
+            )
         return {
             "lead_id": str(lead_id),
             "rep_id": handed.rep_id,
@@ -109,8 +118,13 @@ def build_router(ctx: ServiceContext) -> APIRouter:
                 for t in touches
             ],
             "dispositions": [
-                {"rep_id": d.rep_id, "disposition": d.disposition, "reason": d.reason, "recorded_at": d.recorded_at,
-                 "cycle": d.cycle}
+                {
+                    "rep_id": d.rep_id,
+                    "disposition": d.disposition,
+                    "reason": d.reason,
+                    "recorded_at": d.recorded_at,
+                    "cycle": d.cycle,
+                }
                 for d in dispositions
             ],
         }
@@ -132,8 +146,14 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         async with ctx.database.transaction() as session:
             rows = (await session.execute(query)).all()
         return [
-            {"lead_id": d.lead_id, "rep_id": d.rep_id, "disposition": d.disposition, "reason": d.reason,
-             "recorded_at": d.recorded_at, "touches": touches}
+            {
+                "lead_id": d.lead_id,
+                "rep_id": d.rep_id,
+                "disposition": d.disposition,
+                "reason": d.reason,
+                "recorded_at": d.recorded_at,
+                "touches": touches,
+            }
             for d, touches in rows
         ]
 

@@ -35,7 +35,9 @@ def funnel(outcomes: list[LeadOutcome]) -> dict[str, object]:
         "acceptance_rate": round(by_disposition["accepted"] / with_status, 4) if with_status else None,
         "median_seconds_to_first_touch": statistics.median(delays) if delays else None,
         "p90_seconds_to_first_touch": (
-            statistics.quantiles(delays, n=10, method="inclusive")[-1] if len(delays) >= 2 else (delays[0] if delays else None)
+            statistics.quantiles(delays, n=10, method="inclusive")[-1]
+            if len(delays) >= 2
+            else (delays[0] if delays else None)
         ),
         "mean_touches": round(sum(o.touches for o in outcomes) / handed, 2) if handed else None,
     }

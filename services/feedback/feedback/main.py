@@ -2,12 +2,11 @@
 
 from pathlib import Path
 
-from leadrelay.events import LEADS_ASSIGNED
-from leadrelay.service import ServiceDefinition, Subscription
-
 from feedback import service
 from feedback.api import build_router
 from feedback.models import Base
+from leadrelay.events import LEADS_ASSIGNED
+from leadrelay.service import ServiceDefinition, Subscription
 
 SERVICE = ServiceDefinition(
     name="feedback",

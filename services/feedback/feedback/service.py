@@ -11,12 +11,11 @@ from datetime import datetime
 
 from sqlalchemy import select
 
+from feedback.domain import LeadOutcome, funnel
+from feedback.models import DispositionRow, HandedOver, Touch
 from leadrelay.db import UnitOfWork
 from leadrelay.events import Channel, Disposition, DispositionRecorded, Envelope, LeadAssigned, TouchLogged
 from leadrelay.service import ServiceContext
-
-from feedback.domain import LeadOutcome, funnel
-from feedback.models import DispositionRow, HandedOver, Touch
 
 
 class NotAssigned(LookupError):
@@ -60,8 +59,15 @@ async def log_touch(
         return  # a client retry
     row = await _handed(uow, lead_id)
     uow.session.add(
-        Touch(event_id=event_id, lead_id=lead_id, cycle=row.cycle, rep_id=rep_id, channel=channel.value, note=note,
-              touched_at=uow.now)
+        Touch(
+            event_id=event_id,
+            lead_id=lead_id,
+            cycle=row.cycle,
+            rep_id=rep_id,
+            channel=channel.value,
+            note=note,
+            touched_at=uow.now,
+        )
     )
     row.touches += 1
     if row.first_touch_at is None:
@@ -86,15 +92,23 @@ async def record_disposition(
         return
     row = await _handed(uow, lead_id)
     uow.session.add(
-        DispositionRow(event_id=event_id, lead_id=lead_id, cycle=row.cycle, rep_id=rep_id,
-                       disposition=disposition.value, reason=reason, recorded_at=uow.now)
+        DispositionRow(
+            event_id=event_id,
+            lead_id=lead_id,
+            cycle=row.cycle,
+            rep_id=rep_id,
+            disposition=disposition.value,
+            reason=reason,
+            recorded_at=uow.now,
+        )
     )
     row.disposition = disposition.value
     row.disposition_at = uow.now
     uow.emit(
         ctx.envelope(
-            DispositionRecorded(lead_id=lead_id, rep_id=rep_id, disposition=disposition, reason=reason,
-                                recorded_at=uow.now),
+            DispositionRecorded(
+                lead_id=lead_id, rep_id=rep_id, disposition=disposition, reason=reason, recorded_at=uow.now
+            ),
             event_id,
         )
     )

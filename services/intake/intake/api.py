@@ -16,12 +16,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from intake.domain import lead_id_for, normalise_email, normalise_submission
 from leadrelay.events import ActivityRecorded, ActivityType, FormSubmitted
 from leadrelay.http import ServiceUnavailable, field_errors
 from leadrelay.logging import get_logger
 from leadrelay.service import ServiceContext
-
-from intake.domain import lead_id_for, normalise_email, normalise_submission
 
 log = get_logger("intake")
 # Longer than the producer's own delivery timeout (30 s): a 503 then means the event was not stored.
@@ -129,7 +128,10 @@ def build_router(ctx: ServiceContext) -> APIRouter:
             activity = ActivityIn.model_validate(body)
         except ValidationError as exc:
             raise field_errors(
-                [{"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"]} for e in exc.errors(include_url=False)]
+                [
+                    {"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"]}
+                    for e in exc.errors(include_url=False)
+                ]
             ) from None
         now = ctx.clock.now()
         if activity.occurred_at is not None and activity.occurred_at > now + timedelta(minutes=5):

@@ -1,7 +1,6 @@
 """Intake's definition: routes only; it keeps no state and consumes nothing."""
 
-from leadrelay.service import ServiceDefinition
-
 from intake.api import build_router
+from leadrelay.service import ServiceDefinition
 
 SERVICE = ServiceDefinition(name="intake", router=build_router)

@@ -12,7 +12,6 @@ from sqlalchemy import func, select
 
 from leadrelay.events import Handoff
 from leadrelay.service import ServiceContext
-
 from routing.models import Assignment
 from routing.service import ACTIVE
 
@@ -39,7 +38,10 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         async with ctx.database.transaction() as session:
             row = (
                 await session.execute(
-                    select(Assignment).where(Assignment.lead_id == str(lead_id)).order_by(Assignment.cycle.desc()).limit(1)
+                    select(Assignment)
+                    .where(Assignment.lead_id == str(lead_id))
+                    .order_by(Assignment.cycle.desc())
+                    .limit(1)
                 )
             ).scalar_one_or_none()
         if row is None:
@@ -83,8 +85,13 @@ def build_router(ctx: ServiceContext) -> APIRouter:
                 "countries": t.countries,
                 "fallback": t.fallback,
                 "reps": [
-                    {"id": r.id, "name": r.name, "available": r.available, "capacity": r.capacity,
-                     "open_leads": loads.get(r.id, 0)}
+                    {
+                        "id": r.id,
+                        "name": r.name,
+                        "available": r.available,
+                        "capacity": r.capacity,
+                        "open_leads": loads.get(r.id, 0),
+                    }
                     for r in t.reps
                 ],
             }

@@ -58,7 +58,9 @@ def match_account(rules: Rules, contact: Contact) -> Account | None:
         if not key:
             return None
         choices = {(a.id, n): company_key(n) for a in rules.accounts for n in (a.name, *a.aliases)}
-        best = process.extractOne(key, choices, scorer=fuzz.token_sort_ratio, score_cutoff=rules.routing.account_match_score)
+        best = process.extractOne(
+            key, choices, scorer=fuzz.token_sort_ratio, score_cutoff=rules.routing.account_match_score
+        )
         if best is not None:
             account_id = best[2][0]
             return next(a for a in rules.accounts if a.id == account_id)
@@ -83,7 +85,10 @@ def choose(rules: Rules, contact: Contact, loads: dict[str, int], cursors: dict[
         if owner is not None and territory is not None and owner.available:
             return Choice(rep=owner, territory=territory, matched_by="account", account=account)
     home = rules.territory_for_country(contact.country)
-    for territory, how in ((home, "territory" if not home.fallback else "fallback"), (rules.fallback_territory, "fallback")):
+    for territory, how in (
+        (home, "territory" if not home.fallback else "fallback"),
+        (rules.fallback_territory, "fallback"),
+    ):
         picked = _round_robin(territory, loads, cursors.get(territory.id, 0))
         if picked is not None:
             rep, cursor = picked

@@ -4,11 +4,9 @@ from pathlib import Path
 
 from leadrelay.events import LEADS_FEEDBACK, LEADS_SCORED
 from leadrelay.service import ServiceDefinition, Subscription
-
 from routing import service
 from routing.api import build_router
 from routing.models import Base
-
 
 SERVICE = ServiceDefinition(
     name="routing",

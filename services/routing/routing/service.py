@@ -13,7 +13,6 @@ from leadrelay.db import UnitOfWork
 from leadrelay.events import Disposition, DispositionRecorded, Envelope, Handoff, LeadAssigned, LeadQualified
 from leadrelay.logging import get_logger
 from leadrelay.service import ServiceContext
-
 from routing.domain import choose
 from routing.models import Assignment, Cursor
 
@@ -88,8 +87,13 @@ async def lead_qualified(ctx: ServiceContext, uow: UnitOfWork, event: LeadQualif
             )
         )
     )
-    log.info("lead_assigned", lead_id=event.lead_id, rep_id=choice.rep.id, territory=choice.territory.id,
-             matched_by=choice.matched_by)
+    log.info(
+        "lead_assigned",
+        lead_id=event.lead_id,
+        rep_id=choice.rep.id,
+        territory=choice.territory.id,
+        matched_by=choice.matched_by,
+    )
 
 
 async def disposition_recorded(uow: UnitOfWork, event: DispositionRecorded) -> None:

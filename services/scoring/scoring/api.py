@@ -12,7 +12,6 @@ from sqlalchemy import select
 
 from leadrelay.events import LeadStatus, ScoreReason
 from leadrelay.service import ServiceContext
-
 from scoring.models import Lead
 from scoring.service import reasons_of
 

@@ -56,7 +56,9 @@ class Evaluation:
         return self.fit + self.engagement
 
 
-def evaluate(definition: LeadDefinition, fields: dict[str, Any], counts: dict[str, int], handraiser: bool) -> Evaluation:
+def evaluate(
+    definition: LeadDefinition, fields: dict[str, Any], counts: dict[str, int], handraiser: bool
+) -> Evaluation:
     reasons: list[ScoreReason] = []
     fit = 0
     for fit_rule in definition.fit:

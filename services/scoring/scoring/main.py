@@ -4,11 +4,9 @@ from pathlib import Path
 
 from leadrelay.events import LEADS_FEEDBACK, LEADS_INTAKE
 from leadrelay.service import ServiceDefinition, Subscription
-
 from scoring import service
 from scoring.api import build_router
 from scoring.models import Base
-
 
 SERVICE = ServiceDefinition(
     name="scoring",

@@ -27,7 +27,6 @@ from leadrelay.events import (
 )
 from leadrelay.logging import get_logger
 from leadrelay.service import ServiceContext
-
 from scoring.domain import count_activity, decide, evaluate, profile_fields
 from scoring.models import Activity, Lead
 
@@ -173,7 +172,10 @@ async def rescore(ctx: ServiceContext, uow: UnitOfWork, lead: Lead, force_event:
 async def _history(uow: UnitOfWork, lead_id: str, limit: int) -> list[ActivitySummary]:
     await uow.session.flush()
     rows = await uow.session.execute(
-        select(Activity).where(Activity.lead_id == lead_id).order_by(Activity.occurred_at.desc(), Activity.id.desc()).limit(limit)
+        select(Activity)
+        .where(Activity.lead_id == lead_id)
+        .order_by(Activity.occurred_at.desc(), Activity.id.desc())
+        .limit(limit)
     )
     return [
         ActivitySummary(type=ActivityType(a.type), occurred_at=a.occurred_at, url=a.url, detail=a.detail)

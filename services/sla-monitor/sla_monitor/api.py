@@ -11,7 +11,6 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from leadrelay.service import ServiceContext
-
 from sla_monitor.models import Alert, SlaClock
 
 
@@ -42,8 +41,15 @@ class LeadSla(BaseModel):
 
 
 def _alert(a: Alert) -> AlertOut:
-    return AlertOut(lead_id=a.lead_id, clock=a.clock, cycle=a.cycle, rep_id=a.rep_id, territory=a.territory,
-                    due_at=a.due_at, raised_at=a.raised_at)
+    return AlertOut(
+        lead_id=a.lead_id,
+        clock=a.clock,
+        cycle=a.cycle,
+        rep_id=a.rep_id,
+        territory=a.territory,
+        due_at=a.due_at,
+        raised_at=a.raised_at,
+    )
 
 
 def build_router(ctx: ServiceContext) -> APIRouter:
@@ -53,20 +59,33 @@ def build_router(ctx: ServiceContext) -> APIRouter:
     async def lead_sla(lead_id: uuid.UUID) -> LeadSla:
         async with ctx.database.transaction() as session:
             clocks = (
-                await session.execute(
-                    select(SlaClock).where(SlaClock.lead_id == str(lead_id)).order_by(SlaClock.cycle, SlaClock.id)
+                (
+                    await session.execute(
+                        select(SlaClock).where(SlaClock.lead_id == str(lead_id)).order_by(SlaClock.cycle, SlaClock.id)
+                    )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
             alerts = (
-                await session.execute(select(Alert).where(Alert.lead_id == str(lead_id)).order_by(Alert.id))
-            ).scalars().all()
+                (await session.execute(select(Alert).where(Alert.lead_id == str(lead_id)).order_by(Alert.id)))
+                .scalars()
+                .all()
+            )
         if not clocks:
             raise HTTPException(404, f"lead {lead_id} has no SLA clock (not assigned yet)")
         return LeadSla(
             lead_id=str(lead_id),
             clocks=[
-                ClockOut(name=c.name, cycle=c.cycle, rep_id=c.rep_id, started_at=c.started_at, due_at=c.due_at,
-                         status=c.status, stopped_at=c.stopped_at)
+                ClockOut(
+                    name=c.name,
+                    cycle=c.cycle,
+                    rep_id=c.rep_id,
+                    started_at=c.started_at,
+                    due_at=c.due_at,
+                    status=c.status,
+                    stopped_at=c.stopped_at,
+                )
                 for c in clocks
             ],
             alerts=[_alert(a) for a in alerts],

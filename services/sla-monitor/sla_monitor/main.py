@@ -4,7 +4,6 @@ from pathlib import Path
 
 from leadrelay.events import LEADS_ASSIGNED, LEADS_FEEDBACK
 from leadrelay.service import ServiceDefinition, Subscription
-
 from sla_monitor import service
 from sla_monitor.api import build_router
 from sla_monitor.models import Base

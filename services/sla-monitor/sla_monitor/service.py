@@ -16,7 +16,6 @@ from leadrelay.db import UnitOfWork
 from leadrelay.events import DispositionRecorded, Envelope, LeadAssigned, SlaBreached, TouchLogged
 from leadrelay.logging import get_logger
 from leadrelay.service import ServiceContext
-
 from sla_monitor.domain import BREACHED, MET, RUNNING, clocks_stopped_by, deadlines
 from sla_monitor.models import Alert, FeedbackSeen, SlaClock
 
@@ -31,7 +30,11 @@ async def lead_assigned(ctx: ServiceContext, uow: UnitOfWork, event: LeadAssigne
     )
     stopped = {name for kind in seen.scalars() for name in clocks_stopped_by(kind)}
     existing = set(
-        (await session.execute(select(SlaClock.name).where(SlaClock.lead_id == event.lead_id, SlaClock.cycle == event.cycle))).scalars()
+        (
+            await session.execute(
+                select(SlaClock.name).where(SlaClock.lead_id == event.lead_id, SlaClock.cycle == event.cycle)
+            )
+        ).scalars()
     )
     for name, due in deadlines(ctx.rules.sla, event.handoff.qualification, event.assigned_at).items():
         if name in existing:
@@ -115,8 +118,13 @@ async def fire_due(ctx: ServiceContext) -> int:
                     )
                 )
             )
-            log.warning("sla_breached", lead_id=clock.lead_id, clock=clock.name, rep_id=clock.rep_id,
-                        due_at=clock.due_at.isoformat())
+            log.warning(
+                "sla_breached",
+                lead_id=clock.lead_id,
+                clock=clock.name,
+                rep_id=clock.rep_id,
+                due_at=clock.due_at.isoformat(),
+            )
             fired += 1
 
     await ctx.commit_and_relay(work)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -56,7 +57,8 @@ class KafkaBus:
         if self._producer is None:
             raise RuntimeError("producer not started")
         futures = [
-            await self._producer.send(self.prefix + r.topic, value=r.value, key=r.key, headers=list(r.headers)) for r in records
+            await self._producer.send(self.prefix + r.topic, value=r.value, key=r.key, headers=list(r.headers))
+            for r in records
         ]
         if futures:
             await asyncio.gather(*futures)
@@ -93,7 +95,7 @@ class KafkaConsumer:
         for tp, messages in batches.items():
             for m in messages:
                 out.append(
-                        Record(
+                    Record(
                         topic=tp.topic.removeprefix(self._prefix),
                         key=m.key,
                         value=m.value if m.value is not None else b"",
@@ -143,12 +145,14 @@ async def create_topics(
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        new = [NewTopic(name=t, num_partitions=n, replication_factor=replication_factor) for t, n in wanted.items() if t not in existing]
+        new = [
+            NewTopic(name=t, num_partitions=n, replication_factor=replication_factor)
+            for t, n in wanted.items()
+            if t not in existing
+        ]
         if new:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(new)
-            except TopicAlreadyExistsError:
-                pass
         return [t.name for t in new]
     finally:
         await admin.close()

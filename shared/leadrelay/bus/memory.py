@@ -59,7 +59,9 @@ def _load_headers(text: str) -> tuple[tuple[str, bytes], ...]:
 class MemoryBus:
     def __init__(self, topics: dict[str, int] | None = None, path: Path | None = None) -> None:
         self._partitions = dict(topics or all_topics())
-        self._log: dict[str, list[_Partition]] = {t: [_Partition() for _ in range(n)] for t, n in self._partitions.items()}
+        self._log: dict[str, list[_Partition]] = {
+            t: [_Partition() for _ in range(n)] for t, n in self._partitions.items()
+        }
         self._committed: dict[tuple[str, str, int], int] = {}
         self._changed = asyncio.Event()
         self._groups: set[str] = set()

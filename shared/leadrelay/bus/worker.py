@@ -14,6 +14,7 @@ is durable.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,7 +34,9 @@ Handler = Callable[[UnitOfWork, Envelope], Awaitable[None]]
 
 CONSUMED = Counter("leadrelay_events_consumed_total", "Events handled", ["group", "topic"])
 DUPLICATES = Counter("leadrelay_events_duplicate_total", "Redelivered events skipped by the inbox", ["group"])
-DEAD_LETTERED = Counter("leadrelay_events_dead_lettered_total", "Events sent to a dead-letter topic", ["group", "topic"])
+DEAD_LETTERED = Counter(
+    "leadrelay_events_dead_lettered_total", "Events sent to a dead-letter topic", ["group", "topic"]
+)
 BATCH_SECONDS = Histogram("leadrelay_batch_seconds", "Time to handle and commit one batch", ["group"])
 LAG = Gauge("leadrelay_consumer_lag", "Records not yet committed", ["group"])
 
@@ -50,7 +53,9 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, DBAPIError):
         if exc.connection_invalidated:
             return True
-        sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(getattr(exc.orig, "__cause__", None), "sqlstate", None)
+        sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(
+            getattr(exc.orig, "__cause__", None), "sqlstate", None
+        )
         if isinstance(sqlstate, str) and sqlstate.startswith(_TRANSIENT_SQLSTATE_PREFIXES):
             return True
     try:
@@ -121,10 +126,8 @@ class ConsumerWorker:
                 task.cancel()
         for task in (self._watchdog, self._task):
             if task is not None:
-                try:
+                with contextlib.suppress(asyncio.CancelledError, Exception):  # shutting down
                     await task
-                except (asyncio.CancelledError, Exception):  # noqa: S110 - shutting down
-                    pass
         await self._close_consumer()
 
     async def _close_consumer(self) -> None:
@@ -235,8 +238,14 @@ class ConsumerWorker:
         out = []
         for rec, error in dead:
             DEAD_LETTERED.labels(self.group, rec.topic).inc()
-            log.error("record_dead_lettered", group=self.group, topic=rec.topic, partition=rec.partition,
-                      offset=rec.offset, error=error[:500])
+            log.error(
+                "record_dead_lettered",
+                group=self.group,
+                topic=rec.topic,
+                partition=rec.partition,
+                offset=rec.offset,
+                error=error[:500],
+            )
             out.append(
                 Record(
                     topic=dlq_topic(rec.topic),
