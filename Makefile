@@ -15,8 +15,8 @@ export KAFKA_PORT PG_PORT
 run: $(STAMP)
 	LEADRELAY_LOG_FORMAT=$${LEADRELAY_LOG_FORMAT:-console} $(BIN)/leadrelay run
 
-## test: every test, on real Kafka and PostgreSQL (installs and starts them)
-test: $(STAMP) infra
+## test: lint, then every test on real Kafka and PostgreSQL (installs and starts them)
+test: lint infra
 	LEADRELAY_REQUIRE_INFRA=1 LEADRELAY_TEST_RESTART_INFRA=1 \
 	LEADRELAY_TEST_DATABASE_URL=$$(deploy/postgres.sh url) \
 	LEADRELAY_TEST_KAFKA=127.0.0.1:$(KAFKA_PORT) \
@@ -47,9 +47,15 @@ run-distributed: infra
 stop-distributed:
 	deploy/run-distributed.sh stop
 
+LINT_PATHS := shared services tests $(wildcard bench)
+SOURCES := shared/leadrelay services/intake/intake services/scoring/scoring services/routing/routing \
+	services/sla-monitor/sla_monitor services/feedback/feedback
+
+## lint: ruff (curated rules, format) and mypy --strict on the sources
 lint: $(STAMP)
-	$(BIN)/ruff check shared services tests bench
-	$(BIN)/ruff format --check shared services tests bench
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
+	$(BIN)/mypy $(SOURCES)
 
 ## schemas: regenerate the events' JSON Schemas (shared/leadrelay/schemas)
 schemas: $(STAMP)

@@ -35,7 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
 from leadrelay.events import Envelope, Record
 
@@ -73,31 +73,31 @@ JsonType = JSON().with_variant(JSONB(), "postgresql")
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
-def make_base() -> type[DeclarativeBase]:
-    """A declarative base with its own metadata, holding the inbox and outbox tables."""
+class InboxMixin:
+    """Processed event ids: a redelivered event finds its id here and changes nothing."""
 
-    class Base(DeclarativeBase):
-        metadata = MetaData(naming_convention=NAMING)
+    __tablename__ = "inbox"
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    topic: Mapped[str] = mapped_column(String(200))
+    processed_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
-    class Inbox(Base):
-        __tablename__ = "inbox"
-        event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-        topic: Mapped[str] = mapped_column(String(200))
-        processed_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
-    class Outbox(Base):
-        __tablename__ = "outbox"
-        id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-        event_id: Mapped[str] = mapped_column(String(64))
-        topic: Mapped[str] = mapped_column(String(200))
-        key: Mapped[str] = mapped_column(String(200))
-        headers: Mapped[str] = mapped_column(Text())
-        value: Mapped[str] = mapped_column(Text())
-        created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+class OutboxMixin:
+    """Events written with the state they follow from, relayed to the bus after the commit."""
 
-    Base.inbox = Inbox  # type: ignore[attr-defined]
-    Base.outbox = Outbox  # type: ignore[attr-defined]
-    return Base
+    __tablename__ = "outbox"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(64))
+    topic: Mapped[str] = mapped_column(String(200))
+    key: Mapped[str] = mapped_column(String(200))
+    headers: Mapped[str] = mapped_column(Text())
+    value: Mapped[str] = mapped_column(Text())
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+def service_metadata() -> MetaData:
+    """Each service's own MetaData (its own schema), with the naming convention migrations rely on."""
+    return MetaData(naming_convention=NAMING)
 
 
 def is_postgres(url: str) -> bool:
@@ -146,7 +146,7 @@ class UnitOfWork:
 
     session: AsyncSession
     now: datetime
-    base: type[DeclarativeBase]
+    metadata: MetaData
     emitted: list[Envelope] = field(default_factory=list)
 
     def emit(self, envelope: Envelope) -> None:
@@ -155,7 +155,7 @@ class UnitOfWork:
     async def flush_outbox(self) -> None:
         if not self.emitted:
             return
-        outbox = self.base.outbox  # type: ignore[attr-defined]
+        outbox = self.metadata.tables["outbox"]
         rows = []
         for env in self.emitted:
             rec = env.to_record()
@@ -176,10 +176,15 @@ class UnitOfWork:
 class Database:
     """A service's engine and the transaction helpers every entrypoint uses."""
 
-    def __init__(self, url: str, schema: str, base: type[DeclarativeBase]) -> None:
+    def __init__(self, url: str, schema: str, metadata: MetaData) -> None:
         self.url = url
         self.schema = schema
-        self.base = base
+        self.metadata = metadata
+        for table in ("inbox", "outbox"):
+            if table not in metadata.tables:
+                raise ValueError(f"{schema}: its models need an {table} table (InboxMixin, OutboxMixin)")
+        self.inbox = metadata.tables["inbox"]
+        self.outbox = metadata.tables["outbox"]
         self.engine = create_engine(url, schema)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self.postgres = is_postgres(url)
@@ -193,7 +198,7 @@ class Database:
     async def unit_of_work(self, now: datetime) -> AsyncIterator[UnitOfWork]:
         """Commit state, inbox and outbox rows together, or nothing."""
         async with self.transaction() as session:
-            uow = UnitOfWork(session=session, now=now, base=self.base)
+            uow = UnitOfWork(session=session, now=now, metadata=self.metadata)
             yield uow
             await uow.flush_outbox()
 
@@ -207,27 +212,26 @@ class Database:
     # ---- inbox
 
     async def seen(self, session: AsyncSession, event_ids: list[str]) -> set[str]:
-        inbox = self.base.inbox  # type: ignore[attr-defined]
         if not event_ids:
             return set()
-        result = await session.execute(select(inbox.event_id).where(inbox.event_id.in_(event_ids)))
+        inbox = self.inbox
+        result = await session.execute(select(inbox.c.event_id).where(inbox.c.event_id.in_(event_ids)))
         return set(result.scalars())
 
     async def mark_seen(self, session: AsyncSession, records: list[tuple[str, str]], now: datetime) -> None:
-        inbox = self.base.inbox  # type: ignore[attr-defined]
         if records:
             await session.execute(
-                insert(inbox), [{"event_id": eid, "topic": topic, "processed_at": now} for eid, topic in records]
+                insert(self.inbox), [{"event_id": eid, "topic": topic, "processed_at": now} for eid, topic in records]
             )
 
     # ---- outbox (read by the relay)
 
     async def take_outbox(self, session: AsyncSession, limit: int) -> tuple[list[int], list[Record]]:
-        outbox = self.base.outbox  # type: ignore[attr-defined]
-        result = await session.execute(select(outbox).order_by(outbox.id).limit(limit))
+        outbox = self.outbox
+        result = await session.execute(select(outbox).order_by(outbox.c.id).limit(limit))
         ids: list[int] = []
         records: list[Record] = []
-        for row in result.scalars():
+        for row in result:
             ids.append(row.id)
             records.append(
                 Record(
@@ -240,8 +244,7 @@ class Database:
         return ids, records
 
     async def delete_outbox(self, session: AsyncSession, ids: list[int]) -> None:
-        outbox = self.base.outbox  # type: ignore[attr-defined]
-        await session.execute(delete(outbox).where(outbox.id.in_(ids)))
+        await session.execute(delete(self.outbox).where(self.outbox.c.id.in_(ids)))
 
     async def outbox_lock(self, session: AsyncSession) -> bool:
         """One relay per service schema at a time, so events leave in the order they were written."""

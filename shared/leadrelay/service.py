@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -52,7 +52,7 @@ class ServiceDefinition:
     base: type[DeclarativeBase] | None = None  # None: the service keeps no state
     migrations: Path | None = None
     subscriptions: list[Subscription] = field(default_factory=list)
-    background: list[Callable[[ServiceContext], Awaitable[None]]] = field(default_factory=list)
+    background: list[Callable[[ServiceContext], Coroutine[Any, Any, None]]] = field(default_factory=list)
 
 
 @dataclass
@@ -114,7 +114,7 @@ class Runtime:
                 db = Database(
                     service_url(settings.database_url, settings.data_dir, svc.name),
                     schema_name(svc.name, settings.schema_prefix),
-                    svc.base,
+                    svc.base.metadata,
                 )
                 relay = OutboxRelay(svc.name, db, bus, settings.outbox_poll_seconds, settings.outbox_batch_size)
             ctx = ServiceContext(

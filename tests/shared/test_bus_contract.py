@@ -18,14 +18,14 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Integer, String, select
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from leadrelay.bus import Bus, Consumer
 from leadrelay.bus.kafka import KafkaBus, create_topics
 from leadrelay.bus.memory import MemoryBus
 from leadrelay.bus.worker import ConsumerWorker
 from leadrelay.clock import SystemClock
-from leadrelay.db import Database, UnitOfWork, make_base
+from leadrelay.db import Database, InboxMixin, OutboxMixin, UnitOfWork, service_metadata
 from leadrelay.events import (
     LEADS_FEEDBACK,
     LEADS_INTAKE,
@@ -37,7 +37,17 @@ from leadrelay.events import (
     dlq_topic,
 )
 
-Base = make_base()
+
+class Base(DeclarativeBase):
+    metadata = service_metadata()
+
+
+class Inbox(InboxMixin, Base):
+    pass
+
+
+class Outbox(OutboxMixin, Base):
+    pass
 
 
 class Seen(Base):
@@ -75,7 +85,7 @@ async def bus(request: pytest.FixtureRequest, unique: str) -> AsyncIterator[Bus]
 
 @pytest.fixture
 async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'test.db'}", "test", Base)
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'test.db'}", "test", Base.metadata)
     async with database.engine.begin() as conn:
         await conn.run_sync(Base.metadata.create_all)
     yield database

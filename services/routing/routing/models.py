@@ -6,11 +6,21 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Integer, String, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from leadrelay.db import BigId, JsonType, UtcDateTime, make_base
+from leadrelay.db import BigId, InboxMixin, JsonType, OutboxMixin, UtcDateTime, service_metadata
 
-Base = make_base()
+
+class Base(DeclarativeBase):
+    metadata = service_metadata()
+
+
+class Inbox(InboxMixin, Base):
+    pass
+
+
+class Outbox(OutboxMixin, Base):
+    pass
 
 
 class Assignment(Base):

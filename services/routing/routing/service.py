@@ -59,7 +59,7 @@ async def lead_qualified(ctx: ServiceContext, uow: UnitOfWork, event: LeadQualif
         activities=event.activities,
         custom=event.custom,
         account=choice.account.name if choice.account else None,
-        matched_by=choice.matched_by,  # type: ignore[arg-type]
+        matched_by=choice.matched_by,
     )
     session.add(
         Assignment(

@@ -5,11 +5,21 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import Index, Integer, String, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from leadrelay.db import BigId, UtcDateTime, make_base
+from leadrelay.db import BigId, InboxMixin, OutboxMixin, UtcDateTime, service_metadata
 
-Base = make_base()
+
+class Base(DeclarativeBase):
+    metadata = service_metadata()
+
+
+class Inbox(InboxMixin, Base):
+    pass
+
+
+class Outbox(OutboxMixin, Base):
+    pass
 
 
 class SlaClock(Base):
