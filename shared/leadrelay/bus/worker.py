@@ -273,7 +273,7 @@ class ConsumerWorker:
             if consumer is None:
                 continue
             try:
-                lag = await asyncio.wait_for(consumer.lag(), timeout=10)
+                lag = await asyncio.wait_for(consumer.lag(), timeout=max(interval, 1.0))
             except Exception as exc:
                 lag = None
                 self.health.last_error = f"lag check failed: {exc!r}"
@@ -281,14 +281,27 @@ class ConsumerWorker:
             if lag is not None:
                 LAG.labels(self.group).set(lag)
             idle_for = time.monotonic() - self.health.last_progress
-            if lag and idle_for > self.stall_seconds:
-                self.health.stalled = True
-                log.error("consumer_stalled_restarting", group=self.group, lag=lag, idle_seconds=round(idle_for))
-                self._restart.set()
-                self.health.last_progress = time.monotonic()  # give the new consumer its grace period
-            elif not lag:
+            if lag == 0:
                 self.health.last_progress = time.monotonic()
                 self.health.stalled = False
+            elif idle_for > self.stall_seconds:
+                # Lag and no progress (or a consumer too stuck to report its lag): the fetch may be hung
+                # for good, as aiokafka consumers can be after a broker restart or a rebalance. Cancel
+                # the loop wherever it is stuck and start over with a new consumer.
+                self.health.stalled = True
+                log.error("consumer_stalled_restarting", group=self.group, lag=lag, idle_seconds=round(idle_for))
+                await self._restart_loop()
+                self.health.last_progress = time.monotonic()  # the new consumer's grace period
+
+    async def _restart_loop(self) -> None:
+        task = self._task
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(task, timeout=10)
+        await self._close_consumer()
+        if not self._stopping:
+            self._task = asyncio.create_task(self._run(), name=f"consumer:{self.group}")
 
 
 def _next_offsets(records: list[Record]) -> dict[TopicPartition, int]:

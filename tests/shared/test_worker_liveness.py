@@ -1,0 +1,67 @@
+"""A consumer that stops making progress while it has lag fails readiness and recovers on its own."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from leadrelay.bus.memory import MemoryBus, MemoryConsumer
+from leadrelay.bus.worker import ConsumerWorker
+from leadrelay.clock import SystemClock
+from leadrelay.db import Database, UnitOfWork
+from leadrelay.events import LEADS_INTAKE, Envelope, Record
+from tests.shared.test_bus_contract import Base, activity
+
+
+class HangingConsumer(MemoryConsumer):
+    """Like an aiokafka consumer after a bad rebalance: its fetch never returns."""
+
+    async def getmany(self, max_records: int, timeout_ms: int) -> list[Record]:
+        await asyncio.Event().wait()
+        return []
+
+
+class FlakyBus(MemoryBus):
+    def __init__(self) -> None:
+        super().__init__()
+        self.consumers_made = 0
+
+    def consumer(self, group: str, topics: Sequence[str]) -> MemoryConsumer:
+        self.consumers_made += 1
+        if self.consumers_made == 1:
+            return HangingConsumer(self, group, list(topics))
+        return super().consumer(group, topics)
+
+
+async def test_a_hung_consumer_fails_readiness_and_is_replaced(tmp_path: Path) -> None:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'live.db'}", "live", Base.metadata)
+    async with db.engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    bus = FlakyBus()
+    handled: list[str] = []
+
+    async def handler(uow: UnitOfWork, env: Envelope) -> None:
+        handled.append(env.id)
+
+    worker = ConsumerWorker(
+        group="live", topics=[LEADS_INTAKE], bus=bus, db=db, handler=handler, clock=SystemClock(), stall_seconds=0.6
+    )
+    worker.start()
+    try:
+        await bus.publish([activity("lead-h", i).to_record() for i in range(3)])
+        saw_stalled = False
+        deadline = time.monotonic() + 20
+        while len(handled) < 3:
+            saw_stalled = saw_stalled or worker.health.stalled
+            assert time.monotonic() < deadline, "the hung consumer was never replaced"
+            await asyncio.sleep(0.05)
+        assert saw_stalled, "readiness never reported the stall"
+        assert bus.consumers_made == 2
+        assert await worker._consumer.lag() == 0  # type: ignore[union-attr]
+        await asyncio.sleep(1.0)
+        assert worker.health.ok, "still reported stalled after recovering"
+    finally:
+        await worker.stop()
+        await db.dispose()
