@@ -106,6 +106,7 @@ async def test_touch_in_time_stops_the_clock_and_no_alert_fires(settings: Settin
         assert assignment["territory"] == "benelux"
         await h.wait_for(f"/v1/leads/{lead}/sla")
         h.clock.advance(timedelta(minutes=20))
+        await h.settle()
         r = await h.client.post(f"/v1/leads/{lead}/touches", json={"rep_id": assignment["rep_id"], "channel": "email"})
         assert r.status_code == 202
         await h.settle()
@@ -157,6 +158,7 @@ async def test_behaviour_makes_an_mql_and_recycling_sends_it_back_to_marketing(s
         assert "/pricing" in history[-1]["url"]
         suppressed = (await h.client.get("/v1/suppressions")).json()
         assert [s["lead_id"] for s in suppressed] == [lead]
+        await h.settle()  # feedback learns of the assignment from the bus, a few milliseconds later
 
         r = await h.client.post(
             f"/v1/leads/{lead}/dispositions", json={"rep_id": assignment["rep_id"], "disposition": "recycle"}
