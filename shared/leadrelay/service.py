@@ -67,7 +67,8 @@ class ServiceContext:
     db: Database | None
     relay: OutboxRelay | None
     workers: list[ConsumerWorker] = field(default_factory=list)
-    extras: dict[str, Any] = field(default_factory=dict)
+    # Set when the process shuts down: background jobs finish their step and return.
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def database(self) -> Database:
@@ -154,9 +155,13 @@ class Runtime:
 
     async def stop(self) -> None:
         """Graceful: finish the batch in hand, commit, drain the outboxes, close the bus."""
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for ctx in self.contexts:
+            ctx.stopping.set()
+        if self._tasks:
+            _done, pending = await asyncio.wait(self._tasks, timeout=10)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         for ctx in self.contexts:
             await asyncio.gather(*(w.stop() for w in ctx.workers), return_exceptions=True)
         for ctx in self.contexts:

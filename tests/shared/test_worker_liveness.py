@@ -48,16 +48,22 @@ async def test_a_hung_consumer_fails_readiness_and_is_replaced(tmp_path: Path) -
     worker = ConsumerWorker(
         group="live", topics=[LEADS_INTAKE], bus=bus, db=db, handler=handler, clock=SystemClock(), stall_seconds=0.6
     )
+    readiness_at_restart: list[bool] = []
+    restart = worker._restart_loop
+
+    async def observed_restart() -> None:
+        readiness_at_restart.append(worker.health.ok)
+        await restart()
+
+    worker._restart_loop = observed_restart  # type: ignore[method-assign]
     worker.start()
     try:
         await bus.publish([activity("lead-h", i).to_record() for i in range(3)])
-        saw_stalled = False
         deadline = time.monotonic() + 20
         while len(handled) < 3:
-            saw_stalled = saw_stalled or worker.health.stalled
             assert time.monotonic() < deadline, "the hung consumer was never replaced"
             await asyncio.sleep(0.05)
-        assert saw_stalled, "readiness never reported the stall"
+        assert readiness_at_restart == [False], "readiness did not report the stall before the restart"
         assert bus.consumers_made == 2
         assert await worker._consumer.lag() == 0  # type: ignore[union-attr]
         await asyncio.sleep(1.0)

@@ -9,6 +9,7 @@ a long outage, still raise each alert exactly once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from sqlalchemy import select
 
@@ -133,12 +134,13 @@ async def fire_due(ctx: ServiceContext) -> int:
 
 async def timer_loop(ctx: ServiceContext) -> None:
     """Background job: check deadlines every tick. Deadlines missed while stopped fire on start."""
-    while True:
+    while not ctx.stopping.is_set():
         try:
-            while await fire_due(ctx) >= CLAIM_BATCH:
+            while await fire_due(ctx) >= CLAIM_BATCH and not ctx.stopping.is_set():
                 pass
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             log.warning("sla_timer_failed", error=repr(exc))
-        await asyncio.sleep(ctx.settings.sla_tick_seconds)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ctx.stopping.wait(), timeout=ctx.settings.sla_tick_seconds)

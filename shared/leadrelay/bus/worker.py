@@ -119,15 +119,20 @@ class ConsumerWorker:
         self._task = asyncio.create_task(self._run(), name=f"consumer:{self.group}")
         self._watchdog = asyncio.create_task(self._watch(), name=f"watchdog:{self.group}")
 
-    async def stop(self) -> None:
+    async def stop(self, grace_seconds: float = 15.0) -> None:
+        """Let the loop finish the batch in hand and commit it; cancel it only if that takes too long."""
         self._stopping = True
-        for task in (self._watchdog, self._task):
-            if task is not None:
-                task.cancel()
-        for task in (self._watchdog, self._task):
-            if task is not None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._watchdog
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout=grace_seconds)
+            except (TimeoutError, Exception):
+                self._task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):  # shutting down
-                    await task
+                    await self._task
         await self._close_consumer()
 
     async def _close_consumer(self) -> None:
