@@ -90,12 +90,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             app = build_embedded_app(settings)
-            port = args.port or settings.http_port(None)
+            port = args.port if args.port is not None else settings.http_port(None)
             log.info("embedded_starting", url=f"http://{settings.host}:{port}", config=str(settings.config))
             _serve(app, settings, port)
         elif args.command == "serve":
             app = build_service_app(settings, args.service)
-            _serve(app, settings, args.port or settings.http_port(args.service))
+            _serve(app, settings, args.port if args.port is not None else settings.http_port(args.service))
         elif args.command == "create-topics":
             created = asyncio.run(
                 create_topics(
