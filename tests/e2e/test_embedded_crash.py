@@ -48,7 +48,9 @@ def test_sigkill_of_the_embedded_process_loses_no_acknowledged_lead(tmp_path: Pa
     accepted: list[str] = []
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
         for i in range(150):
-            r = client.post("/v1/forms/demo-request/submissions", json={"email": f"lead{i}@kill-test.example", "country": "SE"})
+            r = client.post(
+                "/v1/forms/demo-request/submissions", json={"email": f"lead{i}@kill-test.example", "country": "SE"}
+            )
             assert r.status_code == 202
             accepted.append(r.json()["lead_id"])
     proc.send_signal(signal.SIGKILL)  # right after the last 202: the pipeline is still busy
