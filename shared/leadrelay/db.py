@@ -148,6 +148,9 @@ class UnitOfWork:
     now: datetime
     metadata: MetaData
     emitted: list[Envelope] = field(default_factory=list)
+    # What a consumer's prefetch loaded for the whole batch (rows by lead id...), so that
+    # handling one event costs no query of its own.
+    batch: dict[str, Any] = field(default_factory=dict)
 
     def emit(self, envelope: Envelope) -> None:
         self.emitted.append(envelope)

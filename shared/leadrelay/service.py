@@ -38,11 +38,16 @@ SERVICE_NAMES = ("intake", "scoring", "routing", "sla-monitor", "feedback")
 ContextHandler = Callable[["ServiceContext", UnitOfWork, Envelope], Awaitable[None]]
 
 
+ContextPrefetch = Callable[["ServiceContext", UnitOfWork, list[Envelope]], Awaitable[None]]
+
+
 @dataclass
 class Subscription:
     group: str
     topics: Sequence[str]
     handler: ContextHandler
+    # Loads what the batch's handlers need into ``uow.batch`` in a few queries (optional).
+    prefetch: ContextPrefetch | None = None
 
 
 @dataclass
@@ -130,6 +135,7 @@ class Runtime:
                         bus=bus,
                         db=db,
                         handler=functools.partial(sub.handler, ctx),
+                        prefetch=functools.partial(sub.prefetch, ctx) if sub.prefetch else None,
                         clock=clock,
                         on_commit=relay.wake if relay else (lambda: None),
                         max_records=settings.consumer_max_records,

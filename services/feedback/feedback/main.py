@@ -13,5 +13,7 @@ SERVICE = ServiceDefinition(
     router=build_router,
     base=Base,
     migrations=Path(__file__).parent / "migrations",
-    subscriptions=[Subscription(group="feedback", topics=[LEADS_ASSIGNED], handler=service.handle)],
+    subscriptions=[
+        Subscription(group="feedback", topics=[LEADS_ASSIGNED], handler=service.handle, prefetch=service.prefetch)
+    ],
 )

@@ -22,13 +22,22 @@ class NotAssigned(LookupError):
     pass
 
 
+async def prefetch(ctx: ServiceContext, uow: UnitOfWork, envelopes: list[Envelope]) -> None:
+    """The batch's handed-over rows in one query (see :func:`lead_assigned`)."""
+    ids = list({env.subject for env in envelopes})
+    rows = await uow.session.execute(select(HandedOver).where(HandedOver.lead_id.in_(ids)))
+    uow.batch["handed"] = {row.lead_id: row for row in rows.scalars()}
+
+
 async def lead_assigned(uow: UnitOfWork, event: LeadAssigned) -> None:
-    row = await uow.session.get(HandedOver, event.lead_id)
+    handed: dict[str, HandedOver] = uow.batch["handed"]
+    row = handed.get(event.lead_id)
     if row is not None and row.cycle >= event.cycle:
         return
     if row is None:
         row = HandedOver(lead_id=event.lead_id)
         uow.session.add(row)
+        handed[event.lead_id] = row
     row.cycle = event.cycle
     row.rep_id = event.rep_id
     row.territory = event.territory

@@ -8,12 +8,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from leadrelay.events import Handoff
 from leadrelay.service import ServiceContext
 from routing.models import Assignment
-from routing.service import ACTIVE
+from routing.service import ACTIVE, open_loads
 
 
 class AssignmentOut(BaseModel):
@@ -74,10 +74,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
     @router.get("/v1/territories")
     async def territories() -> list[dict[str, Any]]:
         async with ctx.database.transaction() as session:
-            rows = await session.execute(
-                select(Assignment.rep_id, func.count()).where(Assignment.status == ACTIVE).group_by(Assignment.rep_id)
-            )
-            loads = {rep: int(n) for rep, n in rows.all()}
+            loads = await open_loads(session)
         return [
             {
                 "id": t.id,

@@ -13,5 +13,9 @@ SERVICE = ServiceDefinition(
     router=build_router,
     base=Base,
     migrations=Path(__file__).parent / "migrations",
-    subscriptions=[Subscription(group="scoring", topics=[LEADS_INTAKE, LEADS_FEEDBACK], handler=service.handle)],
+    subscriptions=[
+        Subscription(
+            group="scoring", topics=[LEADS_INTAKE, LEADS_FEEDBACK], handler=service.handle, prefetch=service.prefetch
+        )
+    ],
 )

@@ -6,9 +6,12 @@ batch of events) and writes its events to the outbox through ``uow.emit``.
 
 from __future__ import annotations
 
+from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.orm import aliased
 
 from leadrelay.db import UnitOfWork
 from leadrelay.events import (
@@ -33,8 +36,53 @@ from scoring.models import Activity, Lead
 log = get_logger("scoring")
 
 
-async def _lead(uow: UnitOfWork, lead_id: str, now: datetime) -> Lead:
-    lead = await uow.session.get(Lead, lead_id)
+@dataclass
+class Batch:
+    """The batch's leads and their recent history, loaded up front (see :func:`prefetch`)."""
+
+    leads: dict[str, Lead]
+    # Per lead: (occurred_at, order, activity); order keeps the database's id order and puts
+    # this batch's new activities after it.
+    history: dict[str, list[tuple[datetime, int, ActivitySummary]]]
+    next_order: int = 1 << 62
+
+
+async def prefetch(ctx: ServiceContext, uow: UnitOfWork, envelopes: list[Envelope]) -> None:
+    ids = list({env.subject for env in envelopes})
+    leads = {
+        lead.lead_id: lead for lead in (await uow.session.execute(select(Lead).where(Lead.lead_id.in_(ids)))).scalars()
+    }
+    history: dict[str, list[tuple[datetime, int, ActivitySummary]]] = defaultdict(list)
+    if leads:
+        # The last `history_limit` activities of each known lead, in one query.
+        ranked = (
+            select(
+                Activity,
+                func.row_number()
+                .over(partition_by=Activity.lead_id, order_by=(Activity.occurred_at.desc(), Activity.id.desc()))
+                .label("rank"),
+            )
+            .where(Activity.lead_id.in_(list(leads)))
+            .subquery()
+        )
+        recent = aliased(Activity, ranked)
+        rows = await uow.session.execute(select(recent).where(ranked.c.rank <= ctx.rules.lead_definition.history_limit))
+        for a in rows.scalars():
+            summary = ActivitySummary(type=ActivityType(a.type), occurred_at=a.occurred_at, url=a.url, detail=a.detail)
+            history[a.lead_id].append((a.occurred_at, a.id, summary))
+    uow.batch["scoring"] = Batch(leads=leads, history=history)
+
+
+def _batch(uow: UnitOfWork) -> Batch:
+    batch = uow.batch.get("scoring")
+    if batch is None:
+        raise RuntimeError("scoring handlers need the batch prefetch")
+    return batch  # type: ignore[no-any-return]
+
+
+def _lead(uow: UnitOfWork, lead_id: str, now: datetime) -> Lead:
+    batch = _batch(uow)
+    lead = batch.leads.get(lead_id)
     if lead is None:
         lead = Lead(
             lead_id=lead_id,
@@ -50,11 +98,12 @@ async def _lead(uow: UnitOfWork, lead_id: str, now: datetime) -> Lead:
             updated_at=now,
         )
         uow.session.add(lead)
+        batch.leads[lead_id] = lead
     return lead
 
 
 async def form_submitted(ctx: ServiceContext, uow: UnitOfWork, event: FormSubmitted) -> None:
-    lead = await _lead(uow, event.lead_id, uow.now)
+    lead = _lead(uow, event.lead_id, uow.now)
     # The newest submission wins field by field; fields it leaves empty keep what we knew.
     merged = dict(lead.contact or {})
     merged.update(event.contact.model_dump(exclude_none=True))
@@ -68,7 +117,7 @@ async def form_submitted(ctx: ServiceContext, uow: UnitOfWork, event: FormSubmit
 
 
 async def activity_recorded(ctx: ServiceContext, uow: UnitOfWork, event: ActivityRecorded) -> None:
-    lead = await _lead(uow, event.lead_id, uow.now)
+    lead = _lead(uow, event.lead_id, uow.now)
     if event.email and not lead.email:
         lead.email = event.email
         lead.contact = {**(lead.contact or {}), "email": event.email}
@@ -95,6 +144,11 @@ async def _record(
     uow.session.add(
         Activity(lead_id=lead.lead_id, type=activity.value, occurred_at=occurred_at, url=url, detail=detail)
     )
+    batch = _batch(uow)
+    batch.history[lead.lead_id].append(
+        (occurred_at, batch.next_order, ActivitySummary(type=activity, occurred_at=occurred_at, url=url, detail=detail))
+    )
+    batch.next_order += 1
     if _after(occurred_at, lead.engagement_since):
         lead.engagement_counts = count_activity(ctx.rules.lead_definition, lead.engagement_counts or {}, activity, url)
     await rescore(ctx, uow, lead)
@@ -102,7 +156,7 @@ async def _record(
 
 async def disposition_recorded(ctx: ServiceContext, uow: UnitOfWork, event: DispositionRecorded) -> None:
     """Sales' verdict moves the lead: accepted stays with sales, recycle and unreachable go back to nurture."""
-    lead = await uow.session.get(Lead, event.lead_id)
+    lead = _batch(uow).leads.get(event.lead_id)
     if lead is None:
         log.warning("disposition_for_unknown_lead", lead_id=event.lead_id)
         return
@@ -150,7 +204,7 @@ async def rescore(ctx: ServiceContext, uow: UnitOfWork, lead: Lead, force_event:
         lead.cycle += 1
         lead.qualification = qualification.value
         lead.qualified_at = uow.now
-        history = await _history(uow, lead.lead_id, defn.history_limit)
+        history = _history(uow, lead.lead_id, defn.history_limit)
         uow.emit(
             ctx.envelope(
                 LeadQualified(
@@ -169,18 +223,10 @@ async def rescore(ctx: ServiceContext, uow: UnitOfWork, lead: Lead, force_event:
         log.info("lead_qualified", lead_id=lead.lead_id, qualification=qualification.value, score=ev.score)
 
 
-async def _history(uow: UnitOfWork, lead_id: str, limit: int) -> list[ActivitySummary]:
-    await uow.session.flush()
-    rows = await uow.session.execute(
-        select(Activity)
-        .where(Activity.lead_id == lead_id)
-        .order_by(Activity.occurred_at.desc(), Activity.id.desc())
-        .limit(limit)
-    )
-    return [
-        ActivitySummary(type=ActivityType(a.type), occurred_at=a.occurred_at, url=a.url, detail=a.detail)
-        for a in reversed(rows.scalars().all())
-    ]
+def _history(uow: UnitOfWork, lead_id: str, limit: int) -> list[ActivitySummary]:
+    """The lead's last ``limit`` activities, oldest first, including this batch's."""
+    entries = sorted(_batch(uow).history.get(lead_id, []), key=lambda e: (e[0], e[1]))
+    return [summary for _, _, summary in entries[-limit:]]
 
 
 async def handle(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:

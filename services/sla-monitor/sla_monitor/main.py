@@ -13,6 +13,13 @@ SERVICE = ServiceDefinition(
     router=build_router,
     base=Base,
     migrations=Path(__file__).parent / "migrations",
-    subscriptions=[Subscription(group="sla-monitor", topics=[LEADS_ASSIGNED, LEADS_FEEDBACK], handler=service.handle)],
+    subscriptions=[
+        Subscription(
+            group="sla-monitor",
+            topics=[LEADS_ASSIGNED, LEADS_FEEDBACK],
+            handler=service.handle,
+            prefetch=service.prefetch,
+        )
+    ],
     background=[service.timer_loop],
 )

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 
@@ -24,48 +27,69 @@ log = get_logger("sla_monitor")
 CLAIM_BATCH = 200
 
 
+@dataclass
+class Batch:
+    """The batch's leads' clocks and the feedback already seen for them (see :func:`prefetch`)."""
+
+    clocks: dict[str, list[SlaClock]]
+    seen: dict[str, list[tuple[str, datetime]]]
+
+
+async def prefetch(ctx: ServiceContext, uow: UnitOfWork, envelopes: list[Envelope]) -> None:
+    ids = list({env.subject for env in envelopes})
+    clocks: dict[str, list[SlaClock]] = defaultdict(list)
+    seen: dict[str, list[tuple[str, datetime]]] = defaultdict(list)
+    for clock in (await uow.session.execute(select(SlaClock).where(SlaClock.lead_id.in_(ids)))).scalars():
+        clocks[clock.lead_id].append(clock)
+    if any(isinstance(env.data, LeadAssigned) for env in envelopes):
+        rows = await uow.session.execute(
+            select(FeedbackSeen.lead_id, FeedbackSeen.kind, FeedbackSeen.at).where(FeedbackSeen.lead_id.in_(ids))
+        )
+        for lead_id, kind, at in rows.all():
+            seen[lead_id].append((kind, at))
+    uow.batch["sla"] = Batch(clocks=clocks, seen=seen)
+
+
+def _batch(uow: UnitOfWork) -> Batch:
+    batch = uow.batch.get("sla")
+    if batch is None:
+        raise RuntimeError("sla-monitor handlers need the batch prefetch")
+    return batch  # type: ignore[no-any-return]
+
+
 async def lead_assigned(ctx: ServiceContext, uow: UnitOfWork, event: LeadAssigned) -> None:
-    session = uow.session
-    seen = await session.execute(
-        select(FeedbackSeen.kind).where(FeedbackSeen.lead_id == event.lead_id, FeedbackSeen.at >= event.assigned_at)
-    )
-    stopped = {name for kind in seen.scalars() for name in clocks_stopped_by(kind)}
-    existing = set(
-        (
-            await session.execute(
-                select(SlaClock.name).where(SlaClock.lead_id == event.lead_id, SlaClock.cycle == event.cycle)
-            )
-        ).scalars()
-    )
+    batch = _batch(uow)
+    stopped = {
+        name for kind, at in batch.seen[event.lead_id] if at >= event.assigned_at for name in clocks_stopped_by(kind)
+    }
+    existing = {c.name for c in batch.clocks[event.lead_id] if c.cycle == event.cycle}
     for name, due in deadlines(ctx.rules.sla, event.handoff.qualification, event.assigned_at).items():
         if name in existing:
             continue
-        session.add(
-            SlaClock(
-                lead_id=event.lead_id,
-                cycle=event.cycle,
-                name=name,
-                rep_id=event.rep_id,
-                territory=event.territory,
-                started_at=event.assigned_at,
-                due_at=due,
-                status=MET if name in stopped else RUNNING,
-                stopped_at=uow.now if name in stopped else None,
-            )
+        clock = SlaClock(
+            lead_id=event.lead_id,
+            cycle=event.cycle,
+            name=name,
+            rep_id=event.rep_id,
+            territory=event.territory,
+            started_at=event.assigned_at,
+            due_at=due,
+            status=MET if name in stopped else RUNNING,
+            stopped_at=uow.now if name in stopped else None,
         )
+        uow.session.add(clock)
+        batch.clocks[event.lead_id].append(clock)
 
 
-async def feedback(uow: UnitOfWork, lead_id: str, kind: str, at: object) -> None:
-    session = uow.session
-    session.add(FeedbackSeen(lead_id=lead_id, kind=kind, at=at))
-    rows = await session.execute(
-        select(SlaClock).where(
-            SlaClock.lead_id == lead_id, SlaClock.status == RUNNING, SlaClock.name.in_(clocks_stopped_by(kind))
-        )
-    )
-    for clock in rows.scalars():
-        clock.status = MET
-        clock.stopped_at = uow.now
+async def feedback(uow: UnitOfWork, lead_id: str, kind: str, at: datetime) -> None:
+    batch = _batch(uow)
+    uow.session.add(FeedbackSeen(lead_id=lead_id, kind=kind, at=at))
+    batch.seen[lead_id].append((kind, at))
+    stops = clocks_stopped_by(kind)
+    for clock in batch.clocks[lead_id]:
+        if clock.status == RUNNING and clock.name in stops:
+            clock.status = MET
+            clock.stopped_at = uow.now
 
 
 async def handle(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:

@@ -31,6 +31,7 @@ from leadrelay.logging import bind_event, get_logger
 log = get_logger("leadrelay.worker")
 
 Handler = Callable[[UnitOfWork, Envelope], Awaitable[None]]
+Prefetch = Callable[[UnitOfWork, list[Envelope]], Awaitable[None]]
 
 CONSUMED = Counter("leadrelay_events_consumed_total", "Events handled", ["group", "topic"])
 DUPLICATES = Counter("leadrelay_events_duplicate_total", "Redelivered events skipped by the inbox", ["group"])
@@ -91,6 +92,7 @@ class ConsumerWorker:
         db: Database,
         handler: Handler,
         clock: Clock,
+        prefetch: Prefetch | None = None,
         on_commit: Callable[[], None] = lambda: None,
         max_records: int = 500,
         fetch_timeout_ms: int = 100,
@@ -101,6 +103,7 @@ class ConsumerWorker:
         self.bus = bus
         self.db = db
         self.handler = handler
+        self.prefetch = prefetch
         self.clock = clock
         self.on_commit = on_commit
         self.max_records = max_records
@@ -217,19 +220,22 @@ class ConsumerWorker:
 
     async def _handle(self, items: list[tuple[Record, Envelope]]) -> None:
         async with self.db.unit_of_work(self.clock.now()) as uow:
-            ids = list(dict.fromkeys(env.id for _, env in items))
-            seen = await self.db.seen(uow.session, ids)
-            fresh: list[tuple[str, str]] = []
+            seen = await self.db.seen(uow.session, list(dict.fromkeys(env.id for _, env in items)))
+            fresh: list[tuple[Record, Envelope]] = []
             for rec, env in items:
                 if env.id in seen:
                     DUPLICATES.labels(self.group).inc()
                     continue
                 seen.add(env.id)  # the same id twice in one batch counts once
+                fresh.append((rec, env))
+            if fresh and self.prefetch is not None:
+                # One round of queries for the whole batch instead of one per event.
+                await self.prefetch(uow, [env for _, env in fresh])
+            for rec, env in fresh:
                 with bind_event(env.subject, env.id):
                     await self.handler(uow, env)
-                fresh.append((env.id, rec.topic))
                 CONSUMED.labels(self.group, rec.topic).inc()
-            await self.db.mark_seen(uow.session, fresh, uow.now)
+            await self.db.mark_seen(uow.session, [(env.id, rec.topic) for rec, env in fresh], uow.now)
 
     async def _database_up(self) -> bool:
         """Before blaming a record, make sure the database is not simply down."""
