@@ -51,6 +51,11 @@ LINT_PATHS := shared services tests $(wildcard bench)
 SOURCES := shared/leadrelay services/intake/intake services/scoring/scoring services/routing/routing \
 	services/sla-monitor/sla_monitor services/feedback/feedback
 
+## bench: throughput and latency on real Kafka and PostgreSQL, against baselines (docs/performance.md);
+## BENCH_ARGS=--quick for a short smoke run. Results go to bench/results/.
+bench: $(STAMP) infra
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
 ## lint: ruff (curated rules, format) and mypy --strict on the sources
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINT_PATHS)

@@ -151,6 +151,8 @@ class UnitOfWork:
     # What a consumer's prefetch loaded for the whole batch (rows by lead id...), so that
     # handling one event costs no query of its own.
     batch: dict[str, Any] = field(default_factory=dict)
+    # Outbox rows written by this unit of work: the relay needs waking only if there are any.
+    flushed: int = 0
 
     def emit(self, envelope: Envelope) -> None:
         self.emitted.append(envelope)
@@ -173,6 +175,7 @@ class UnitOfWork:
                 }
             )
         await self.session.execute(insert(outbox), rows)
+        self.flushed += len(rows)
         self.emitted.clear()
 
 

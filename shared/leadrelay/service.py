@@ -82,10 +82,10 @@ class ServiceContext:
         return self.db
 
     async def commit_and_relay(self, work: Callable[[UnitOfWork], Awaitable[None]]) -> None:
-        """Run ``work`` in one transaction (state + outbox), then wake the relay."""
+        """Run ``work`` in one transaction (state + outbox), then wake the relay if it wrote events."""
         async with self.database.unit_of_work(self.clock.now()) as uow:
             await work(uow)
-        if self.relay is not None:
+        if self.relay is not None and uow.flushed:
             self.relay.wake()
 
     def envelope(self, data: Any, event_id: str | None = None) -> Envelope:

@@ -163,12 +163,15 @@ class ConsumerWorker:
                     log.info("consumer_started", group=self.group, topics=self.topics)
                 records = await self._consumer.getmany(self.max_records, self.fetch_timeout_ms)
                 if records:
-                    await self._process(records)
+                    wrote = await self._process(records)
                     await self._consumer.commit(_next_offsets(records))
                     self.health.last_progress = time.monotonic()
                     self.health.stalled = False
                     self.health.last_error = None
-                    self.on_commit()
+                    if wrote:
+                        # Only a batch that wrote outbox rows wakes the relay: an empty drain
+                        # still costs a transaction (lock and SELECT) on the database.
+                        self.on_commit()
                 backoff = 0.2
             except asyncio.CancelledError:
                 raise
@@ -184,8 +187,10 @@ class ConsumerWorker:
                     log.warning("consumer_rewind_failed", group=self.group, error=repr(rewind_exc))
                     self._restart.set()
 
-    async def _process(self, records: list[Record]) -> None:
+    async def _process(self, records: list[Record]) -> int:
+        """Handle a batch; returns how many outbox rows it wrote."""
         started = time.perf_counter()
+        wrote = 0
         good: list[tuple[Record, Envelope]] = []
         dead: list[tuple[Record, str]] = []
         for rec in records:
@@ -195,14 +200,14 @@ class ConsumerWorker:
                 dead.append((rec, f"undecodable: {exc}"))
         if good:
             try:
-                await self._handle(good)
+                wrote += await self._handle(good)
             except Exception as exc:
                 if is_transient(exc):
                     raise
                 log.warning("batch_failed_replaying_singly", group=self.group, size=len(good), error=repr(exc))
                 for item in good:
                     try:
-                        await self._handle([item])
+                        wrote += await self._handle([item])
                     except Exception as single_exc:
                         if is_transient(single_exc) or not await self._database_up():
                             raise
@@ -217,8 +222,9 @@ class ConsumerWorker:
         if dead:
             await self._dead_letter(dead)
         BATCH_SECONDS.labels(self.group).observe(time.perf_counter() - started)
+        return wrote
 
-    async def _handle(self, items: list[tuple[Record, Envelope]]) -> None:
+    async def _handle(self, items: list[tuple[Record, Envelope]]) -> int:
         async with self.db.unit_of_work(self.clock.now()) as uow:
             seen = await self.db.seen(uow.session, list(dict.fromkeys(env.id for _, env in items)))
             fresh: list[tuple[Record, Envelope]] = []
@@ -236,6 +242,7 @@ class ConsumerWorker:
                     await self.handler(uow, env)
                 CONSUMED.labels(self.group, rec.topic).inc()
             await self.db.mark_seen(uow.session, [(env.id, rec.topic) for rec, env in fresh], uow.now)
+        return uow.flushed
 
     async def _database_up(self) -> bool:
         """Before blaming a record, make sure the database is not simply down."""
