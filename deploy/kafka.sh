@@ -3,7 +3,7 @@
 # for development and tests, from jars resolved out of Maven Central with Maven
 # and run with the machine's Java 17. No Docker and no Kafka tarball.
 #
-# Usage: deploy/kafka.sh {fetch|start|stop|restart|status|logs [tail args]|clean}
+# Usage: deploy/kafka.sh {fetch|start|stop|restart|status|pid|logs [tail args]|clean}
 #
 # Settings (environment):
 #   KAFKA_VERSION          Kafka release to run                (default below)
@@ -16,7 +16,8 @@
 #   LEADRELAY_CACHE_DIR    where the jars are cached           ($HOME/.cache/leadrelay)
 #   MAVEN_OPTS             passed on to mvn, e.g. -Dmaven.repo.local=...
 #
-# Progress goes to stderr; `status` exits 0 if the broker is up and reachable.
+# Progress goes to stderr; `status` exits 0 if the broker is up and reachable;
+# `pid` prints the running broker's pid (fails if none), for fault-injection tests.
 set -euo pipefail
 
 # 4.4.0 is the newest release on Maven Central when this was written, and works
@@ -381,10 +382,11 @@ case "$cmd" in
     stop)    with_lock stop ;;
     restart) with_lock restart ;;
     status)  status ;;
+    pid)     running_pid ;;
     logs)    logs "$@" ;;
     clean)   with_lock clean ;;
     *)
-        echo "usage: $0 {fetch|start|stop|restart|status|logs [tail args]|clean}" >&2
+        echo "usage: $0 {fetch|start|stop|restart|status|pid|logs [tail args]|clean}" >&2
         exit 2
         ;;
 esac

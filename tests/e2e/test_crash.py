@@ -3,22 +3,31 @@
 While a stream of leads flows (a handraiser form, then three behaviour events
 sent in order), each consumer service is killed with SIGKILL at a random
 moment and restarted (one at a time, then two at once), the Kafka broker is
-restarted, and PostgreSQL is restarted. Then the SLA monitor is stopped while
-deadlines come due. Afterwards:
+restarted, and PostgreSQL is restarted. Then the broker is frozen (SIGSTOP: a
+long pause or a network partition) until a consumer is caught having committed
+work whose events it cannot publish, every consumer and the broker are killed
+in that state, and all restart: those events must still go out (the outbox).
+Then the SLA monitor is stopped while deadlines come due. Last, every consumer
+group is rewound to the start of its topics and everything is consumed again
+(a replay, as ops do after an incident): it must change nothing (the inbox).
+Afterwards:
 
 - every submission that got a 202 has exactly one assignment, exactly one
   clock of each kind, and at most one alert (and one alert event) per deadline;
-- each lead's events were handled exactly once and in order;
+- each lead's events were handled exactly once and in order, and each gave
+  exactly one score event downstream (with the example rules every accepted
+  event changes the score), in order;
 - no consumer group has lag, no outbox has rows, no dead-letter topic has records;
-- after the broker restart every group consumes again within 60 s, and after a
+- after the broker restarts every group consumes again within 60 s, and after a
   service restart its lag is back to zero within 30 s.
 
-Bounded: about three minutes, loopback only, stops by itself.
+Bounded: about four minutes, loopback only, stops by itself.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import signal
@@ -36,7 +45,16 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from leadrelay.bus.kafka import create_topics
-from leadrelay.events import SLA_ALERTS, TOPIC_PARTITIONS, Envelope, Record, all_topics, dlq_topic
+from leadrelay.events import (
+    LEADS_SCORED,
+    SLA_ALERTS,
+    TOPIC_PARTITIONS,
+    Envelope,
+    LeadScored,
+    Record,
+    all_topics,
+    dlq_topic,
+)
 from leadrelay.service import load_services
 from tests.e2e.distributed import Cluster, cluster
 from tests.harness import EXAMPLE
@@ -80,6 +98,19 @@ class Kafka:
             return {tp: meta.offset for tp, meta in offsets.items()}
         finally:
             await admin.close()
+
+    async def rewind(self, group: str) -> None:
+        """Commit offset 0 on every partition of the group's topics (the group must have no members)."""
+        tps = [TopicPartition(self.prefix + t, p) for t in GROUP_TOPICS[group] for p in range(all_topics()[t])]
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, group_id=self.prefix + group, enable_auto_commit=False
+        )
+        await consumer.start()
+        try:
+            consumer.assign(tps)
+            await consumer.commit(dict.fromkeys(tps, 0))
+        finally:
+            await consumer.stop()
 
     async def lag(self, group: str) -> int:
         ends = await self._ends(GROUP_TOPICS[group])
@@ -186,6 +217,18 @@ class Load:
                 return
             self.accepted[lead] = step
 
+    async def run_until(self, done: asyncio.Event, per_second: float) -> None:
+        """New leads at ``per_second`` until ``done`` is set; then wait for those in flight."""
+        tasks = []
+        n = 0
+        t0 = time.monotonic()
+        while not done.is_set():
+            tasks.append(asyncio.create_task(self.lead(n)))
+            n += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), max(0.0, t0 + n / per_second - time.monotonic()))
+        await asyncio.gather(*tasks)
+
     async def run(self, start: int, count: int, seconds: float) -> None:
         tasks = []
         t0 = time.monotonic()
@@ -210,8 +253,71 @@ async def restart_service(c: Cluster, k: Kafka, services: list[str], catch_up: d
         catch_up[s] = max(catch_up.get(s, 0.0), took)
 
 
-def script(name: str, action: str) -> None:
-    subprocess.run([str(ROOT / "deploy" / name), action], check=True, capture_output=True, timeout=180)  # noqa: S603
+def script(name: str, action: str) -> str:
+    done = subprocess.run(  # noqa: S603
+        [str(ROOT / "deploy" / name), action], check=True, capture_output=True, text=True, timeout=180
+    )
+    return done.stdout
+
+
+def wait_gone(pid: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while Path(f"/proc/{pid}").exists():
+        assert time.monotonic() < deadline, f"process {pid} still there after SIGKILL"
+        time.sleep(0.1)
+
+
+async def freeze_broker_then_crash(c: Cluster, k: Kafka, pg: str, schema_prefix: str, rng: random.Random) -> float:
+    """Freeze the broker (SIGSTOP) until a consumer is caught having committed work while it was
+    frozen: that work's events are committed to its database but cannot have reached the broker.
+    Then SIGKILL every consumer and the broker, and restart them. Returns the seconds from the
+    broker's restart until every group has consumed what was on its topics."""
+    pid = int(script("kafka.sh", "pid").strip())
+    conn = await asyncpg.connect(pg)
+    activities = f'SELECT count(*) FROM "{schema_prefix}scoring".activities'
+    freezes = 0
+    try:
+        while True:
+            freezes += 1
+            if freezes > 60:
+                raise AssertionError("in 60 freezes of the broker no consumer committed work while it was frozen")
+            os.kill(pid, signal.SIGSTOP)
+            before = await conn.fetchval(activities)  # read after the freeze: nothing before it counts
+            await asyncio.sleep(1.0)
+            if await conn.fetchval(activities) > before:
+                break
+            os.kill(pid, signal.SIGCONT)
+            await asyncio.sleep(rng.uniform(0.2, 0.8))
+    finally:
+        await conn.close()
+    print(f"\nscoring committed work with the broker frozen (freeze {freezes}); killing everything")
+    for s in CONSUMERS:
+        c.stop(s, signal.SIGKILL)
+    os.kill(pid, signal.SIGKILL)
+    await asyncio.to_thread(wait_gone, pid)
+    await asyncio.to_thread(script, "kafka.sh", "start")
+    restarted = time.monotonic()
+    for s in CONSUMERS:
+        c.start(s)
+    await asyncio.to_thread(c.wait_ready, list(CONSUMERS))
+    await k.caught_up(list(GROUP_TOPICS), timeout=60)
+    return time.monotonic() - restarted
+
+
+async def replay_everything(c: Cluster, k: Kafka) -> float:
+    """Stop the consumers, rewind every group to the start of its topics, start them again and
+    wait until all is consumed a second time. Returns the seconds the replay took."""
+    for s in CONSUMERS:
+        c.stop(s)
+    for group in GROUP_TOPICS:
+        await k.rewind(group)
+        assert await k.lag(group) > 0, f"{group} was not rewound"
+    started = time.monotonic()
+    for s in CONSUMERS:
+        c.start(s)
+    await asyncio.to_thread(c.wait_ready, list(CONSUMERS))
+    await k.caught_up(list(GROUP_TOPICS), timeout=120)
+    return time.monotonic() - started
 
 
 @pytest.fixture
@@ -232,6 +338,7 @@ async def test_crashes_and_restarts_lose_and_double_nothing(
         load = Load(c, seed=rng.randrange(1 << 30))
 
         async def chaos() -> dict[str, float]:
+            await asyncio.sleep(2)
             figures: dict[str, float] = {}
             plan: list[list[str]] = [[s] for s in CONSUMERS] + [rng.sample(CONSUMERS, 2)]
             for services in plan:
@@ -244,11 +351,20 @@ async def test_crashes_and_restarts_lose_and_double_nothing(
             await asyncio.sleep(2)
             script("postgres.sh", "restart")
             figures["postgres_restart_catch_up"] = await k.caught_up(list(GROUP_TOPICS), timeout=60)
+            await asyncio.sleep(2)
+            figures["frozen_broker_crash_catch_up"] = await freeze_broker_then_crash(
+                c, k, pg_url.replace("postgresql+asyncpg://", "postgresql://"), pg_schema_cleanup, rng
+            )
+            await asyncio.sleep(2)
             return figures
 
-        load_task = asyncio.create_task(load.run(0, 240, 55))
-        figures = await chaos()
-        await load_task
+        done = asyncio.Event()
+        load_task = asyncio.create_task(load.run_until(done, per_second=4.5))
+        try:
+            figures = await chaos()
+        finally:
+            done.set()
+            await load_task
 
         # The SLA monitor is down while first-touch deadlines come due.
         c.stop("sla-monitor", signal.SIGKILL)
@@ -260,11 +376,14 @@ async def test_crashes_and_restarts_lose_and_double_nothing(
         await k.caught_up(list(GROUP_TOPICS), timeout=60)
         await asyncio.sleep(2)  # the SLA timer's last tick and the outbox relays
         await load.client.aclose()
+        figures["replay"] = await replay_everything(c, k)
+        await asyncio.sleep(2)
 
         print(f"\naccepted leads: {len(load.accepted)}; client retries: {dict(load.failures)}")
         print(f"catch-up after SIGKILL+restart (s): {catch_up}; infra: {figures}")
         assert len(load.accepted) >= 200, (len(load.accepted), load.failures)
         assert all(v <= 30 for v in catch_up.values()), catch_up
+        assert figures["kafka_restart_catch_up"] <= 60 and figures["frozen_broker_crash_catch_up"] <= 60, figures
         for group in GROUP_TOPICS:
             assert await k.lag(group) == 0, f"{group} left events unprocessed"
 
@@ -296,11 +415,23 @@ async def test_crashes_and_restarts_lose_and_double_nothing(
 
         for lead, steps in load.accepted.items():
             assert assignments[lead] == 1, f"{lead}: {assignments[lead]} assignments"
-            assert clocks[(lead, "first_touch")] == 1 and clocks[(lead, "disposition")] == 1, lead
+            kinds = (clocks[(lead, "first_touch")], clocks[(lead, "disposition")])
+            assert kinds == (1, 1), f"{lead}: {kinds} first-touch and disposition clocks"
             assert lead in handed, f"feedback never learnt of {lead}"
             expected = ["demo-request"] + [f"step-{n}" for n in range(1, steps + 1)]
             assert activities[lead] == expected, f"{lead}: handled {activities[lead]}, sent {expected}"
         assert set(assignments) == set(load.accepted), "an assignment for a lead nobody submitted"
+        # Downstream: one score event per accepted event (a relay may repeat an event id, never lose
+        # or invent one), scores rising in the order the events were sent.
+        scored: dict[str, dict[str, int]] = defaultdict(dict)  # lead -> event id -> score, first seen
+        for rec in await k.records(LEADS_SCORED):
+            env = Envelope.from_record(rec)
+            if isinstance(env.data, LeadScored):
+                scored[env.subject].setdefault(env.id, env.data.score)
+        for lead, steps in load.accepted.items():
+            scores = list(scored[lead].values())
+            assert len(scores) == 1 + steps, f"{lead}: {len(scores)} score events for {1 + steps} events"
+            assert scores == sorted(set(scores)), f"{lead}: scores out of order {scores}"
         assert all(n <= 1 for n in alerts.values()), [k for k, n in alerts.items() if n > 1]
         # Every overdue first-touch deadline (nobody touched these leads) fired exactly once.
         assert all(r["status"] == "breached" for r in overdue)
