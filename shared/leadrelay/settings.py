@@ -48,6 +48,13 @@ class Settings(BaseSettings):
     port: int | None = Field(default=None, description="HTTP port; default 8000 embedded, 8001-8005 per service.")
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
+    opentelemetry: bool = Field(
+        default=False,
+        description=(
+            "FastAPI's OpenTelemetry instrumentation (traces, metrics, logs to the OTel providers"
+            " you configure). Off, each request skips its checks; /metrics and the JSON logs stay."
+        ),
+    )
     lead_id_namespace: str = Field(
         default="6f1b6d0e-6c1e-4d8e-9a55-3b7f2c9d0a11",
         description="UUID namespace lead ids are derived from (uuid5 of the normalised email).",
