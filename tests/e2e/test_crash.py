@@ -288,6 +288,9 @@ async def freeze_broker_then_crash(c: Cluster, k: Kafka, pg: str, schema_prefix:
                 break
             os.kill(pid, signal.SIGCONT)
             await asyncio.sleep(rng.uniform(0.2, 0.8))
+    except BaseException:
+        os.kill(pid, signal.SIGCONT)  # never leave the broker frozen for the tests that follow
+        raise
     finally:
         await conn.close()
     print(f"\nscoring committed work with the broker frozen (freeze {freezes}); killing everything")
