@@ -34,6 +34,8 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -217,18 +219,25 @@ class Database:
 
     # ---- inbox
 
-    async def seen(self, session: AsyncSession, event_ids: list[str]) -> set[str]:
-        if not event_ids:
+    async def claim(self, session: AsyncSession, records: list[tuple[str, str]], now: datetime) -> set[str]:
+        """Write the inbox rows of ``records`` (event id, topic) that are not there yet, in the
+        caller's transaction, and return the ids that were new: the events to handle. One round
+        trip instead of a lookup and an insert; a concurrent consumer claiming the same id waits
+        for the other's commit and then finds it taken."""
+        unique: dict[str, str] = {}
+        for event_id, topic in records:
+            unique.setdefault(event_id, topic)
+        if not unique:
             return set()
-        inbox = self.inbox
-        result = await session.execute(select(inbox.c.event_id).where(inbox.c.event_id.in_(event_ids)))
-        return set(result.scalars())
-
-    async def mark_seen(self, session: AsyncSession, records: list[tuple[str, str]], now: datetime) -> None:
-        if records:
-            await session.execute(
-                insert(self.inbox), [{"event_id": eid, "topic": topic, "processed_at": now} for eid, topic in records]
-            )
+        insert_ = pg_insert if self.postgres else sqlite_insert
+        stmt = (
+            insert_(self.inbox)
+            # In id order, so that two transactions claiming overlapping ids lock them in one order.
+            .values([{"event_id": eid, "topic": unique[eid], "processed_at": now} for eid in sorted(unique)])
+            .on_conflict_do_nothing(index_elements=["event_id"])
+            .returning(self.inbox.c.event_id)
+        )
+        return set((await session.execute(stmt)).scalars())
 
     # ---- outbox (read by the relay)
 

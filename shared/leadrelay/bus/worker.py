@@ -226,13 +226,14 @@ class ConsumerWorker:
 
     async def _handle(self, items: list[tuple[Record, Envelope]]) -> int:
         async with self.db.unit_of_work(self.clock.now()) as uow:
-            seen = await self.db.seen(uow.session, list(dict.fromkeys(env.id for _, env in items)))
+            # The inbox rows go in first: the ids already there (handled before) come back absent.
+            claimed = await self.db.claim(uow.session, [(env.id, rec.topic) for rec, env in items], uow.now)
             fresh: list[tuple[Record, Envelope]] = []
             for rec, env in items:
-                if env.id in seen:
+                if env.id not in claimed:
                     DUPLICATES.labels(self.group).inc()
                     continue
-                seen.add(env.id)  # the same id twice in one batch counts once
+                claimed.discard(env.id)  # the same id twice in one batch counts once
                 fresh.append((rec, env))
             if fresh and self.prefetch is not None:
                 # One round of queries for the whole batch instead of one per event.
@@ -241,7 +242,6 @@ class ConsumerWorker:
                 with bind_event(env.subject, env.id):
                     await self.handler(uow, env)
                 CONSUMED.labels(self.group, rec.topic).inc()
-            await self.db.mark_seen(uow.session, [(env.id, rec.topic) for rec, env in fresh], uow.now)
         return uow.flushed
 
     async def _database_up(self) -> bool:

@@ -1,0 +1,91 @@
+"""The inbox: ``Database.claim`` writes the ids not seen yet and returns them, in the caller's
+transaction, on SQLite and on real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.orm import DeclarativeBase
+
+from leadrelay.db import Database, InboxMixin, OutboxMixin, service_metadata
+
+NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = service_metadata()
+
+
+class Inbox(InboxMixin, Base):
+    pass
+
+
+class Outbox(OutboxMixin, Base):
+    pass
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    schema = request.getfixturevalue("unique") + "_inbox"
+    if request.param == "sqlite":
+        database = Database(f"sqlite+aiosqlite:///{tmp_path / 'inbox.db'}", schema, Base.metadata)
+    else:
+        database = Database(request.getfixturevalue("pg_url"), schema, Base.metadata)
+        async with database.engine.begin() as conn:
+            await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    async with database.engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    yield database
+    if database.postgres:
+        async with database.engine.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    await database.dispose()
+
+
+async def claim(db: Database, *ids: str) -> set[str]:
+    async with db.transaction() as session:
+        return await db.claim(session, [(i, "leads.intake") for i in ids], NOW)
+
+
+async def stored(db: Database) -> list[tuple[str, str]]:
+    async with db.transaction() as session:
+        rows = await session.execute(select(Inbox.event_id, Inbox.topic).order_by(Inbox.event_id))
+        return [(r.event_id, r.topic) for r in rows]
+
+
+async def test_new_ids_are_claimed_once_and_then_known(db: Database) -> None:
+    assert await claim(db) == set()
+    assert await claim(db, "a", "b", "a") == {"a", "b"}  # the same id twice in one batch: once
+    assert await claim(db, "b", "c") == {"c"}
+    assert await claim(db, "a", "b", "c") == set()
+    assert await stored(db) == [("a", "leads.intake"), ("b", "leads.intake"), ("c", "leads.intake")]
+
+
+async def test_the_first_topic_of_an_id_is_kept(db: Database) -> None:
+    async with db.transaction() as session:
+        assert await db.claim(session, [("x", "leads.scored"), ("x", "leads.intake")], NOW) == {"x"}
+    assert await stored(db) == [("x", "leads.scored")]
+
+
+async def test_a_rolled_back_claim_leaves_the_ids_free(db: Database) -> None:
+    with pytest.raises(RuntimeError):
+        async with db.transaction() as session:
+            assert await db.claim(session, [("r", "leads.intake")], NOW) == {"r"}
+            raise RuntimeError("the handler failed")
+    assert await claim(db, "r") == {"r"}
+
+
+async def test_a_concurrent_claim_waits_for_the_first_and_then_finds_the_id_taken(db: Database) -> None:
+    if not db.postgres:
+        pytest.skip("SQLite serialises writers on one connection per service")
+    async with db.transaction() as first:
+        assert await db.claim(first, [("k", "leads.intake"), ("m", "leads.intake")], NOW) == {"k", "m"}
+        second = asyncio.create_task(claim(db, "m", "n"))
+        await asyncio.sleep(0.3)
+        assert not second.done(), "the second claim should wait for the first transaction"
+    assert await asyncio.wait_for(second, 10) == {"n"}
