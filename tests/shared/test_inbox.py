@@ -29,10 +29,9 @@ class Outbox(OutboxMixin, Base):
     pass
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+async def open_database(request: pytest.FixtureRequest, kind: str, tmp_path: Path) -> Database:
     schema = request.getfixturevalue("unique") + "_inbox"
-    if request.param == "sqlite":
+    if kind == "sqlite":
         database = Database(f"sqlite+aiosqlite:///{tmp_path / 'inbox.db'}", schema, Base.metadata)
     else:
         database = Database(request.getfixturevalue("pg_url"), schema, Base.metadata)
@@ -40,11 +39,29 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
             await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     async with database.engine.begin() as conn:
         await conn.run_sync(Base.metadata.create_all)
-    yield database
+    return database
+
+
+async def close_database(database: Database) -> None:
     if database.postgres:
         async with database.engine.begin() as conn:
-            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+            await conn.execute(text(f'DROP SCHEMA "{database.schema}" CASCADE'))
     await database.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    database = await open_database(request, request.param, tmp_path)
+    yield database
+    await close_database(database)
+
+
+@pytest.fixture
+async def pg_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """PostgreSQL only: on SQLite one connection per service serialises the writers anyway."""
+    database = await open_database(request, "postgres", tmp_path)
+    yield database
+    await close_database(database)
 
 
 async def claim(db: Database, *ids: str) -> set[str]:
@@ -80,9 +97,8 @@ async def test_a_rolled_back_claim_leaves_the_ids_free(db: Database) -> None:
     assert await claim(db, "r") == {"r"}
 
 
-async def test_a_concurrent_claim_waits_for_the_first_and_then_finds_the_id_taken(db: Database) -> None:
-    if not db.postgres:
-        pytest.skip("SQLite serialises writers on one connection per service")
+async def test_a_concurrent_claim_waits_for_the_first_and_then_finds_the_id_taken(pg_db: Database) -> None:
+    db = pg_db
     async with db.transaction() as first:
         assert await db.claim(first, [("k", "leads.intake"), ("m", "leads.intake")], NOW) == {"k", "m"}
         second = asyncio.create_task(claim(db, "m", "n"))
