@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer
@@ -90,31 +91,25 @@ class Tap:
     ) -> bool:
         """Until every key arrived on ``topic`` (True), or ``timeout`` s passed, or nothing new
         arrived for ``idle`` s (False). Bounded."""
-        deadline = time.monotonic() + timeout
-        last_n, last_change = -1, time.monotonic()
-        while time.monotonic() < deadline:
-            got = self.keyed(topic, etype)
-            n = sum(1 for k in keys if k in got)
-            if n == len(keys):
-                return True
-            if n != last_n:
-                last_n, last_change = n, time.monotonic()
-            elif idle is not None and time.monotonic() - last_change > idle:
-                return False
-            await asyncio.sleep(0.25)
-        return False
+        return await _arrival(lambda: self.keyed(topic, etype), keys, timeout, idle)
 
     async def wait_ids(self, topic: str, ids: set[str], timeout: float, idle: float | None = None) -> bool:
-        deadline = time.monotonic() + timeout
-        last_n, last_change = -1, time.monotonic()
-        while time.monotonic() < deadline:
-            got = self.by_id[topic]
-            n = sum(1 for k in ids if k in got)
-            if n == len(ids):
-                return True
-            if n != last_n:
-                last_n, last_change = n, time.monotonic()
-            elif idle is not None and time.monotonic() - last_change > idle:
-                return False
-            await asyncio.sleep(0.2)
-        return False
+        return await _arrival(lambda: self.by_id[topic], ids, timeout, idle)
+
+
+async def _arrival(seen: Callable[[], Container[str]], wanted: set[str], timeout: float, idle: float | None) -> bool:
+    """Until everything ``wanted`` is in ``seen()`` (True), or ``timeout`` s passed, or nothing new
+    arrived for ``idle`` s (False)."""
+    deadline = time.monotonic() + timeout
+    last_n, last_change = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        got = seen()
+        n = sum(1 for k in wanted if k in got)
+        if n == len(wanted):
+            return True
+        if n != last_n:
+            last_n, last_change = n, time.monotonic()
+        elif idle is not None and time.monotonic() - last_change > idle:
+            return False
+        await asyncio.sleep(0.2)
+    return False

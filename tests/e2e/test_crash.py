@@ -299,12 +299,7 @@ async def freeze_broker_then_crash(c: Cluster, k: Kafka, pg: str, schema_prefix:
     os.kill(pid, signal.SIGKILL)
     await asyncio.to_thread(wait_gone, pid)
     await asyncio.to_thread(script, "kafka.sh", "start")
-    restarted = time.monotonic()
-    for s in CONSUMERS:
-        c.start(s)
-    await asyncio.to_thread(c.wait_ready, list(CONSUMERS))
-    await k.caught_up(list(GROUP_TOPICS), timeout=60)
-    return time.monotonic() - restarted
+    return await start_consumers_until_caught_up(c, k, timeout=60)
 
 
 async def replay_everything(c: Cluster, k: Kafka) -> float:
@@ -315,11 +310,16 @@ async def replay_everything(c: Cluster, k: Kafka) -> float:
     for group in GROUP_TOPICS:
         await k.rewind(group)
         assert await k.lag(group) > 0, f"{group} was not rewound"
+    return await start_consumers_until_caught_up(c, k, timeout=120)
+
+
+async def start_consumers_until_caught_up(c: Cluster, k: Kafka, timeout: float) -> float:
+    """Start every consumer service; returns the seconds until all groups consumed what was there."""
     started = time.monotonic()
     for s in CONSUMERS:
         c.start(s)
     await asyncio.to_thread(c.wait_ready, list(CONSUMERS))
-    await k.caught_up(list(GROUP_TOPICS), timeout=120)
+    await k.caught_up(list(GROUP_TOPICS), timeout=timeout)
     return time.monotonic() - started
 
 

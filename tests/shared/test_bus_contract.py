@@ -18,14 +18,14 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Integer, String, select
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
 from leadrelay.bus import Bus, Consumer
 from leadrelay.bus.kafka import KafkaBus, create_topics
 from leadrelay.bus.memory import MemoryBus
 from leadrelay.bus.worker import ConsumerWorker
 from leadrelay.clock import SystemClock
-from leadrelay.db import Database, InboxMixin, OutboxMixin, UnitOfWork, service_metadata
+from leadrelay.db import Database, UnitOfWork
 from leadrelay.events import (
     LEADS_FEEDBACK,
     LEADS_INTAKE,
@@ -36,18 +36,7 @@ from leadrelay.events import (
     all_topics,
     dlq_topic,
 )
-
-
-class Base(DeclarativeBase):
-    metadata = service_metadata()
-
-
-class Inbox(InboxMixin, Base):
-    pass
-
-
-class Outbox(OutboxMixin, Base):
-    pass
+from tests.shared.tables import Base
 
 
 class Seen(Base):

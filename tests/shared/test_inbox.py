@@ -10,23 +10,11 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select, text
-from sqlalchemy.orm import DeclarativeBase
 
-from leadrelay.db import Database, InboxMixin, OutboxMixin, service_metadata
+from leadrelay.db import Database
+from tests.shared.tables import Base, Inbox
 
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
-
-
-class Base(DeclarativeBase):
-    metadata = service_metadata()
-
-
-class Inbox(InboxMixin, Base):
-    pass
-
-
-class Outbox(OutboxMixin, Base):
-    pass
 
 
 async def open_database(request: pytest.FixtureRequest, kind: str, tmp_path: Path) -> Database:
