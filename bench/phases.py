@@ -4,6 +4,7 @@ chains, the bare HTTP endpoint. Each returns a plain dict for the JSON report.""
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import time
 import uuid
@@ -17,7 +18,8 @@ from bench import infra
 from bench.leads import Lead, Request, make_leads, schedule
 from bench.load import Clock, Result, drive
 from bench.tap import Seen, Tap
-from leadrelay.events import Envelope, FormSubmitted, Record
+from leadrelay.events import Record
+from leadrelay.rules import Rules, load_rules
 
 INTAKE, SCORED, ASSIGNED = "leads.intake", "leads.scored", "leads.assigned"
 T_FORM = "leadrelay.intake.form_submitted.v1"
@@ -79,29 +81,18 @@ def rate(count: int, seconds: float) -> float:
 # ------------------------------------------------------------------ records
 
 
-def form_record(lead: Lead, now_source: str = "/leadrelay/intake") -> tuple[str, Record]:
-    """The FormSubmitted record intake would publish for this lead's form (same normalisation)."""
-    from intake.domain import lead_id_for, normalise_submission
+def form_record(lead: Lead) -> tuple[str, Record]:
+    """The FormSubmitted record intake would publish for this lead's form (intake's own use case)."""
+    from intake.service import Intake
+    from leadrelay.clock import SystemClock
 
-    norm = normalise_submission(lead.fields)
-    assert norm.contact is not None, norm.errors
-    lead_id = lead_id_for(norm.contact.email, NAMESPACE)
-    from datetime import UTC, datetime
+    env = Intake(_rules(), NAMESPACE, SystemClock()).form_submission(lead.form_id, lead.fields)
+    return env.subject, env.to_record()
 
-    now = datetime.now(UTC)
-    env = Envelope.new(
-        FormSubmitted(
-            lead_id=lead_id,
-            form_id=lead.form_id,
-            submitted_at=now,
-            contact=norm.contact,
-            custom=norm.custom,
-            page_url=norm.page_url,
-        ),
-        source=now_source,
-        time=now,
-    )
-    return lead_id, env.to_record()
+
+@functools.cache
+def _rules() -> Rules:
+    return load_rules(Path(__file__).resolve().parents[1] / "config" / "example.yaml")
 
 
 async def produce(

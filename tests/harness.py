@@ -17,7 +17,7 @@ from leadrelay.bus.memory import MemoryBus
 from leadrelay.clock import FrozenClock
 from leadrelay.http import create_app
 from leadrelay.rules import Rules, load_rules
-from leadrelay.service import Runtime, load_services
+from leadrelay.runtime import Runtime, load_services
 from leadrelay.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,20 +52,10 @@ class Harness:
 
     async def settle(self, timeout: float = 15.0) -> None:
         """Wait until every consumer has committed everything and every outbox is empty."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            busy = False
-            for ctx in self.runtime.contexts:
-                for w in ctx.workers:
-                    consumer = w._consumer
-                    if consumer is None or (await consumer.lag()):
-                        busy = True
-                if ctx.relay is not None and await ctx.relay.drain():
-                    busy = True
-            if not busy:
-                return
-            await asyncio.sleep(0.05)
-        raise AssertionError("pipeline did not settle")
+        try:
+            await self.runtime.wait_settled(timeout)
+        except TimeoutError as exc:
+            raise AssertionError(f"pipeline did not settle: {exc}") from None
 
 
 def settings_for(

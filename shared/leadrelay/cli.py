@@ -5,6 +5,9 @@ leadrelay serve SERVICE         one service against Kafka and PostgreSQL
 leadrelay create-topics         create the Kafka topics with their partition counts
 leadrelay check-config [PATH]   validate a rules file
 leadrelay schemas [--check]     write (or check) the events' JSON Schemas
+leadrelay dlq list TOPIC        the dead letters of TOPIC with their errors
+leadrelay dlq replay TOPIC [--id EVENT_ID]...
+                                publish them again to TOPIC after a fix (the inboxes drop repeats)
 """
 
 from __future__ import annotations
@@ -15,13 +18,15 @@ import json
 import sys
 from pathlib import Path
 
+from leadrelay import dlq as dead_letters
+from leadrelay.bus import Bus
 from leadrelay.bus.kafka import KafkaBus, create_topics
-from leadrelay.bus.memory import MemoryBus
+from leadrelay.bus.memory import BusInUse, MemoryBus
 from leadrelay.clock import SystemClock
-from leadrelay.events import json_schemas
+from leadrelay.events import TOPIC_PARTITIONS, dlq_topic, json_schemas
 from leadrelay.logging import configure_logging, get_logger
 from leadrelay.rules import RulesError, load_rules
-from leadrelay.service import SERVICE_NAMES, Runtime, load_services
+from leadrelay.runtime import SERVICE_NAMES, Runtime, load_services
 from leadrelay.settings import Settings
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
@@ -82,6 +87,20 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("path", nargs="?", type=Path)
     schemas = sub.add_parser("schemas", help="write the events' JSON Schemas")
     schemas.add_argument("--check", action="store_true", help="fail if the stored schemas are out of date")
+    dlq = sub.add_parser("dlq", help="list or replay dead letters")
+    dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True)
+    for name, help_ in (("list", "list the dead letters of a topic"), ("replay", "publish them again to the topic")):
+        p = dlq_sub.add_parser(name, help=help_)
+        p.add_argument("topic", choices=sorted(TOPIC_PARTITIONS))
+        p.add_argument(
+            "--embedded",
+            action="store_true",
+            help="the embedded event log in LEADRELAY_DATA_DIR (stop `leadrelay run` first) instead of Kafka",
+        )
+        if name == "replay":
+            p.add_argument("--id", action="append", default=[], dest="ids", help="only this event id (repeatable)")
+        else:
+            p.add_argument("--json", action="store_true", help="one JSON object per line")
     args = parser.parse_args(argv)
 
     settings = Settings()
@@ -111,9 +130,41 @@ def main(argv: list[str] | None = None) -> int:
             print(f"ok: {len(rules.forms)} forms, {len(rules.territories)} territories, {reps} reps")
         elif args.command == "schemas":
             return write_schemas(check=args.check)
-    except RulesError as exc:
+        elif args.command == "dlq":
+            return asyncio.run(_dlq(settings, args))
+    except (RulesError, BusInUse, LookupError) as exc:
         print(str(exc), file=sys.stderr)
         return 2
+    return 0
+
+
+async def _dlq(settings: Settings, args: argparse.Namespace) -> int:
+    bus: Bus
+    if args.embedded:
+        bus = MemoryBus(path=settings.data_dir / "bus.db")
+    else:
+        bus = KafkaBus(
+            settings.kafka_bootstrap_servers, f"{settings.kafka_client_id}-dlq", prefix=settings.kafka_prefix
+        )
+    await bus.start()
+    try:
+        if args.dlq_command == "list":
+            letters = await dead_letters.list_dead_letters(bus, args.topic)
+            for d in letters:
+                if args.json:
+                    print(json.dumps(d.as_dict(), ensure_ascii=False))
+                else:
+                    print(
+                        f"{d.offset}\t{d.event_id}\t{d.type}\tlead {d.key}\tgroup {d.group}\t"
+                        f"from {d.topic}[{d.partition}]@{d.source_offset}\t{d.dead_lettered_at}\n\t{d.error}"
+                    )
+            if not args.json:
+                print(f"{len(letters)} dead letter(s) on {dlq_topic(args.topic)}", file=sys.stderr)
+        else:
+            replayed = await dead_letters.replay(bus, args.topic, args.ids)
+            print(f"replayed {len(replayed)} dead letter(s) to {args.topic}", file=sys.stderr)
+    finally:
+        await bus.stop()
     return 0
 
 

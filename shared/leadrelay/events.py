@@ -8,6 +8,8 @@ the JSON value; the embedded bus carries exactly the same records.
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -272,6 +274,16 @@ class Record:
             if k == name:
                 return v.decode("utf-8", errors="replace")
         return None
+
+
+def encode_headers(headers: tuple[tuple[str, bytes], ...]) -> str:
+    """A record's headers as stored text (the outbox, the embedded log): JSON pairs of the
+    name and the base64 of the value, since header values are bytes and need not be UTF-8."""
+    return json.dumps([[k, base64.b64encode(v).decode()] for k, v in headers])
+
+
+def decode_headers(text: str) -> tuple[tuple[str, bytes], ...]:
+    return tuple((k, base64.b64decode(v)) for k, v in json.loads(text))
 
 
 @dataclass(frozen=True, slots=True)

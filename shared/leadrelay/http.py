@@ -16,7 +16,7 @@ from sqlalchemy.exc import OperationalError
 
 from leadrelay import __version__
 from leadrelay.logging import get_logger
-from leadrelay.service import Runtime
+from leadrelay.runtime import Runtime
 
 log = get_logger("leadrelay.http")
 

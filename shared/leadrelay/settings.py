@@ -66,6 +66,19 @@ class Settings(BaseSettings):
     consumer_stall_seconds: float = Field(
         default=60.0, gt=0, description="A consumer with lag that makes no progress this long is restarted."
     )
+    consumer_retry_max_seconds: float = Field(
+        default=10.0, gt=0, description="Longest wait between retries of a failing batch (backoff doubles up to it)."
+    )
+    # Dead letters: only records that can never succeed go to <topic>.dlq; a group stops instead
+    # when more than this share of its recent records would.
+    dlq_max_share: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="Stop a consumer when more than this share of its recent records are undecodable.",
+    )
+    dlq_window: int = Field(default=200, ge=1, description="How many recent records the share is measured over.")
+    dlq_min_records: int = Field(default=20, ge=1, description="The share applies once this many records were seen.")
     # Outbox relay: it publishes right after each commit; the poll is only a safety net.
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
     outbox_batch_size: int = Field(default=500, ge=1)

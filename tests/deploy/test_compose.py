@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 
 from leadrelay import cli
 from leadrelay.rules import load_rules
-from leadrelay.service import SERVICE_NAMES, load_services
+from leadrelay.runtime import SERVICE_NAMES, load_services
 from leadrelay.settings import DEFAULT_PORTS, Settings
 
 REPO = Path(__file__).resolve().parents[2]

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from leadrelay.service import SERVICE_NAMES
+from leadrelay.runtime import SERVICE_NAMES
 
 
 def free_port() -> int:

@@ -55,7 +55,7 @@ from leadrelay.events import (
     all_topics,
     dlq_topic,
 )
-from leadrelay.service import load_services
+from leadrelay.runtime import load_services
 from tests.e2e.distributed import Cluster, cluster
 from tests.harness import EXAMPLE
 

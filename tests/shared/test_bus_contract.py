@@ -20,13 +20,14 @@ import pytest
 from sqlalchemy import Integer, String, select
 from sqlalchemy.orm import Mapped, mapped_column
 
+from leadrelay import dlq as dead_letters
 from leadrelay.bus import Bus, Consumer
 from leadrelay.bus.kafka import KafkaBus, create_topics
 from leadrelay.bus.memory import MemoryBus
-from leadrelay.bus.worker import ConsumerWorker
-from leadrelay.clock import SystemClock
-from leadrelay.db import Database, UnitOfWork
+from leadrelay.bus.worker import DeadLetterPolicy
+from leadrelay.db import Database
 from leadrelay.events import (
+    EVENT_TYPES,
     LEADS_FEEDBACK,
     LEADS_INTAKE,
     ActivityRecorded,
@@ -36,7 +37,8 @@ from leadrelay.events import (
     all_topics,
     dlq_topic,
 )
-from tests.shared.tables import Base
+from leadrelay.unit_of_work import UnitOfWork
+from tests.shared.tables import Base, make_worker
 
 
 class Seen(Base):
@@ -89,13 +91,17 @@ async def drain(consumer: Consumer, want: int, timeout: float = 30.0) -> list[Re
     return got
 
 
-async def eventually(check: Callable[[], Any], timeout: float = 30.0) -> None:
+_TRUTHY = object()
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 30.0, expect: Any = _TRUTHY) -> None:
+    """Poll ``check`` (sync or async) until it is truthy, or equal to ``expect`` when given."""
     deadline = time.monotonic() + timeout
     while True:
         result = check()
         if asyncio.iscoroutine(result):
             result = await result
-        if result:
+        if (result == expect) if expect is not _TRUTHY else result:
             return
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
@@ -146,16 +152,27 @@ async def test_uncommitted_records_are_delivered_again(bus: Bus) -> None:
         await consumer.stop()
 
 
-async def test_worker_handles_in_order_dedups_and_dead_letters_poison(bus: Bus, db: Database) -> None:
-    handled: list[tuple[str, int]] = []
+async def dlq_records(bus: Bus, topic: str = LEADS_INTAKE) -> list[Record]:
+    return await bus.read_topic(dlq_topic(topic))
 
-    async def handler(uow: UnitOfWork, env: Envelope) -> None:
+
+async def seen_rows(db: Database) -> list[tuple[str, int]]:
+    async with db.transaction() as s:
+        return [(lead, seq) for lead, seq in (await s.execute(select(Seen.lead_id, Seen.seq).order_by(Seen.id))).all()]
+
+
+def record_seen(handled: list[tuple[str, int]] | None = None) -> Callable[[UnitOfWork, Envelope], Any]:
+    async def handle(uow: UnitOfWork, env: Envelope) -> None:
         seq = int(env.data.properties["seq"])  # type: ignore[attr-defined]
-        if seq == 13:
-            raise ValueError("seq 13 is cursed")
         uow.session.add(Seen(event_id=env.id, lead_id=env.subject, seq=seq))
-        handled.append((env.subject, seq))
+        if handled is not None:
+            handled.append((env.subject, seq))
 
+    return handle
+
+
+async def test_worker_handles_in_order_dedups_and_dead_letters_what_cannot_be_decoded(bus: Bus, db: Database) -> None:
+    handled: list[tuple[str, int]] = []
     good = [activity("lead-x" if i % 2 else "lead-y", i) for i in range(20)]
     duplicate = activity("lead-x", 5, event_id=good[5].id)  # a producer retry: same event id
     garbage = Record(topic=LEADS_INTAKE, key=b"lead-x", value=b"{not json", headers=(("ce_type", b"nope"),))
@@ -169,32 +186,26 @@ async def test_worker_handles_in_order_dedups_and_dead_letters_poison(bus: Bus, 
     records += [e.to_record() for e in good[10:]]
     await bus.publish(records)
 
-    worker = ConsumerWorker(
-        group="g-worker", topics=[LEADS_INTAKE], bus=bus, db=db, handler=handler, clock=SystemClock(), stall_seconds=30
+    worker = make_worker(
+        group="g-worker", topics=[LEADS_INTAKE], bus=bus, db=db, handle=record_seen(handled), stall_seconds=30
     )
     worker.start()
     try:
-        await eventually(lambda: len(handled) >= 19)
-        dlq = bus.consumer("g-dlq-reader", [dlq_topic(LEADS_INTAKE)])
-        await dlq.start()
-        try:
-            dead = await drain(dlq, 3)
-        finally:
-            await dlq.stop()
+        await eventually(lambda: len(handled) >= 20)
+        await eventually(lambda: worker.lag(), expect=0)
+        dead = await dlq_records(bus)
     finally:
         await worker.stop()
 
-    assert len(dead) == 3, [r.header("dlq_error") for r in dead]
+    assert len(dead) == 2, [r.header("dlq_error") for r in dead]
     errors = sorted(r.header("dlq_error") or "" for r in dead)
     assert any("undecodable: missing CloudEvents header" in e for e in errors), errors
     assert any("undecodable" in e and "invalid" in e for e in errors), errors
-    assert any("seq 13 is cursed" in e for e in errors), errors
     assert all(r.header("dlq_group") == "g-worker" for r in dead)
     # Everything else was handled exactly once, in order per lead, after the poison too.
-    async with db.transaction() as s:
-        rows = (await s.execute(select(Seen.lead_id, Seen.seq).order_by(Seen.id))).all()
-    assert len(rows) == 19
-    assert len({(lead, seq) for lead, seq in rows}) == 19, "a duplicate was handled twice"
+    rows = await seen_rows(db)
+    assert len(rows) == 20
+    assert len(set(rows)) == 20, "a duplicate was handled twice"
     for lead in ("lead-x", "lead-y"):
         seqs = [seq for who, seq in rows if who == lead]
         assert seqs == sorted(seqs), seqs
@@ -211,25 +222,144 @@ async def test_worker_retries_transient_failures_without_losing_or_dead_letterin
         uow.session.add(Seen(event_id=env.id, lead_id=env.subject, seq=0))
 
     await bus.publish([activity("lead-t", i).to_record() for i in range(5)])
-    worker = ConsumerWorker(
-        group="g-flaky", topics=[LEADS_INTAKE, LEADS_FEEDBACK], bus=bus, db=db, handler=flaky, clock=SystemClock()
+    worker = make_worker(
+        group="g-flaky", topics=[LEADS_INTAKE, LEADS_FEEDBACK], bus=bus, db=db, handle=flaky, retry_max_seconds=0.5
     )
     worker.start()
     try:
 
         async def all_seen() -> bool:
-            async with db.transaction() as s:
-                return len((await s.execute(select(Seen.event_id))).all()) == 5
+            return len(await seen_rows(db)) == 5
 
         await eventually(all_seen)
     finally:
         await worker.stop()
-    dlq = bus.consumer("g-dlq-check", [dlq_topic(LEADS_INTAKE)])
-    await dlq.start()
+    assert await dlq_records(bus) == []
+
+
+async def test_a_handler_bug_dead_letters_nothing_fails_readiness_and_loses_nothing_once_fixed(
+    bus: Bus, db: Database
+) -> None:
+    """A bug deployed in a handler (it raises for every event) must not drain traffic into the
+    dead-letter topic: the consumer stops where it is, says why, and resumes once fixed."""
+    bug = {"deployed": True}
+    handled: list[tuple[str, int]] = []
+    seen = record_seen(handled)
+
+    async def handle(uow: UnitOfWork, env: Envelope) -> None:
+        if bug["deployed"]:
+            raise KeyError("rescore: 'engagement_counts'")  # any bug, not a transient error
+        await seen(uow, env)
+
+    envelopes = [activity(f"lead-{i % 4}", i) for i in range(40)]
+    await bus.publish([e.to_record() for e in envelopes])
+    worker = make_worker(group="g-bug", topics=[LEADS_INTAKE], bus=bus, db=db, handle=handle, retry_max_seconds=0.3)
+    worker.start()
     try:
-        assert await dlq.getmany(10, 1500) == []
+        await eventually(lambda: worker.health.failing_since is not None)
+        await asyncio.sleep(1.5)  # several retries
+        assert not worker.health.ok, "readiness stayed green while every event failed"
+        assert "engagement_counts" in worker.health.describe()
+        assert handled == [] and await seen_rows(db) == []
+        assert await dlq_records(bus) == [], "a handler bug sent events to the dead-letter topic"
+        assert await worker.lag() == 40
+
+        bug["deployed"] = False  # the fix
+        await eventually(lambda: worker.lag(), expect=0)
+        assert worker.health.ok
     finally:
-        await dlq.stop()
+        await worker.stop()
+    rows = await seen_rows(db)
+    assert sorted(rows) == sorted((e.subject, i) for i, e in enumerate(envelopes)), "lost or doubled events"
+    for lead in {e.subject for e in envelopes}:
+        seqs = [seq for who, seq in rows if who == lead]
+        assert seqs == sorted(seqs)
+    assert await dlq_records(bus) == []
+
+
+def undecodable(lead: str, seq: int) -> Record:
+    rec = activity(lead, seq).to_record()
+    headers = tuple((k, b"leadrelay.intake.from_the_future.v9" if k == "ce_type" else v) for k, v in rec.headers)
+    return Record(topic=rec.topic, key=rec.key, value=rec.value, headers=headers)
+
+
+async def test_a_flood_of_undecodable_records_stops_the_consumer_instead_of_draining_it(bus: Bus, db: Database) -> None:
+    """A producer newer than its consumer (a type the consumer does not know yet) would send
+    everything to the dead-letter topic: past the share limit the consumer stops instead."""
+    await bus.publish([undecodable(f"lead-{i % 3}", i) for i in range(30)])
+    policy = DeadLetterPolicy(max_share=0.5, window=100, min_records=20)
+    worker = make_worker(
+        group="g-flood",
+        topics=[LEADS_INTAKE],
+        bus=bus,
+        db=db,
+        handle=record_seen(),
+        retry_max_seconds=0.3,
+        dead_letters=policy,
+    )
+    worker.start()
+    try:
+        await eventually(lambda: worker.health.failing_since is not None)
+        await asyncio.sleep(1.0)
+        assert "could not be decoded" in worker.health.describe()
+        assert await dlq_records(bus) == []
+        assert await worker.lag() == 30
+    finally:
+        await worker.stop()
+    # An operator who decides they are garbage raises the limit: they go to the dead-letter topic.
+    worker = make_worker(
+        group="g-flood",
+        topics=[LEADS_INTAKE],
+        bus=bus,
+        db=db,
+        handle=record_seen(),
+        dead_letters=DeadLetterPolicy(max_share=1.0),
+    )
+    worker.start()
+    try:
+        await eventually(lambda: worker.lag(), expect=0)
+    finally:
+        await worker.stop()
+    assert len(await dlq_records(bus)) == 30
+
+
+async def test_dead_letters_replayed_after_a_fix_are_handled_once(
+    bus: Bus, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A consumer that does not know an event type dead-letters it; once a consumer that knows it
+    is deployed, ``replay`` puts the dead letters back, and replaying twice doubles nothing."""
+    envelopes = [activity(f"lead-{i % 2}", i) for i in range(6)]
+    with monkeypatch.context() as m:
+        # The old consumer: it does not know activity_recorded.v1 yet.
+        m.delitem(EVENT_TYPES, ActivityRecorded.TYPE)
+        await bus.publish([e.to_record() for e in envelopes])
+        old = make_worker(group="g-replay", topics=[LEADS_INTAKE], bus=bus, db=db, handle=record_seen())
+        old.start()
+        try:
+            await eventually(lambda: old.lag(), expect=0)
+        finally:
+            await old.stop()
+    letters = await dead_letters.list_dead_letters(bus, LEADS_INTAKE)
+    assert [d.event_id for d in letters] == [e.id for e in envelopes]
+    assert all("unknown event type" in (d.error or "") and d.group == "g-replay" for d in letters)
+    assert {d.topic for d in letters} == {LEADS_INTAKE}
+
+    fixed = make_worker(group="g-replay", topics=[LEADS_INTAKE], bus=bus, db=db, handle=record_seen())
+    fixed.start()
+    try:
+        replayed = await dead_letters.replay(bus, LEADS_INTAKE, [envelopes[0].id])
+        assert [d.event_id for d in replayed] == [envelopes[0].id]
+        await eventually(lambda: seen_rows(db), expect=[(envelopes[0].subject, 0)])
+        await dead_letters.replay(bus, LEADS_INTAKE)  # all six, the first one again
+        await dead_letters.replay(bus, LEADS_INTAKE)  # and everything once more
+        await eventually(lambda: fixed.lag(), expect=0)
+        with pytest.raises(LookupError):
+            await dead_letters.replay(bus, LEADS_INTAKE, ["no-such-event"])
+    finally:
+        await fixed.stop()
+    rows = await seen_rows(db)
+    assert sorted(rows) == sorted((e.subject, i) for i, e in enumerate(envelopes)), rows
+    assert len(await dlq_records(bus)) == 6, "a replayed record went back to the dead-letter topic"
 
 
 async def test_embedded_log_survives_a_restart_and_redelivers_what_was_not_committed(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The inbox: ``Database.claim`` writes the ids not seen yet and returns them, in the caller's
+"""The inbox: ``leadrelay.inbox.claim`` writes the ids not seen yet and returns them, in the caller's
 transaction, on SQLite and on real PostgreSQL."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select, text
 
 from leadrelay.db import Database
+from leadrelay.inbox import claim as claim_ids
 from tests.shared.tables import Base, Inbox
 
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -54,7 +55,7 @@ async def pg_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 
 async def claim(db: Database, *ids: str) -> set[str]:
     async with db.transaction() as session:
-        return await db.claim(session, [(i, "leads.intake") for i in ids], NOW)
+        return await claim_ids(session, Inbox.__table__, [(i, "leads.intake") for i in ids], NOW)
 
 
 async def stored(db: Database) -> list[tuple[str, str]]:
@@ -73,14 +74,14 @@ async def test_new_ids_are_claimed_once_and_then_known(db: Database) -> None:
 
 async def test_the_first_topic_of_an_id_is_kept(db: Database) -> None:
     async with db.transaction() as session:
-        assert await db.claim(session, [("x", "leads.scored"), ("x", "leads.intake")], NOW) == {"x"}
+        assert await claim_ids(session, Inbox.__table__, [("x", "leads.scored"), ("x", "leads.intake")], NOW) == {"x"}
     assert await stored(db) == [("x", "leads.scored")]
 
 
 async def test_a_rolled_back_claim_leaves_the_ids_free(db: Database) -> None:
     with pytest.raises(RuntimeError):
         async with db.transaction() as session:
-            assert await db.claim(session, [("r", "leads.intake")], NOW) == {"r"}
+            assert await claim_ids(session, Inbox.__table__, [("r", "leads.intake")], NOW) == {"r"}
             raise RuntimeError("the handler failed")
     assert await claim(db, "r") == {"r"}
 
@@ -88,7 +89,10 @@ async def test_a_rolled_back_claim_leaves_the_ids_free(db: Database) -> None:
 async def test_a_concurrent_claim_waits_for_the_first_and_then_finds_the_id_taken(pg_db: Database) -> None:
     db = pg_db
     async with db.transaction() as first:
-        assert await db.claim(first, [("k", "leads.intake"), ("m", "leads.intake")], NOW) == {"k", "m"}
+        assert await claim_ids(first, Inbox.__table__, [("k", "leads.intake"), ("m", "leads.intake")], NOW) == {
+            "k",
+            "m",
+        }
         second = asyncio.create_task(claim(db, "m", "n"))
         await asyncio.sleep(0.3)
         assert not second.done(), "the second claim should wait for the first transaction"

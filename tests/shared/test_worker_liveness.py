@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from leadrelay.bus.memory import MemoryBus, MemoryConsumer
-from leadrelay.bus.worker import ConsumerWorker
-from leadrelay.clock import SystemClock
-from leadrelay.db import Database, UnitOfWork
+from leadrelay.db import Database
 from leadrelay.events import LEADS_INTAKE, Envelope, Record
+from leadrelay.unit_of_work import UnitOfWork
+from tests.shared.tables import make_worker
 from tests.shared.test_bus_contract import Base, activity
 
 
@@ -45,9 +45,7 @@ async def test_a_hung_consumer_fails_readiness_and_is_replaced(tmp_path: Path) -
     async def handler(uow: UnitOfWork, env: Envelope) -> None:
         handled.append(env.id)
 
-    worker = ConsumerWorker(
-        group="live", topics=[LEADS_INTAKE], bus=bus, db=db, handler=handler, clock=SystemClock(), stall_seconds=0.6
-    )
+    worker = make_worker(group="live", topics=[LEADS_INTAKE], bus=bus, db=db, handle=handler, stall_seconds=0.6)
     readiness_at_restart: list[bool] = []
     restart = worker._restart_loop
 
@@ -65,7 +63,7 @@ async def test_a_hung_consumer_fails_readiness_and_is_replaced(tmp_path: Path) -
             await asyncio.sleep(0.05)
         assert readiness_at_restart == [False], "readiness did not report the stall before the restart"
         assert bus.consumers_made == 2
-        assert await worker._consumer.lag() == 0  # type: ignore[union-attr]
+        assert await worker.lag() == 0
         await asyncio.sleep(1.0)
         assert worker.health.ok, "still reported stalled after recovering"
     finally:

@@ -8,14 +8,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import select
 
 from feedback import service
 from feedback.domain import REASON_REQUIRED
-from feedback.models import DispositionRow, HandedOver, Touch
-from leadrelay.db import UnitOfWork
 from leadrelay.events import Channel, Disposition
-from leadrelay.service import ServiceContext
+from leadrelay.runtime import ServiceContext
+from leadrelay.unit_of_work import UnitOfWork
 
 
 class TouchIn(BaseModel):
@@ -90,72 +88,17 @@ def build_router(ctx: ServiceContext) -> APIRouter:
 
     @router.get("/v1/leads/{lead_id}/feedback")
     async def lead_feedback(lead_id: uuid.UUID) -> dict[str, Any]:
-        async with ctx.database.transaction() as session:
-            handed = await session.get(HandedOver, str(lead_id))
-            if handed is None:
-                raise HTTPException(404, f"lead {lead_id} was never assigned to sales")
-            touches = (
-                (await session.execute(select(Touch).where(Touch.lead_id == str(lead_id)).order_by(Touch.id)))
-                .scalars()
-                .all()
-            )
-            dispositions = (
-                (
-                    await session.execute(
-                        select(DispositionRow).where(DispositionRow.lead_id == str(lead_id)).order_by(DispositionRow.id)
-                    )
-                )
-                .scalars()
-                .all()
-            )
-        return {
-            "lead_id": str(lead_id),
-            "rep_id": handed.rep_id,
-            "cycle": handed.cycle,
-            "assigned_at": handed.assigned_at,
-            "touches": [
-                {"rep_id": t.rep_id, "channel": t.channel, "note": t.note, "touched_at": t.touched_at, "cycle": t.cycle}
-                for t in touches
-            ],
-            "dispositions": [
-                {
-                    "rep_id": d.rep_id,
-                    "disposition": d.disposition,
-                    "reason": d.reason,
-                    "recorded_at": d.recorded_at,
-                    "cycle": d.cycle,
-                }
-                for d in dispositions
-            ],
-        }
+        try:
+            return await service.lead_feedback(ctx, str(lead_id))
+        except service.NotAssigned:
+            raise HTTPException(404, f"lead {lead_id} was never assigned to sales") from None
 
     @router.get("/v1/review-board")
     async def review_board(
         since: Annotated[datetime | None, Query()] = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100
     ) -> list[dict[str, Any]]:
         """Leads sales rejected or handed back, with the reason and how hard it tried (touches)."""
-        query = (
-            select(DispositionRow, HandedOver.touches)
-            .join(HandedOver, HandedOver.lead_id == DispositionRow.lead_id)
-            .where(DispositionRow.disposition.in_([d.value for d in Disposition if d is not Disposition.ACCEPTED]))
-            .order_by(DispositionRow.recorded_at.desc())
-            .limit(limit)
-        )
-        if since is not None:
-            query = query.where(DispositionRow.recorded_at >= since)
-        async with ctx.database.transaction() as session:
-            rows = (await session.execute(query)).all()
-        return [
-            {
-                "lead_id": d.lead_id,
-                "rep_id": d.rep_id,
-                "disposition": d.disposition,
-                "reason": d.reason,
-                "recorded_at": d.recorded_at,
-                "touches": touches,
-            }
-            for d, touches in rows
-        ]
+        return await service.review_board(ctx, since, limit)
 
     @router.get("/v1/metrics/funnel")
     async def metrics_funnel(
@@ -165,7 +108,6 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         """Closed-loop metrics: handed over, touched, time to first touch, dispositions, acceptance rate."""
         if since is not None and since.tzinfo is None:
             raise HTTPException(422, "since needs a timezone, e.g. 2026-05-01T00:00:00Z")
-        async with ctx.database.unit_of_work(ctx.clock.now()) as uow:
-            return await service.closed_loop(uow, since, territory)
+        return await service.closed_loop(ctx, since, territory)
 
     return router

@@ -41,3 +41,13 @@ def funnel(outcomes: list[LeadOutcome]) -> dict[str, object]:
         ),
         "mean_touches": round(sum(o.touches for o in outcomes) / handed, 2) if handed else None,
     }
+
+
+# What the review board shows: every verdict except an acceptance.
+REVIEWED = tuple(d for d in Disposition if d is not Disposition.ACCEPTED)
+
+
+def supersedes(known_cycle: int | None, cycle: int) -> bool:
+    """An assignment replaces what feedback knew of the lead only if it is of a newer qualification
+    cycle (a redelivered or older one changes nothing); its touches and verdict start afresh."""
+    return known_cycle is None or cycle > known_cycle

@@ -2,11 +2,11 @@
 
 from pathlib import Path
 
-from feedback import service
+from feedback import consumers
 from feedback.api import build_router
 from feedback.models import Base
 from leadrelay.events import LEADS_ASSIGNED
-from leadrelay.service import ServiceDefinition, Subscription
+from leadrelay.runtime import ServiceDefinition, Subscription
 
 SERVICE = ServiceDefinition(
     name="feedback",
@@ -14,6 +14,8 @@ SERVICE = ServiceDefinition(
     base=Base,
     migrations=Path(__file__).parent / "migrations",
     subscriptions=[
-        Subscription(group="feedback", topics=[LEADS_ASSIGNED], handler=service.handle, prefetch=service.prefetch)
+        Subscription(
+            group="feedback", topics=[LEADS_ASSIGNED], prefetch=consumers.prefetch, handlers=consumers.HANDLERS
+        )
     ],
 )

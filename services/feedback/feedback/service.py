@@ -2,42 +2,44 @@
 
 A touch or disposition is stored and its event written to the outbox in one
 transaction, so the 202 means it is durable. A client retry with the same
-``Idempotency-Key`` gets the same event id and records nothing twice.
+``Idempotency-Key`` gets the same event id and records nothing twice. The
+rules live in ``feedback.domain``; the queries in ``feedback.repository``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
-
-from feedback.domain import LeadOutcome, funnel
+from feedback import repository
+from feedback.domain import funnel, supersedes
 from feedback.models import DispositionRow, HandedOver, Touch
-from leadrelay.db import UnitOfWork
-from leadrelay.events import Channel, Disposition, DispositionRecorded, Envelope, LeadAssigned, TouchLogged
-from leadrelay.service import ServiceContext
+from leadrelay.events import Channel, Disposition, DispositionRecorded, LeadAssigned, TouchLogged
+from leadrelay.runtime import ServiceContext
+from leadrelay.unit_of_work import UnitOfWork
 
 
 class NotAssigned(LookupError):
     pass
 
 
-async def prefetch(ctx: ServiceContext, uow: UnitOfWork, envelopes: list[Envelope]) -> None:
-    """The batch's handed-over rows in one query (see :func:`lead_assigned`)."""
-    ids = list({env.subject for env in envelopes})
-    rows = await uow.session.execute(select(HandedOver).where(HandedOver.lead_id.in_(ids)))
-    uow.batch["handed"] = {row.lead_id: row for row in rows.scalars()}
+@dataclass
+class Batch:
+    """The batch's handed-over rows, loaded up front (see ``feedback.consumers``)."""
+
+    uow: UnitOfWork
+    handed: dict[str, HandedOver]
 
 
-async def lead_assigned(uow: UnitOfWork, event: LeadAssigned) -> None:
-    handed: dict[str, HandedOver] = uow.batch["handed"]
-    row = handed.get(event.lead_id)
-    if row is not None and row.cycle >= event.cycle:
+async def lead_assigned(batch: Batch, event: LeadAssigned) -> None:
+    row = batch.handed.get(event.lead_id)
+    if not supersedes(row.cycle if row is not None else None, event.cycle):
         return
     if row is None:
         row = HandedOver(lead_id=event.lead_id)
-        uow.session.add(row)
-        handed[event.lead_id] = row
+        batch.uow.session.add(row)
+        batch.handed[event.lead_id] = row
     row.cycle = event.cycle
     row.rep_id = event.rep_id
     row.territory = event.territory
@@ -49,13 +51,8 @@ async def lead_assigned(uow: UnitOfWork, event: LeadAssigned) -> None:
     row.disposition_at = None
 
 
-async def handle(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
-    if isinstance(envelope.data, LeadAssigned):
-        await lead_assigned(uow, envelope.data)
-
-
 async def _handed(uow: UnitOfWork, lead_id: str) -> HandedOver:
-    row = await uow.session.get(HandedOver, lead_id)
+    row = await repository.handed_over(uow.session, lead_id)
     if row is None:
         raise NotAssigned(lead_id)
     return row
@@ -64,7 +61,7 @@ async def _handed(uow: UnitOfWork, lead_id: str) -> HandedOver:
 async def log_touch(
     ctx: ServiceContext, uow: UnitOfWork, event_id: str, lead_id: str, rep_id: str, channel: Channel, note: str | None
 ) -> None:
-    if await uow.session.scalar(select(Touch.id).where(Touch.event_id == event_id)):
+    if await repository.touch_recorded(uow.session, event_id):
         return  # a client retry
     row = await _handed(uow, lead_id)
     uow.session.add(
@@ -97,7 +94,7 @@ async def record_disposition(
     disposition: Disposition,
     reason: str | None,
 ) -> None:
-    if await uow.session.scalar(select(DispositionRow.id).where(DispositionRow.event_id == event_id)):
+    if await repository.disposition_recorded(uow.session, event_id):
         return
     row = await _handed(uow, lead_id)
     uow.session.add(
@@ -123,11 +120,51 @@ async def record_disposition(
     )
 
 
-async def closed_loop(uow: UnitOfWork, since: datetime | None, territory: str | None) -> dict[str, object]:
-    query = select(HandedOver.assigned_at, HandedOver.first_touch_at, HandedOver.touches, HandedOver.disposition)
-    if since is not None:
-        query = query.where(HandedOver.assigned_at >= since)
-    if territory is not None:
-        query = query.where(HandedOver.territory == territory)
-    rows = (await uow.session.execute(query)).all()
-    return funnel([LeadOutcome(*r) for r in rows])
+async def lead_feedback(ctx: ServiceContext, lead_id: str) -> dict[str, Any]:
+    async with ctx.database.transaction() as session:
+        handed = await repository.handed_over(session, lead_id)
+        if handed is None:
+            raise NotAssigned(lead_id)
+        touches = await repository.touches_of(session, lead_id)
+        dispositions = await repository.dispositions_of(session, lead_id)
+    return {
+        "lead_id": lead_id,
+        "rep_id": handed.rep_id,
+        "cycle": handed.cycle,
+        "assigned_at": handed.assigned_at,
+        "touches": [
+            {"rep_id": t.rep_id, "channel": t.channel, "note": t.note, "touched_at": t.touched_at, "cycle": t.cycle}
+            for t in touches
+        ],
+        "dispositions": [
+            {
+                "rep_id": d.rep_id,
+                "disposition": d.disposition,
+                "reason": d.reason,
+                "recorded_at": d.recorded_at,
+                "cycle": d.cycle,
+            }
+            for d in dispositions
+        ],
+    }
+
+
+async def review_board(ctx: ServiceContext, since: datetime | None, limit: int) -> list[dict[str, Any]]:
+    async with ctx.database.transaction() as session:
+        rows = await repository.reviewed(session, since, limit)
+    return [
+        {
+            "lead_id": d.lead_id,
+            "rep_id": d.rep_id,
+            "disposition": d.disposition,
+            "reason": d.reason,
+            "recorded_at": d.recorded_at,
+            "touches": touches,
+        }
+        for d, touches in rows
+    ]
+
+
+async def closed_loop(ctx: ServiceContext, since: datetime | None, territory: str | None) -> dict[str, object]:
+    async with ctx.database.transaction() as session:
+        return funnel(await repository.outcomes(session, since, territory))

@@ -1,30 +1,25 @@
 """Intake's HTTP routes: the front door for website forms and tracking clients.
 
-Intake keeps no state of its own: the lead id is derived from the address, and
-a client's retry key gives a stable event id, so retries are deduplicated by
-every consumer's inbox. It answers 202 only once the broker acknowledged the
-event; if the broker cannot, it answers 503 and the client retries.
+The routes parse the request and call the use cases in ``intake.service``. A
+202 means the broker acknowledged the event; if it cannot, 503 and the client
+retries.
 """
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from intake.domain import lead_id_for, normalise_email, normalise_submission
-from leadrelay.events import ActivityRecorded, ActivityType, FormSubmitted
+from intake.domain import normalise_email
+from intake.service import Intake, Invalid, NotStored, UnknownForm
+from leadrelay.events import ActivityType, Envelope
 from leadrelay.http import ServiceUnavailable, field_errors
-from leadrelay.logging import get_logger
-from leadrelay.service import ServiceContext
-
-log = get_logger("intake")
-# Longer than the producer's own delivery timeout (30 s): a 503 then means the event was not stored.
-PUBLISH_TIMEOUT = 35.0
+from leadrelay.runtime import ServiceContext
 
 
 class Accepted(BaseModel):
@@ -71,19 +66,18 @@ class ActivityIn(BaseModel):
 
 def build_router(ctx: ServiceContext) -> APIRouter:
     router = APIRouter(tags=["intake"])
-    namespace = uuid.UUID(ctx.settings.lead_id_namespace)
+    intake = Intake(ctx.rules, uuid.UUID(ctx.settings.lead_id_namespace), ctx.clock, ctx.bus)
 
-    def event_id(scope: str, client_key: str | None) -> str:
-        return str(uuid.uuid5(namespace, f"{scope}:{client_key}")) if client_key else str(uuid.uuid4())
-
-    async def publish(data: Any, eid: str) -> None:
-        envelope = ctx.envelope(data, event_id=eid)
+    async def accept(build: Callable[[], Envelope]) -> Accepted:
         try:
-            await asyncio.wait_for(ctx.bus.publish([envelope.to_record()]), timeout=PUBLISH_TIMEOUT)
-        except Exception as exc:
-            log.error("publish_failed", lead_id=envelope.subject, event_id=eid, error=repr(exc))
-            raise ServiceUnavailable("the event could not be stored; retry later") from exc
-        log.info("event_accepted", lead_id=envelope.subject, event_id=eid, type=envelope.type)
+            accepted = await intake.accept(build())
+        except UnknownForm as exc:
+            raise HTTPException(404, str(exc)) from None
+        except Invalid as exc:
+            raise field_errors(exc.errors) from None
+        except NotStored as exc:
+            raise ServiceUnavailable(str(exc)) from exc
+        return Accepted(lead_id=accepted.lead_id, event_id=accepted.event_id)
 
     @router.get("/v1/forms")
     async def list_forms() -> list[dict[str, Any]]:
@@ -95,28 +89,10 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         request: Request,
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     ) -> Accepted:
-        form = ctx.rules.form(form_id)
-        if form is None:
-            known = ", ".join(f.id for f in ctx.rules.forms)
-            raise HTTPException(404, f"unknown form {form_id!r}; known forms: {known}")
+        if ctx.rules.form(form_id) is None:  # before reading a body meant for no form
+            raise HTTPException(404, str(UnknownForm(form_id, [f.id for f in ctx.rules.forms])))
         fields = await _read_fields(request)
-        result = normalise_submission(fields)
-        if result.contact is None:
-            raise field_errors(result.errors)
-        lead_id = lead_id_for(result.contact.email, namespace)
-        eid = event_id(f"form:{form_id}", idempotency_key)
-        await publish(
-            FormSubmitted(
-                lead_id=lead_id,
-                form_id=form_id,
-                submitted_at=ctx.clock.now(),
-                contact=result.contact,
-                custom=result.custom,
-                page_url=result.page_url,
-            ),
-            eid,
-        )
-        return Accepted(lead_id=lead_id, event_id=eid)
+        return await accept(lambda: intake.form_submission(form_id, fields, idempotency_key))
 
     @router.post("/v1/events", status_code=202, response_model=Accepted)
     async def record_event(
@@ -133,27 +109,17 @@ def build_router(ctx: ServiceContext) -> APIRouter:
                     for e in exc.errors(include_url=False)
                 ]
             ) from None
-        now = ctx.clock.now()
-        if activity.occurred_at is not None and activity.occurred_at > now + timedelta(minutes=5):
-            raise field_errors([{"loc": ["body", "occurred_at"], "msg": "in the future", "type": "value_error"}])
-        lead_id = lead_id_for(activity.email, namespace) if activity.email else str(activity.lead_id)
-        if activity.email and activity.lead_id and str(activity.lead_id) != lead_id:
-            raise field_errors(
-                [{"loc": ["body", "lead_id"], "msg": "does not belong to this email", "type": "value_error"}]
-            )
-        eid = event_id("event", activity.message_id or idempotency_key)
-        await publish(
-            ActivityRecorded(
-                lead_id=lead_id,
+        return await accept(
+            lambda: intake.activity(
+                activity.type,
                 email=activity.email,
-                activity=activity.type,
-                occurred_at=activity.occurred_at or now,
+                lead_id=activity.lead_id,
+                occurred_at=activity.occurred_at,
                 url=activity.url,
                 properties=activity.properties,
-            ),
-            eid,
+                client_key=activity.message_id or idempotency_key,
+            )
         )
-        return Accepted(lead_id=lead_id, event_id=eid)
 
     return router
 

@@ -8,12 +8,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel
-from sqlalchemy import select
 
 from leadrelay.events import Handoff
-from leadrelay.service import ServiceContext
-from routing.models import Assignment
-from routing.service import ACTIVE, open_loads
+from leadrelay.runtime import ServiceContext
+from routing import repository
 
 
 class AssignmentOut(BaseModel):
@@ -36,14 +34,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
     async def get_assignment(lead_id: uuid.UUID) -> AssignmentOut:
         """The lead's latest assignment (``status`` tells whether sales still has it)."""
         async with ctx.database.transaction() as session:
-            row = (
-                await session.execute(
-                    select(Assignment)
-                    .where(Assignment.lead_id == str(lead_id))
-                    .order_by(Assignment.cycle.desc())
-                    .limit(1)
-                )
-            ).scalar_one_or_none()
+            row = await repository.latest_assignment(session, str(lead_id))
         if row is None:
             raise HTTPException(404, f"lead {lead_id} is not assigned")
         return AssignmentOut(
@@ -63,18 +54,13 @@ def build_router(ctx: ServiceContext) -> APIRouter:
     async def suppressions(limit: Annotated[int, Query(ge=1, le=10000)] = 1000) -> list[dict[str, Any]]:
         """Leads sales is working: marketing must not contact them until they are recycled."""
         async with ctx.database.transaction() as session:
-            rows = await session.execute(
-                select(Assignment.lead_id, Assignment.rep_id, Assignment.assigned_at)
-                .where(Assignment.status == ACTIVE)
-                .order_by(Assignment.assigned_at)
-                .limit(limit)
-            )
-            return [{"lead_id": lid, "rep_id": rep, "since": at} for lid, rep, at in rows.all()]
+            rows = await repository.suppressions(session, limit)
+        return [{"lead_id": lid, "rep_id": rep, "since": at} for lid, rep, at in rows]
 
     @router.get("/v1/territories")
     async def territories() -> list[dict[str, Any]]:
         async with ctx.database.transaction() as session:
-            loads = await open_loads(session)
+            loads = await repository.open_loads(session)
         return [
             {
                 "id": t.id,

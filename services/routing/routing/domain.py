@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from rapidfuzz import fuzz, process, utils
 
-from leadrelay.events import Contact
+from leadrelay.events import Contact, Disposition
 from leadrelay.rules import Account, Rep, Rules, Territory
 
 _LEGAL = re.compile(
@@ -102,3 +102,36 @@ def choose(rules: Rules, contact: Contact, loads: dict[str, int], cursors: dict[
             territory = rules.territory_of_rep(rep.id) or home
             return Choice(rep=rep, territory=territory, matched_by="overflow", account=account)
     raise RuntimeError("no reps configured")  # unreachable: the rules require reps in every territory
+
+
+# An assignment's status: sales has the lead, or it ended (handed back, closed or requalified).
+ACTIVE = "active"
+RELEASED = "released"
+REQUALIFIED = "requalified"
+
+
+def releases(disposition: Disposition) -> bool:
+    """Recycled, junk or unreachable free the rep's slot, and marketing may contact the lead again;
+    an accepted lead stays with its rep."""
+    return disposition is not Disposition.ACCEPTED
+
+
+@dataclass(frozen=True)
+class QualificationPlan:
+    assign: bool
+    # Active assignments (by cycle) that end with this qualification.
+    release: tuple[int, ...] = ()
+
+
+def plan_qualification(assignments: list[tuple[int, str]], cycle: int) -> QualificationPlan:
+    """What a qualification of ``cycle`` does, given the lead's (cycle, status) assignments.
+
+    An active assignment of this cycle or a newer one means it is a repeat: nothing happens.
+    A newer qualification means the previous cycle ended, even if its recycle has not arrived
+    yet (it travels on another topic): the older active assignment is released. A cycle that
+    was assigned once is never assigned again.
+    """
+    active = [c for c, status in assignments if status == ACTIVE]
+    if any(c >= cycle for c in active):
+        return QualificationPlan(assign=False)
+    return QualificationPlan(assign=all(c != cycle for c, _ in assignments), release=tuple(active))

@@ -3,8 +3,8 @@
 from pathlib import Path
 
 from leadrelay.events import LEADS_FEEDBACK, LEADS_SCORED
-from leadrelay.service import ServiceDefinition, Subscription
-from routing import service
+from leadrelay.runtime import ServiceDefinition, Subscription
+from routing import consumers
 from routing.api import build_router
 from routing.models import Base
 
@@ -15,7 +15,10 @@ SERVICE = ServiceDefinition(
     migrations=Path(__file__).parent / "migrations",
     subscriptions=[
         Subscription(
-            group="routing", topics=[LEADS_SCORED, LEADS_FEEDBACK], handler=service.handle, prefetch=service.prefetch
+            group="routing",
+            topics=[LEADS_SCORED, LEADS_FEEDBACK],
+            prefetch=consumers.prefetch,
+            handlers=consumers.HANDLERS,
         )
     ],
 )

@@ -8,7 +8,9 @@ from typing import Any
 from sqlalchemy import Integer, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from leadrelay.db import BigId, InboxMixin, JsonType, OutboxMixin, UtcDateTime, service_metadata
+from leadrelay.db import BigId, JsonType, UtcDateTime, service_metadata
+from leadrelay.inbox import InboxMixin
+from leadrelay.outbox import OutboxMixin
 
 
 class Base(DeclarativeBase):

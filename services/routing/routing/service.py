@@ -2,87 +2,57 @@
 
 The assignment, the cursor move and the ``LeadAssigned`` event commit together.
 An assignment is unique per (lead, qualification cycle), so a redelivered or
-repeated qualification never assigns a lead twice.
+repeated qualification never assigns a lead twice. The rules (who gets the
+lead, what a qualification or a disposition releases) live in
+``routing.domain``; the queries in ``routing.repository``.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from leadrelay.db import UnitOfWork
-from leadrelay.events import Disposition, DispositionRecorded, Envelope, Handoff, LeadAssigned, LeadQualified
+from leadrelay.events import DispositionRecorded, Envelope, Handoff, LeadAssigned, LeadQualified
 from leadrelay.logging import get_logger
-from leadrelay.service import ServiceContext
-from routing.domain import choose
+from leadrelay.rules import Rules
+from leadrelay.unit_of_work import UnitOfWork
+from routing.domain import ACTIVE, RELEASED, REQUALIFIED, choose, plan_qualification, releases
 from routing.models import Assignment, Cursor
 
 log = get_logger("routing")
-ACTIVE = "active"
-RELEASED = "released"
 
 
 @dataclass
 class Batch:
-    """What assigning the batch's leads needs, loaded up front (see :func:`prefetch`) and kept
-    current in memory as the batch assigns and releases, so each lead sees the loads before it."""
+    """What assigning the batch's leads needs, loaded up front (see ``routing.consumers``) and
+    kept current in memory as the batch assigns and releases, so each lead sees the loads before it."""
 
+    uow: UnitOfWork
+    rules: Rules
+    envelope: Callable[[Any], Envelope]
     assignments: dict[str, list[Assignment]]
     cursors: dict[str, Cursor]
     loads: dict[str, int]
 
-
-async def open_loads(session: AsyncSession) -> dict[str, int]:
-    rows = await session.execute(
-        select(Assignment.rep_id, func.count()).where(Assignment.status == ACTIVE).group_by(Assignment.rep_id)
-    )
-    return {rep: int(n) for rep, n in rows.all()}
+    def release(self, assignment: Assignment, at: datetime, reason: str) -> None:
+        assignment.status, assignment.released_at, assignment.release_reason = RELEASED, at, reason
+        self.loads[assignment.rep_id] = max(0, self.loads.get(assignment.rep_id, 0) - 1)
 
 
-async def prefetch(ctx: ServiceContext, uow: UnitOfWork, envelopes: list[Envelope]) -> None:
-    ids = list({env.subject for env in envelopes if isinstance(env.data, LeadQualified | DispositionRecorded)})
-    assignments: dict[str, list[Assignment]] = defaultdict(list)
-    cursors: dict[str, Cursor] = {}
-    loads: dict[str, int] = {}
-    if ids:
-        rows = await uow.session.execute(select(Assignment).where(Assignment.lead_id.in_(ids)))
-        for a in rows.scalars():
-            assignments[a.lead_id].append(a)
-    if any(isinstance(env.data, LeadQualified) for env in envelopes):
-        cursors = {c.territory: c for c in (await uow.session.execute(select(Cursor))).scalars()}
-        loads = await open_loads(uow.session)
-    uow.batch["routing"] = Batch(assignments=assignments, cursors=cursors, loads=loads)
-
-
-def _batch(uow: UnitOfWork) -> Batch:
-    batch = uow.batch.get("routing")
-    if batch is None:
-        raise RuntimeError("routing handlers need the batch prefetch")
-    return batch  # type: ignore[no-any-return]
-
-
-def _release(batch: Batch, assignment: Assignment, at: datetime, reason: str) -> None:
-    assignment.status, assignment.released_at, assignment.release_reason = RELEASED, at, reason
-    batch.loads[assignment.rep_id] = max(0, batch.loads.get(assignment.rep_id, 0) - 1)
-
-
-async def lead_qualified(ctx: ServiceContext, uow: UnitOfWork, event: LeadQualified) -> None:
-    batch = _batch(uow)
+async def lead_qualified(batch: Batch, event: LeadQualified) -> None:
+    uow = batch.uow
     existing = batch.assignments[event.lead_id]
-    for active in [a for a in existing if a.status == ACTIVE]:
-        if active.cycle >= event.cycle:
-            log.info("already_assigned", lead_id=event.lead_id, rep_id=active.rep_id, cycle=active.cycle)
-            return
-        # A newer qualification means the previous cycle ended (its recycle may simply not be here yet).
-        _release(batch, active, uow.now, "requalified")
-    if any(a.cycle == event.cycle for a in existing):
+    plan = plan_qualification([(a.cycle, a.status) for a in existing], event.cycle)
+    for a in existing:
+        if a.status == ACTIVE and a.cycle in plan.release:
+            batch.release(a, uow.now, REQUALIFIED)
+    if not plan.assign:
+        log.info("already_assigned", lead_id=event.lead_id, cycle=event.cycle)
         return
     positions = {territory: c.position for territory, c in batch.cursors.items()}
-    choice = choose(ctx.rules, event.contact, batch.loads, positions)
+    choice = choose(batch.rules, event.contact, batch.loads, positions)
     if choice.cursor is not None:
         cursor = batch.cursors.get(choice.territory.id)
         if cursor is None:
@@ -115,7 +85,7 @@ async def lead_qualified(ctx: ServiceContext, uow: UnitOfWork, event: LeadQualif
     existing.append(assignment)
     batch.loads[choice.rep.id] = batch.loads.get(choice.rep.id, 0) + 1
     uow.emit(
-        ctx.envelope(
+        batch.envelope(
             LeadAssigned(
                 lead_id=event.lead_id,
                 cycle=event.cycle,
@@ -135,19 +105,9 @@ async def lead_qualified(ctx: ServiceContext, uow: UnitOfWork, event: LeadQualif
     )
 
 
-async def disposition_recorded(uow: UnitOfWork, event: DispositionRecorded) -> None:
-    """Recycled, junk or unreachable: the rep's slot frees up and marketing may contact the lead again."""
-    if event.disposition is Disposition.ACCEPTED:
+async def disposition_recorded(batch: Batch, event: DispositionRecorded) -> None:
+    if not releases(event.disposition):
         return
-    batch = _batch(uow)
     for assignment in batch.assignments[event.lead_id]:
         if assignment.status == ACTIVE:
-            _release(batch, assignment, event.recorded_at, event.disposition.value)
-
-
-async def handle(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
-    data = envelope.data
-    if isinstance(data, LeadQualified):
-        await lead_qualified(ctx, uow, data)
-    elif isinstance(data, DispositionRecorded):
-        await disposition_recorded(uow, data)
+            batch.release(assignment, event.recorded_at, event.disposition.value)

@@ -8,10 +8,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel
-from sqlalchemy import select
 
 from leadrelay.events import LeadStatus, ScoreReason
-from leadrelay.service import ServiceContext
+from leadrelay.runtime import ServiceContext
+from scoring import repository
+from scoring.domain import is_qualified
 from scoring.models import Lead
 from scoring.service import reasons_of
 
@@ -39,7 +40,7 @@ def _out(lead: Lead, threshold: int) -> ScoreOut:
         engagement=lead.engagement,
         threshold=threshold,
         status=status,
-        qualified=status in (LeadStatus.MQL, LeadStatus.HANDRAISER, LeadStatus.ACCEPTED),
+        qualified=is_qualified(status),
         qualification=lead.qualification,
         cycle=lead.cycle,
         reasons=reasons_of(lead),
@@ -54,7 +55,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
     @router.get("/v1/leads/{lead_id}/score", response_model=ScoreOut)
     async def get_score(lead_id: uuid.UUID) -> ScoreOut:
         async with ctx.database.transaction() as session:
-            lead = await session.get(Lead, str(lead_id))
+            lead = await repository.lead(session, str(lead_id))
         if lead is None:
             raise HTTPException(404, f"no lead {lead_id} (not yet scored, or never submitted)")
         return _out(lead, threshold)
@@ -65,11 +66,8 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
     ) -> list[ScoreOut]:
         """Leads by score, highest first: the list reps plan their day with."""
-        query = select(Lead).order_by(Lead.score.desc(), Lead.lead_id).limit(limit)
-        if status is not None:
-            query = query.where(Lead.status == status.value)
         async with ctx.database.transaction() as session:
-            leads = (await session.execute(query)).scalars().all()
+            leads = await repository.hot_list(session, status, limit)
         return [_out(lead, threshold) for lead in leads]
 
     @router.get("/v1/lead-definition")

@@ -8,9 +8,10 @@ last came back to marketing, so a recycled lead must show fresh interest.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from leadrelay.events import ActivityType, Contact, LeadStatus, Qualification, ScoreReason
+from leadrelay.events import ActivityType, Contact, Disposition, LeadStatus, Qualification, ScoreReason
 from leadrelay.rules import EngagementRule, LeadDefinition
 
 # Statuses in which marketing owns the lead and a qualification can happen.
@@ -103,3 +104,40 @@ def decide(
     if reachable and evaluation.score >= threshold:
         return LeadStatus.MQL, Qualification.MQL
     return (LeadStatus.RECYCLED if current is LeadStatus.RECYCLED else LeadStatus.LEAD), None
+
+
+# Statuses in which sales has (or had) taken the lead as qualified.
+QUALIFIED = {LeadStatus.MQL, LeadStatus.HANDRAISER, LeadStatus.ACCEPTED}
+
+
+def is_qualified(status: LeadStatus) -> bool:
+    """What "qualified" means on the API: handed to sales as an MQL or handraiser, or accepted."""
+    return status in QUALIFIED
+
+
+def counts_since(when: datetime, since: datetime | None) -> bool:
+    """An activity or handraise counts only if it happened since the lead last came back to marketing."""
+    return since is None or when >= since
+
+
+@dataclass(frozen=True)
+class DispositionEffect:
+    status: LeadStatus
+    # Back to marketing: it must show readiness again, so engagement and the handraise start over.
+    restart_engagement: bool
+
+
+def after_disposition(disposition: Disposition) -> DispositionEffect:
+    """What sales' verdict does to the lead: accepted stays with sales, junk closes it, recycle and
+    unreachable send it back to marketing to be nurtured."""
+    if disposition is Disposition.ACCEPTED:
+        return DispositionEffect(LeadStatus.ACCEPTED, restart_engagement=False)
+    if disposition is Disposition.JUNK:
+        return DispositionEffect(LeadStatus.JUNK, restart_engagement=False)
+    return DispositionEffect(LeadStatus.RECYCLED, restart_engagement=True)
+
+
+def score_event_due(before: tuple[int, int, str], after: tuple[int, int, str], forced: bool, new_lead: bool) -> bool:
+    """A ``lead_scored`` event is emitted when the score, fit or status changed, when a verdict
+    forces one (a disposition), and for the first event of a new lead."""
+    return before != after or forced or new_lead

@@ -3,8 +3,8 @@
 from pathlib import Path
 
 from leadrelay.events import LEADS_FEEDBACK, LEADS_INTAKE
-from leadrelay.service import ServiceDefinition, Subscription
-from scoring import service
+from leadrelay.runtime import ServiceDefinition, Subscription
+from scoring import consumers
 from scoring.api import build_router
 from scoring.models import Base
 
@@ -15,7 +15,10 @@ SERVICE = ServiceDefinition(
     migrations=Path(__file__).parent / "migrations",
     subscriptions=[
         Subscription(
-            group="scoring", topics=[LEADS_INTAKE, LEADS_FEEDBACK], handler=service.handle, prefetch=service.prefetch
+            group="scoring",
+            topics=[LEADS_INTAKE, LEADS_FEEDBACK],
+            prefetch=consumers.prefetch,
+            handlers=consumers.HANDLERS,
         )
     ],
 )

@@ -8,10 +8,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel
-from sqlalchemy import select
 
-from leadrelay.service import ServiceContext
-from sla_monitor.models import Alert, SlaClock
+from leadrelay.runtime import ServiceContext
+from sla_monitor import repository
+from sla_monitor.models import Alert
 
 
 class ClockOut(BaseModel):
@@ -58,20 +58,8 @@ def build_router(ctx: ServiceContext) -> APIRouter:
     @router.get("/v1/leads/{lead_id}/sla", response_model=LeadSla)
     async def lead_sla(lead_id: uuid.UUID) -> LeadSla:
         async with ctx.database.transaction() as session:
-            clocks = (
-                (
-                    await session.execute(
-                        select(SlaClock).where(SlaClock.lead_id == str(lead_id)).order_by(SlaClock.cycle, SlaClock.id)
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            alerts = (
-                (await session.execute(select(Alert).where(Alert.lead_id == str(lead_id)).order_by(Alert.id)))
-                .scalars()
-                .all()
-            )
+            clocks = await repository.lead_clocks(session, str(lead_id))
+            alerts = await repository.lead_alerts(session, str(lead_id))
         if not clocks:
             raise HTTPException(404, f"lead {lead_id} has no SLA clock (not assigned yet)")
         return LeadSla(
@@ -100,12 +88,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         """Breached deadlines, newest first: the feed ops acts on."""
         if since is not None and since.tzinfo is None:
             raise HTTPException(422, "since needs a timezone, e.g. 2026-05-01T00:00:00Z")
-        query = select(Alert).order_by(Alert.raised_at.desc(), Alert.id.desc()).limit(limit)
-        if since is not None:
-            query = query.where(Alert.raised_at > since)
-        if territory is not None:
-            query = query.where(Alert.territory == territory)
         async with ctx.database.transaction() as session:
-            return [_alert(a) for a in (await session.execute(query)).scalars()]
+            return [_alert(a) for a in await repository.alerts(session, since, territory, limit)]
 
     return router

@@ -25,3 +25,13 @@ def deadlines(sla: Sla, qualification: Qualification, assigned_at: datetime) -> 
 
 def clocks_stopped_by(kind: str) -> tuple[str, ...]:
     return (FIRST_TOUCH,) if kind == "touch" else (FIRST_TOUCH, DISPOSITION)
+
+
+TOUCH = "touch"
+DISPOSITION_KIND = "disposition"
+
+
+def stopped_before_start(seen: list[tuple[str, datetime]], assigned_at: datetime) -> set[str]:
+    """Clocks already met when an assignment arrives: feedback travels on another topic and can
+    overtake its assignment, so a touch or disposition seen at or after the assignment time counts."""
+    return {name for kind, at in seen if at >= assigned_at for name in clocks_stopped_by(kind)}

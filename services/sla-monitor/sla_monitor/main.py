@@ -3,8 +3,8 @@
 from pathlib import Path
 
 from leadrelay.events import LEADS_ASSIGNED, LEADS_FEEDBACK
-from leadrelay.service import ServiceDefinition, Subscription
-from sla_monitor import service
+from leadrelay.runtime import ServiceDefinition, Subscription
+from sla_monitor import consumers, service
 from sla_monitor.api import build_router
 from sla_monitor.models import Base
 
@@ -17,8 +17,8 @@ SERVICE = ServiceDefinition(
         Subscription(
             group="sla-monitor",
             topics=[LEADS_ASSIGNED, LEADS_FEEDBACK],
-            handler=service.handle,
-            prefetch=service.prefetch,
+            prefetch=consumers.prefetch,
+            handlers=consumers.HANDLERS,
         )
     ],
     background=[service.timer_loop],

@@ -7,7 +7,9 @@ from datetime import datetime
 from sqlalchemy import Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from leadrelay.db import BigId, InboxMixin, OutboxMixin, UtcDateTime, service_metadata
+from leadrelay.db import BigId, UtcDateTime, service_metadata
+from leadrelay.inbox import InboxMixin
+from leadrelay.outbox import OutboxMixin
 
 
 class Base(DeclarativeBase):

@@ -3,24 +3,34 @@
 Firing is a status change from ``running`` to ``breached`` plus an alert row
 (unique per clock) plus the outbox event, all in one transaction, on rows
 claimed with ``FOR UPDATE SKIP LOCKED``: several replicas, or a restart after
-a long outage, still raise each alert exactly once.
+a long outage, still raise each alert exactly once. The rules (which deadlines,
+what stops which clock) live in ``sla_monitor.domain``; the queries in
+``sla_monitor.repository``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
-
-from leadrelay.db import UnitOfWork
-from leadrelay.events import DispositionRecorded, Envelope, LeadAssigned, SlaBreached, TouchLogged
+from leadrelay.events import DispositionRecorded, LeadAssigned, SlaBreached, TouchLogged
 from leadrelay.logging import get_logger
-from leadrelay.service import ServiceContext
-from sla_monitor.domain import BREACHED, MET, RUNNING, clocks_stopped_by, deadlines
+from leadrelay.rules import Rules
+from leadrelay.runtime import ServiceContext
+from leadrelay.unit_of_work import UnitOfWork
+from sla_monitor import repository
+from sla_monitor.domain import (
+    BREACHED,
+    DISPOSITION_KIND,
+    MET,
+    RUNNING,
+    TOUCH,
+    clocks_stopped_by,
+    deadlines,
+    stopped_before_start,
+)
 from sla_monitor.models import Alert, FeedbackSeen, SlaClock
 
 log = get_logger("sla_monitor")
@@ -29,41 +39,19 @@ CLAIM_BATCH = 200
 
 @dataclass
 class Batch:
-    """The batch's leads' clocks and the feedback already seen for them (see :func:`prefetch`)."""
+    """The batch's leads' clocks and the feedback already seen for them (see ``sla_monitor.consumers``)."""
 
+    uow: UnitOfWork
+    rules: Rules
     clocks: dict[str, list[SlaClock]]
     seen: dict[str, list[tuple[str, datetime]]]
 
 
-async def prefetch(ctx: ServiceContext, uow: UnitOfWork, envelopes: list[Envelope]) -> None:
-    ids = list({env.subject for env in envelopes})
-    clocks: dict[str, list[SlaClock]] = defaultdict(list)
-    seen: dict[str, list[tuple[str, datetime]]] = defaultdict(list)
-    for clock in (await uow.session.execute(select(SlaClock).where(SlaClock.lead_id.in_(ids)))).scalars():
-        clocks[clock.lead_id].append(clock)
-    if any(isinstance(env.data, LeadAssigned) for env in envelopes):
-        rows = await uow.session.execute(
-            select(FeedbackSeen.lead_id, FeedbackSeen.kind, FeedbackSeen.at).where(FeedbackSeen.lead_id.in_(ids))
-        )
-        for lead_id, kind, at in rows.all():
-            seen[lead_id].append((kind, at))
-    uow.batch["sla"] = Batch(clocks=clocks, seen=seen)
-
-
-def _batch(uow: UnitOfWork) -> Batch:
-    batch = uow.batch.get("sla")
-    if batch is None:
-        raise RuntimeError("sla-monitor handlers need the batch prefetch")
-    return batch  # type: ignore[no-any-return]
-
-
-async def lead_assigned(ctx: ServiceContext, uow: UnitOfWork, event: LeadAssigned) -> None:
-    batch = _batch(uow)
-    stopped = {
-        name for kind, at in batch.seen[event.lead_id] if at >= event.assigned_at for name in clocks_stopped_by(kind)
-    }
+async def lead_assigned(batch: Batch, event: LeadAssigned) -> None:
+    uow = batch.uow
+    stopped = stopped_before_start(batch.seen[event.lead_id], event.assigned_at)
     existing = {c.name for c in batch.clocks[event.lead_id] if c.cycle == event.cycle}
-    for name, due in deadlines(ctx.rules.sla, event.handoff.qualification, event.assigned_at).items():
+    for name, due in deadlines(batch.rules.sla, event.handoff.qualification, event.assigned_at).items():
         if name in existing:
             continue
         clock = SlaClock(
@@ -81,8 +69,17 @@ async def lead_assigned(ctx: ServiceContext, uow: UnitOfWork, event: LeadAssigne
         batch.clocks[event.lead_id].append(clock)
 
 
-async def feedback(uow: UnitOfWork, lead_id: str, kind: str, at: datetime) -> None:
-    batch = _batch(uow)
+async def touch_logged(batch: Batch, event: TouchLogged) -> None:
+    _feedback(batch, event.lead_id, TOUCH, event.touched_at)
+
+
+async def disposition_recorded(batch: Batch, event: DispositionRecorded) -> None:
+    _feedback(batch, event.lead_id, DISPOSITION_KIND, event.recorded_at)
+
+
+def _feedback(batch: Batch, lead_id: str, kind: str, at: datetime) -> None:
+    """Stop the clocks this feedback meets, and remember it for an assignment still on its way."""
+    uow = batch.uow
     uow.session.add(FeedbackSeen(lead_id=lead_id, kind=kind, at=at))
     batch.seen[lead_id].append((kind, at))
     stops = clocks_stopped_by(kind)
@@ -92,30 +89,13 @@ async def feedback(uow: UnitOfWork, lead_id: str, kind: str, at: datetime) -> No
             clock.stopped_at = uow.now
 
 
-async def handle(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
-    data = envelope.data
-    if isinstance(data, LeadAssigned):
-        await lead_assigned(ctx, uow, data)
-    elif isinstance(data, TouchLogged):
-        await feedback(uow, data.lead_id, "touch", data.touched_at)
-    elif isinstance(data, DispositionRecorded):
-        await feedback(uow, data.lead_id, "disposition", data.recorded_at)
-
-
 async def fire_due(ctx: ServiceContext) -> int:
     """Breach every running clock whose deadline has passed; returns how many fired."""
     fired = 0
 
     async def work(uow: UnitOfWork) -> None:
         nonlocal fired
-        query = (
-            select(SlaClock)
-            .where(SlaClock.status == RUNNING, SlaClock.due_at <= uow.now)
-            .order_by(SlaClock.due_at)
-            .limit(CLAIM_BATCH)
-            .with_for_update(skip_locked=True)
-        )
-        for clock in (await uow.session.execute(query)).scalars():
+        for clock in await repository.claim_due(uow.session, uow.now, CLAIM_BATCH):
             clock.status = BREACHED
             clock.stopped_at = uow.now
             uow.session.add(

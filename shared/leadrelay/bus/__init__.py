@@ -49,6 +49,10 @@ class Bus(Protocol):
 
     def consumer(self, group: str, topics: Sequence[str]) -> Consumer: ...
 
+    async def read_topic(self, topic: str) -> list[Record]:
+        """Every record now on ``topic``, without a consumer group (for tools such as ``leadrelay dlq``)."""
+        ...
+
     async def ping(self) -> None:
         """Raise if the bus cannot be reached."""
         ...

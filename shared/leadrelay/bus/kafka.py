@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
-from aiokafka.structs import OffsetAndMetadata
+from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from leadrelay.bus import TopicPartition as TP
 from leadrelay.events import Record, all_topics
@@ -63,6 +63,38 @@ class KafkaBus:
         if futures:
             await asyncio.gather(*futures)
 
+    async def read_topic(self, topic: str) -> list[Record]:
+        """Every record now on ``topic``, partition by partition, without joining a group (for tools:
+        dead-letter topics are small)."""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap_servers,
+            client_id=f"{self.client_id}-reader",
+            group_id=None,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+        )
+        await consumer.start()
+        try:
+            partitions = consumer.partitions_for_topic(self.prefix + topic)
+            if partitions is None:
+                await consumer._client.force_metadata_update()  # a topic not yet in the cached metadata
+                partitions = consumer.partitions_for_topic(self.prefix + topic)
+            if not partitions:
+                raise ValueError(f"unknown topic {topic!r}")
+            tps = [TopicPartition(self.prefix + topic, p) for p in sorted(partitions)]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            ends = await consumer.end_offsets(tps)
+            out: list[Record] = []
+            for tp in tps:
+                while await consumer.position(tp) < ends[tp]:
+                    batch = await consumer.getmany(tp, timeout_ms=1000)
+                    for m in batch.get(tp, []):
+                        out.append(_record(tp, m, self.prefix))
+            return out
+        finally:
+            await consumer.stop()
+
     def consumer(self, group: str, topics: Sequence[str]) -> KafkaConsumer:
         return KafkaConsumer(self.bootstrap_servers, f"{self.client_id}-{group}", group, list(topics), self.prefix)
 
@@ -91,20 +123,7 @@ class KafkaConsumer:
 
     async def getmany(self, max_records: int, timeout_ms: int) -> list[Record]:
         batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
-        out: list[Record] = []
-        for tp, messages in batches.items():
-            for m in messages:
-                out.append(
-                    Record(
-                        topic=tp.topic.removeprefix(self._prefix),
-                        key=m.key,
-                        value=m.value if m.value is not None else b"",
-                        headers=tuple((k, v if v is not None else b"") for k, v in m.headers),
-                        partition=tp.partition,
-                        offset=m.offset,
-                    )
-                )
-        return out
+        return [_record(tp, m, self._prefix) for tp, messages in batches.items() for m in messages]
 
     async def commit(self, offsets: dict[TP, int]) -> None:
         if offsets:
@@ -130,6 +149,17 @@ class KafkaConsumer:
             committed = await self._consumer.committed(tp)
             total += max(0, ends[tp] - (committed or 0))
         return total
+
+
+def _record(tp: TopicPartition, m: ConsumerRecord[bytes, bytes], prefix: str) -> Record:
+    return Record(
+        topic=tp.topic.removeprefix(prefix),
+        key=m.key,
+        value=m.value if m.value is not None else b"",
+        headers=tuple((k, v if v is not None else b"") for k, v in m.headers),
+        partition=tp.partition,
+        offset=m.offset,
+    )
 
 
 async def create_topics(

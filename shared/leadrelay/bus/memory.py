@@ -14,16 +14,16 @@ Without a path (tests) it is memory only.
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
+import fcntl
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import IO
 
 from leadrelay.bus import TopicPartition, partition_for
-from leadrelay.events import Record, all_topics
+from leadrelay.events import Record, all_topics, decode_headers, encode_headers
 
 
 @dataclass
@@ -47,13 +47,8 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
     db.execute("COMMIT")
 
 
-def _dump_headers(headers: tuple[tuple[str, bytes], ...]) -> str:
-    # Header values are bytes and need not be UTF-8.
-    return json.dumps([[k, base64.b64encode(v).decode()] for k, v in headers])
-
-
-def _load_headers(text: str) -> tuple[tuple[str, bytes], ...]:
-    return tuple((k, base64.b64decode(v)) for k, v in json.loads(text))
+class BusInUse(RuntimeError):
+    """Another process holds the embedded event log."""
 
 
 class MemoryBus:
@@ -66,6 +61,7 @@ class MemoryBus:
         self._changed = asyncio.Event()
         self._groups: set[str] = set()
         self._db: sqlite3.Connection | None = None
+        self._lock: IO[str] | None = None
         if path is not None:
             self._open(path)
 
@@ -73,6 +69,14 @@ class MemoryBus:
 
     def _open(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        # One process owns the log at a time (a second `leadrelay run`, or a `leadrelay dlq` tool
+        # next to a running one, would fork the offsets): an exclusive lock beside the file.
+        self._lock = open(path.with_suffix(".lock"), "a+")  # noqa: SIM115 (held for the bus' lifetime)
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            raise BusInUse(f"the embedded event log {path} is in use by another Leadrelay process") from None
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute(
@@ -108,7 +112,7 @@ class MemoryBus:
             if not p.records:
                 p.base = off
             p.records.append(
-                Record(topic=topic, key=key, value=value, headers=_load_headers(headers), partition=part, offset=off)
+                Record(topic=topic, key=key, value=value, headers=decode_headers(headers), partition=part, offset=off)
             )
         for (topic, part), floor in floors.items():
             parts = self._log.get(topic)
@@ -125,6 +129,9 @@ class MemoryBus:
         if self._db is not None:
             self._db.close()
             self._db = None
+        if self._lock is not None:
+            self._lock.close()  # releases the flock
+            self._lock = None
 
     async def ping(self) -> None:
         return None
@@ -142,7 +149,7 @@ class MemoryBus:
             pending[id(p)] = pending.get(id(p), 0) + 1
             placed.append((p, replace(rec, partition=n, offset=offset)))
         if self._db is not None:
-            rows = [(r.topic, r.partition, r.offset, r.key, r.value, _dump_headers(r.headers)) for _, r in placed]
+            rows = [(r.topic, r.partition, r.offset, r.key, r.value, encode_headers(r.headers)) for _, r in placed]
             with _transaction(self._db):
                 self._db.executemany(
                     "INSERT INTO log (topic, part, off, key, value, headers) VALUES (?, ?, ?, ?, ?, ?)", rows
@@ -156,6 +163,11 @@ class MemoryBus:
             if t not in self._log:
                 raise ValueError(f"unknown topic {t!r}")
         return MemoryConsumer(self, group, list(topics))
+
+    async def read_topic(self, topic: str) -> list[Record]:
+        if topic not in self._log:
+            raise ValueError(f"unknown topic {topic!r}")
+        return self.records(topic)
 
     # ---- used by the consumers, tests and the benchmark
 

@@ -1,14 +1,20 @@
 """Runs one consumer group: batches in, one transaction per batch, offsets committed after it.
 
-A batch is decoded first; records that can never be decoded go straight to
-``<topic>.dlq``. The rest are handled in one transaction that also records
-their ids in the inbox (so a redelivered record changes nothing) and writes
-the events they cause to the outbox. If that transaction fails because of one
-bad record, the batch is replayed one record per transaction and the culprit
-is dead-lettered with its error; if it fails for a transient reason (database
-or broker unreachable) nothing is committed, the consumer rewinds and retries
-with backoff. Offsets are committed only once the work, and any dead letter,
-is durable.
+A batch is decoded first. Only records that can never succeed go to
+``<topic>.dlq``: those that cannot be decoded (bad headers, an unknown type) or
+that the event's own model refuses as invalid. The rest are handled in one
+transaction that also claims their ids in the inbox (so a redelivered record
+changes nothing) and writes the events they cause to the outbox; the offsets
+are committed only once that work, and any dead letter, is durable.
+
+Any other failure, a database down or a bug in a handler alike, is retried
+with backoff from the committed offsets: the consumer makes no progress,
+``/readyz`` fails with the error, and a metric and a log line name the group
+and the error. Nothing is dead-lettered for it, so a deployed bug costs
+latency, never leads; once fixed, the backlog is handled. And if the share of
+dead letters among a group's recent records passes a limit (a producer newer
+than its consumers, say), the consumer stops the same way instead of draining
+the traffic into the dead-letter topic.
 """
 
 from __future__ import annotations
@@ -16,28 +22,39 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from leadrelay.bus import Bus, Consumer, TopicPartition
 from leadrelay.clock import Clock
-from leadrelay.db import Database, UnitOfWork
+from leadrelay.consumers import Handlers
+from leadrelay.db import Database
 from leadrelay.events import DecodeError, Envelope, Record, dlq_topic
+from leadrelay.inbox import claim, inbox_table
 from leadrelay.logging import bind_event, get_logger
+from leadrelay.unit_of_work import UnitOfWork, unit_of_work
 
 log = get_logger("leadrelay.worker")
 
-Handler = Callable[[UnitOfWork, Envelope], Awaitable[None]]
-Prefetch = Callable[[UnitOfWork, list[Envelope]], Awaitable[None]]
+B = TypeVar("B")
+Prefetch = Callable[[UnitOfWork, list[Envelope]], Awaitable[B]]
 
 CONSUMED = Counter("leadrelay_events_consumed_total", "Events handled", ["group", "topic"])
 DUPLICATES = Counter("leadrelay_events_duplicate_total", "Redelivered events skipped by the inbox", ["group"])
 DEAD_LETTERED = Counter(
     "leadrelay_events_dead_lettered_total", "Events sent to a dead-letter topic", ["group", "topic"]
 )
+BATCH_FAILURES = Counter(
+    "leadrelay_consumer_batch_failures_total",
+    "Batches that failed and will be retried (kind: transient, error or dead_letter_limit)",
+    ["group", "kind", "error"],
+)
+FAILING = Gauge("leadrelay_consumer_failing", "1 while a consumer keeps failing the same batch", ["group"])
 BATCH_SECONDS = Histogram("leadrelay_batch_seconds", "Time to handle and commit one batch", ["group"])
 LAG = Gauge("leadrelay_consumer_lag", "Records not yet committed", ["group"])
 
@@ -48,7 +65,7 @@ _TRANSIENT_SQLSTATE_PREFIXES = ("08", "53", "57P0", "40001", "40P01")
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Errors worth retrying (the record is fine, the infrastructure is not)."""
+    """Errors of the infrastructure (the record is fine): logged and counted apart from the rest."""
     if isinstance(exc, OperationalError | InterfaceError | ConnectionError | TimeoutError | OSError):
         return True
     if isinstance(exc, DBAPIError):
@@ -69,20 +86,45 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
+class DeadLetterLimit(RuntimeError):
+    """Too many of a group's recent records would go to the dead-letter topic: stop instead."""
+
+
+@dataclass(frozen=True)
+class DeadLetterPolicy:
+    # Stop when more than this share of the last `window` records would be dead letters...
+    max_share: float = 0.5
+    window: int = 200
+    # ...once at least this many records have been seen (a lone poison record at start-up passes).
+    min_records: int = 20
+
+
 @dataclass
 class Health:
+    """A consumer's state, as ``/readyz`` and the tests see it."""
+
     started: bool = False
     last_progress: float = field(default_factory=time.monotonic)
     lag: int | None = None
     last_error: str | None = None
     stalled: bool = False
+    # Set while the same batch keeps failing (a database down, a bug): no progress is made.
+    failing_since: float | None = None
 
     @property
     def ok(self) -> bool:
-        return self.started and not self.stalled
+        return self.started and not self.stalled and self.failing_since is None
+
+    def describe(self) -> str:
+        if self.ok:
+            return "ok"
+        if self.failing_since is not None:
+            return f"failing for {time.monotonic() - self.failing_since:.0f}s: {self.last_error}"
+        state = "stalled" if self.stalled else "starting"
+        return f"{state} (lag={self.lag}, error={self.last_error})"
 
 
-class ConsumerWorker:
+class ConsumerWorker(Generic[B]):
     def __init__(
         self,
         *,
@@ -90,31 +132,40 @@ class ConsumerWorker:
         topics: Sequence[str],
         bus: Bus,
         db: Database,
-        handler: Handler,
+        prefetch: Prefetch[B],
+        handlers: Handlers[B],
         clock: Clock,
-        prefetch: Prefetch | None = None,
         on_commit: Callable[[], None] = lambda: None,
         max_records: int = 500,
         fetch_timeout_ms: int = 100,
         stall_seconds: float = 60.0,
+        retry_max_seconds: float = 10.0,
+        dead_letters: DeadLetterPolicy | None = None,
     ) -> None:
+        handlers.check_covers(topics)
         self.group = group
         self.topics = list(topics)
         self.bus = bus
         self.db = db
-        self.handler = handler
+        self.inbox = inbox_table(dict(db.metadata.tables), db.schema)
         self.prefetch = prefetch
+        self.handlers = handlers
         self.clock = clock
         self.on_commit = on_commit
         self.max_records = max_records
         self.fetch_timeout_ms = fetch_timeout_ms
         self.stall_seconds = stall_seconds
+        self.retry_max_seconds = retry_max_seconds
+        self.dead_letters = dead_letters or DeadLetterPolicy()
         self.health = Health()
+        # Recent records, True for each one dead-lettered: the share limit's window.
+        self._recent: deque[bool] = deque(maxlen=self.dead_letters.window)
         self._consumer: Consumer | None = None
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._watchdog: asyncio.Task[None] | None = None
         self._restart = asyncio.Event()
+        self._last_failure = 0.0
 
     # ---- lifecycle
 
@@ -146,6 +197,13 @@ class ConsumerWorker:
             except Exception as exc:  # a hung consumer must not block a restart
                 log.warning("consumer_stop_failed", group=self.group, error=repr(exc))
 
+    async def lag(self) -> int | None:
+        """Records on this group's partitions not yet committed (None before the consumer runs)."""
+        consumer = self._consumer
+        if consumer is None:
+            return None
+        return await consumer.lag()
+
     # ---- main loop
 
     async def _run(self) -> None:
@@ -163,11 +221,10 @@ class ConsumerWorker:
                     log.info("consumer_started", group=self.group, topics=self.topics)
                 records = await self._consumer.getmany(self.max_records, self.fetch_timeout_ms)
                 if records:
-                    wrote = await self._process(records)
+                    wrote, outcomes = await self._process(records)
                     await self._consumer.commit(_next_offsets(records))
-                    self.health.last_progress = time.monotonic()
-                    self.health.stalled = False
-                    self.health.last_error = None
+                    self._recent.extend(outcomes)
+                    self._progressed()
                     if wrote:
                         # Only a batch that wrote outbox rows wakes the relay: an empty drain
                         # still costs a transaction (lock and SELECT) on the database.
@@ -176,10 +233,16 @@ class ConsumerWorker:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self.health.last_error = repr(exc)
-                log.warning("consumer_batch_failed", group=self.group, error=repr(exc), retry_in=backoff)
+                kind = (
+                    "transient"
+                    if is_transient(exc)
+                    else "dead_letter_limit"
+                    if isinstance(exc, DeadLetterLimit)
+                    else "error"
+                )
+                self._failed(exc, kind, backoff)
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff = min(backoff * 2, self.retry_max_seconds)
                 try:
                     if self._consumer is not None:
                         await self._consumer.rewind()
@@ -187,47 +250,78 @@ class ConsumerWorker:
                     log.warning("consumer_rewind_failed", group=self.group, error=repr(rewind_exc))
                     self._restart.set()
 
-    async def _process(self, records: list[Record]) -> int:
-        """Handle a batch; returns how many outbox rows it wrote."""
+    def _progressed(self) -> None:
+        if self.health.failing_since is not None:
+            log.info(
+                "consumer_recovered",
+                group=self.group,
+                after_seconds=round(time.monotonic() - self.health.failing_since, 1),
+            )
+        self.health.last_progress = time.monotonic()
+        self.health.stalled = False
+        self.health.last_error = None
+        self.health.failing_since = None
+        FAILING.labels(self.group).set(0)
+
+    def _retrying(self) -> bool:
+        """The loop is alive and retrying a failing batch (it knows why it makes no progress)."""
+        return self.health.failing_since is not None and time.monotonic() - self._last_failure < self.stall_seconds
+
+    def _failed(self, exc: Exception, kind: str, retry_in: float) -> None:
+        self._last_failure = time.monotonic()
+        self.health.last_error = repr(exc)[:1000]
+        if self.health.failing_since is None:
+            self.health.failing_since = time.monotonic()
+        FAILING.labels(self.group).set(1)
+        BATCH_FAILURES.labels(self.group, kind, type(exc).__name__).inc()
+        emit = log.warning if kind == "transient" else log.error
+        emit(
+            "consumer_batch_failed",
+            group=self.group,
+            kind=kind,
+            error=repr(exc)[:1000],
+            failing_seconds=round(time.monotonic() - self.health.failing_since, 1),
+            retry_in=retry_in,
+        )
+
+    async def _process(self, records: list[Record]) -> tuple[int, list[bool]]:
+        """Handle a batch; returns how many outbox rows it wrote and, per record, whether it was
+        dead-lettered. Raises (and nothing is committed) if the batch must be retried."""
         started = time.perf_counter()
-        wrote = 0
         good: list[tuple[Record, Envelope]] = []
         dead: list[tuple[Record, str]] = []
+        outcomes: list[bool] = []
         for rec in records:
             try:
                 good.append((rec, Envelope.from_record(rec)))
+                outcomes.append(False)
             except DecodeError as exc:
                 dead.append((rec, f"undecodable: {exc}"))
-        if good:
-            try:
-                wrote += await self._handle(good)
-            except Exception as exc:
-                if is_transient(exc):
-                    raise
-                log.warning("batch_failed_replaying_singly", group=self.group, size=len(good), error=repr(exc))
-                for item in good:
-                    try:
-                        wrote += await self._handle([item])
-                    except Exception as single_exc:
-                        if is_transient(single_exc) or not await self._database_up():
-                            raise
-                        dead.append((item[0], f"handler failed: {single_exc!r}"))
-                        log.error(
-                            "event_dead_lettered",
-                            group=self.group,
-                            lead_id=item[1].subject,
-                            event_id=item[1].id,
-                            error=repr(single_exc),
-                        )
+                outcomes.append(True)
+        if dead:
+            self._check_dead_letter_share(outcomes)
+        wrote = await self._handle(good) if good else 0
         if dead:
             await self._dead_letter(dead)
         BATCH_SECONDS.labels(self.group).observe(time.perf_counter() - started)
-        return wrote
+        return wrote, outcomes
+
+    def _check_dead_letter_share(self, outcomes: list[bool]) -> None:
+        policy = self.dead_letters
+        window = (list(self._recent) + outcomes)[-policy.window :]
+        share = sum(window) / len(window)
+        if len(window) >= policy.min_records and share > policy.max_share:
+            raise DeadLetterLimit(
+                f"{sum(window)} of the last {len(window)} records of group {self.group} could not be decoded "
+                f"(more than {policy.max_share:.0%}); stopping instead of dead-lettering them. Is a producer "
+                "newer than this consumer? Deploy the consumer that knows the new events, or raise "
+                "LEADRELAY_DLQ_MAX_SHARE to drain them."
+            )
 
     async def _handle(self, items: list[tuple[Record, Envelope]]) -> int:
-        async with self.db.unit_of_work(self.clock.now()) as uow:
+        async with unit_of_work(self.db, self.clock.now()) as uow:
             # The inbox rows go in first: the ids already there (handled before) come back absent.
-            claimed = await self.db.claim(uow.session, [(env.id, rec.topic) for rec, env in items], uow.now)
+            claimed = await claim(uow.session, self.inbox, [(env.id, rec.topic) for rec, env in items], uow.now)
             fresh: list[tuple[Record, Envelope]] = []
             for rec, env in items:
                 if env.id not in claimed:
@@ -235,22 +329,16 @@ class ConsumerWorker:
                     continue
                 claimed.discard(env.id)  # the same id twice in one batch counts once
                 fresh.append((rec, env))
-            if fresh and self.prefetch is not None:
+            if fresh:
                 # One round of queries for the whole batch instead of one per event.
-                await self.prefetch(uow, [env for _, env in fresh])
-            for rec, env in fresh:
-                with bind_event(env.subject, env.id):
-                    await self.handler(uow, env)
-                CONSUMED.labels(self.group, rec.topic).inc()
+                batch = await self.prefetch(uow, [env for _, env in fresh])
+                for rec, env in fresh:
+                    handler = self.handlers.handler_for(env)
+                    if handler is not None:
+                        with bind_event(env.subject, env.id):
+                            await handler(batch, env.data)
+                    CONSUMED.labels(self.group, rec.topic).inc()
         return uow.flushed
-
-    async def _database_up(self) -> bool:
-        """Before blaming a record, make sure the database is not simply down."""
-        try:
-            await asyncio.wait_for(self.db.ping(), timeout=5)
-            return True
-        except Exception:
-            return False
 
     async def _dead_letter(self, dead: list[tuple[Record, str]]) -> None:
         out = []
@@ -276,6 +364,7 @@ class ConsumerWorker:
                         ("dlq_topic", rec.topic.encode()),
                         ("dlq_partition", str(rec.partition).encode()),
                         ("dlq_offset", str(rec.offset).encode()),
+                        ("dlq_time", self.clock.now().isoformat().encode()),
                     ),
                 )
             )
@@ -302,7 +391,7 @@ class ConsumerWorker:
             if lag == 0:
                 self.health.last_progress = time.monotonic()
                 self.health.stalled = False
-            elif idle_for > self.stall_seconds:
+            elif idle_for > self.stall_seconds and not self._retrying():
                 # Lag and no progress (or a consumer too stuck to report its lag): the fetch may be hung
                 # for good, as aiokafka consumers can be after a broker restart or a rebalance. Cancel
                 # the loop wherever it is stuck and start over with a new consumer.

@@ -11,43 +11,47 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from fastapi import APIRouter
 from sqlalchemy.orm import DeclarativeBase
 
 from leadrelay.bus import Bus
-from leadrelay.bus.worker import ConsumerWorker
+from leadrelay.bus.worker import ConsumerWorker, DeadLetterPolicy
 from leadrelay.clock import Clock
-from leadrelay.db import Database, UnitOfWork, schema_name, service_url
+from leadrelay.consumers import Handlers
+from leadrelay.db import Database, schema_name, service_url
 from leadrelay.events import Envelope
 from leadrelay.logging import get_logger
+from leadrelay.migrations import migrate
 from leadrelay.outbox import OutboxRelay
 from leadrelay.rules import Rules
 from leadrelay.settings import Settings
+from leadrelay.unit_of_work import UnitOfWork, unit_of_work
 
-log = get_logger("leadrelay.service")
+log = get_logger("leadrelay.runtime")
+B = TypeVar("B")
 
 SERVICE_NAMES = ("intake", "scoring", "routing", "sla-monitor", "feedback")
 
 
-ContextHandler = Callable[["ServiceContext", UnitOfWork, Envelope], Awaitable[None]]
-
-
-ContextPrefetch = Callable[["ServiceContext", UnitOfWork, list[Envelope]], Awaitable[None]]
-
-
 @dataclass
-class Subscription:
+class Subscription(Generic[B]):
+    """A consumer group: its topics, the prefetch that loads a batch's state into the service's
+    typed batch object ``B``, and the handlers that take that batch and one event each."""
+
     group: str
     topics: Sequence[str]
-    handler: ContextHandler
-    # Loads what the batch's handlers need into ``uow.batch`` in a few queries (optional).
-    prefetch: ContextPrefetch | None = None
+    prefetch: Callable[[ServiceContext, UnitOfWork, list[Envelope]], Awaitable[B]]
+    handlers: Handlers[B]
+
+    def __post_init__(self) -> None:
+        self.handlers.check_covers(self.topics)
 
 
 @dataclass
@@ -56,7 +60,7 @@ class ServiceDefinition:
     router: Callable[[ServiceContext], APIRouter]
     base: type[DeclarativeBase] | None = None  # None: the service keeps no state
     migrations: Path | None = None
-    subscriptions: list[Subscription] = field(default_factory=list)
+    subscriptions: list[Subscription[Any]] = field(default_factory=list)
     background: list[Callable[[ServiceContext], Coroutine[Any, Any, None]]] = field(default_factory=list)
 
 
@@ -71,7 +75,7 @@ class ServiceContext:
     bus: Bus
     db: Database | None
     relay: OutboxRelay | None
-    workers: list[ConsumerWorker] = field(default_factory=list)
+    workers: list[ConsumerWorker[Any]] = field(default_factory=list)
     # Set when the process shuts down: background jobs finish their step and return.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -83,7 +87,7 @@ class ServiceContext:
 
     async def commit_and_relay(self, work: Callable[[UnitOfWork], Awaitable[None]]) -> None:
         """Run ``work`` in one transaction (state + outbox), then wake the relay if it wrote events."""
-        async with self.database.unit_of_work(self.clock.now()) as uow:
+        async with unit_of_work(self.database, self.clock.now()) as uow:
             await work(uow)
         if self.relay is not None and uow.flushed:
             self.relay.wake()
@@ -134,13 +138,19 @@ class Runtime:
                         topics=sub.topics,
                         bus=bus,
                         db=db,
-                        handler=functools.partial(sub.handler, ctx),
-                        prefetch=functools.partial(sub.prefetch, ctx) if sub.prefetch else None,
+                        prefetch=functools.partial(sub.prefetch, ctx),
+                        handlers=sub.handlers,
                         clock=clock,
                         on_commit=relay.wake if relay else (lambda: None),
                         max_records=settings.consumer_max_records,
                         fetch_timeout_ms=settings.consumer_fetch_timeout_ms,
                         stall_seconds=settings.consumer_stall_seconds,
+                        retry_max_seconds=settings.consumer_retry_max_seconds,
+                        dead_letters=DeadLetterPolicy(
+                            max_share=settings.dlq_max_share,
+                            window=settings.dlq_window,
+                            min_records=settings.dlq_min_records,
+                        ),
                     )
                 )
             self.contexts.append(ctx)
@@ -149,7 +159,7 @@ class Runtime:
         await self.bus.start()
         for svc, ctx in zip(self.definitions, self.contexts, strict=True):
             if ctx.db is not None and svc.migrations is not None:
-                await ctx.db.migrate(svc.migrations)
+                await migrate(ctx.db, svc.migrations)
         for svc, ctx in zip(self.definitions, self.contexts, strict=True):
             if ctx.relay is not None:
                 ctx.relay.start()
@@ -195,10 +205,32 @@ class Runtime:
                 except Exception as exc:
                     checks[f"{ctx.name}.database"] = f"unreachable: {exc!r}"
             for w in ctx.workers:
-                h = w.health
-                if h.ok:
-                    checks[f"{ctx.name}.consumer.{w.group}"] = "ok"
-                else:
-                    state = "stalled" if h.stalled else "starting"
-                    checks[f"{ctx.name}.consumer.{w.group}"] = f"{state} (lag={h.lag}, error={h.last_error})"
+                checks[f"{ctx.name}.consumer.{w.group}"] = w.health.describe()
         return checks
+
+    async def lag(self) -> dict[str, int | None]:
+        """Records not yet committed, per consumer group (None while a consumer is not running)."""
+        return {w.group: await w.lag() for ctx in self.contexts for w in ctx.workers}
+
+    async def pending_outbox(self) -> dict[str, int]:
+        """Events written but not yet relayed, per service."""
+        return {ctx.name: await ctx.relay.pending() for ctx in self.contexts if ctx.relay is not None}
+
+    async def settled(self) -> bool:
+        """Every consumer has committed everything and every outbox is empty."""
+        lags = await self.lag()
+        if any(v is None or v > 0 for v in lags.values()):
+            return False
+        for ctx in self.contexts:
+            if ctx.relay is not None:
+                await ctx.relay.drain()
+        return not any((await self.pending_outbox()).values())
+
+    async def wait_settled(self, timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not await self.settled():
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"not settled after {timeout}s: lag {await self.lag()}, outbox {await self.pending_outbox()}"
+                )
+            await asyncio.sleep(0.05)

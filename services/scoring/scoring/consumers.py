@@ -1,0 +1,26 @@
+"""Scoring's consumer: which event goes to which use case, and what a batch loads up front."""
+
+from __future__ import annotations
+
+from leadrelay.consumers import Handlers
+from leadrelay.events import ActivityRecorded, DispositionRecorded, Envelope, FormSubmitted, TouchLogged
+from leadrelay.runtime import ServiceContext
+from leadrelay.unit_of_work import UnitOfWork
+from scoring import repository, service
+from scoring.service import Batch
+
+
+async def prefetch(ctx: ServiceContext, uow: UnitOfWork, envelopes: list[Envelope]) -> Batch:
+    """The batch's leads and their recent history, in two queries."""
+    ids = list({env.subject for env in envelopes})
+    leads = await repository.leads_by_id(uow.session, ids)
+    history = await repository.recent_history(uow.session, list(leads), ctx.rules.lead_definition.history_limit)
+    return Batch(uow=uow, rules=ctx.rules, envelope=ctx.envelope, leads=leads, history=history)
+
+
+HANDLERS = (
+    Handlers[Batch](ignore=[TouchLogged])  # a touch does not change a score
+    .on(FormSubmitted, service.form_submitted)
+    .on(ActivityRecorded, service.activity_recorded)
+    .on(DispositionRecorded, service.disposition_recorded)
+)

@@ -1,0 +1,29 @@
+"""The SLA monitor's consumer: which event goes to which use case, and what a batch loads up front."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from leadrelay.consumers import Handlers
+from leadrelay.events import DispositionRecorded, Envelope, LeadAssigned, TouchLogged
+from leadrelay.runtime import ServiceContext
+from leadrelay.unit_of_work import UnitOfWork
+from sla_monitor import repository, service
+from sla_monitor.service import Batch
+
+
+async def prefetch(ctx: ServiceContext, uow: UnitOfWork, envelopes: list[Envelope]) -> Batch:
+    """The batch's leads' clocks; the feedback already seen only if an assignment is in the batch."""
+    ids = list({env.subject for env in envelopes})
+    clocks = await repository.clocks_of(uow.session, ids)
+    assigning = any(isinstance(env.data, LeadAssigned) for env in envelopes)
+    seen = await repository.feedback_seen(uow.session, ids) if assigning else {}
+    return Batch(uow=uow, rules=ctx.rules, clocks=clocks, seen=defaultdict(list, seen))
+
+
+HANDLERS = (
+    Handlers[Batch]()
+    .on(LeadAssigned, service.lead_assigned)
+    .on(TouchLogged, service.touch_logged)
+    .on(DispositionRecorded, service.disposition_recorded)
+)
