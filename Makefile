@@ -9,7 +9,7 @@ KAFKA_PORT ?= 9092
 PG_PORT    ?= 55432
 export KAFKA_PORT PG_PORT
 
-.PHONY: run test install infra infra-stop run-distributed stop-distributed lint schemas bench clean
+.PHONY: run test test-fast install infra infra-stop run-distributed stop-distributed lint schemas bench clean
 
 ## run: all five services embedded on http://127.0.0.1:8000 (SQLite, in-process bus)
 run: $(STAMP)
@@ -21,6 +21,13 @@ test: lint infra
 	LEADRELAY_TEST_DATABASE_URL=$$(deploy/postgres.sh url) \
 	LEADRELAY_TEST_KAFKA=127.0.0.1:$(KAFKA_PORT) \
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+## test-fast: the inner loop (under two minutes, nothing to start): unit tests, the embedded bus,
+## and the integration suite on SQLite; the Kafka and PostgreSQL variants are deselected
+FAST_PATHS := tests/intake tests/scoring tests/routing tests/sla_monitor tests/feedback tests/shared tests/integration
+test-fast: $(STAMP)
+	env -u LEADRELAY_TEST_DATABASE_URL -u LEADRELAY_TEST_KAFKA -u LEADRELAY_REQUIRE_INFRA \
+	$(BIN)/pytest -q -k "not postgres and not kafka" $(FAST_PATHS) $(PYTEST_ARGS)
 
 install: $(STAMP)
 

@@ -9,10 +9,18 @@ from datetime import datetime
 
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import DeclarativeBase
 
 from leadrelay import outbox
 from leadrelay.db import Database
 from leadrelay.events import Envelope
+from leadrelay.inbox import InboxMixin
+
+
+def add_inbox_and_outbox(base: type[DeclarativeBase]) -> None:
+    """Map the ``inbox`` and ``outbox`` tables into a service's declarative base (its own metadata)."""
+    type("Inbox", (InboxMixin, base), {})
+    type("Outbox", (outbox.OutboxMixin, base), {})
 
 
 @dataclass

@@ -126,3 +126,13 @@ def test_p90_never_exceeds_the_slowest_first_touch(delays_min: list[float]) -> N
 
 def test_reason_required_for_recycle_and_junk_only() -> None:
     assert {Disposition.RECYCLE, Disposition.JUNK} == REASON_REQUIRED
+
+
+def test_only_a_newer_cycle_replaces_what_feedback_knew() -> None:
+    from feedback.domain import REVIEWED, supersedes
+
+    assert supersedes(None, 1)
+    assert supersedes(1, 2)
+    assert not supersedes(2, 2)
+    assert not supersedes(3, 2)
+    assert Disposition.ACCEPTED not in REVIEWED and set(REVIEWED) == set(Disposition) - {Disposition.ACCEPTED}

@@ -351,3 +351,34 @@ def test_dotted_legal_form_does_not_hide_a_named_account() -> None:
     assert match_account(r, lead(email="jan@gmail.com", company="Heineken AB")) is not None  # undotted form works
     account = match_account(r, lead(email="jan@gmail.com", company="Heineken N.V."))
     assert account is not None and account.id == "heineken"
+
+
+# ---------------------------------------------------------------- what a qualification or a verdict ends
+
+
+def test_only_a_verdict_other_than_accepted_releases_the_rep() -> None:
+    from leadrelay.events import Disposition
+    from routing.domain import releases
+
+    assert not releases(Disposition.ACCEPTED)
+    assert all(releases(d) for d in (Disposition.RECYCLE, Disposition.JUNK, Disposition.UNREACHABLE))
+
+
+@pytest.mark.parametrize(
+    ("assignments", "cycle", "assign", "release"),
+    [
+        ([], 1, True, ()),  # first qualification
+        ([(1, "active")], 1, False, ()),  # redelivered
+        ([(2, "active")], 1, False, ()),  # a stale older cycle
+        ([(1, "active")], 2, True, (1,)),  # requalified before its recycle arrived: the old cycle ends
+        ([(1, "released")], 2, True, ()),  # the usual path: recycled, then requalified
+        ([(1, "released"), (2, "released")], 2, False, ()),  # cycle 2 was assigned once already
+    ],
+)
+def test_plan_of_a_qualification(
+    assignments: list[tuple[int, str]], cycle: int, assign: bool, release: tuple[int, ...]
+) -> None:
+    from routing.domain import plan_qualification
+
+    plan = plan_qualification(assignments, cycle)
+    assert (plan.assign, plan.release) == (assign, release)

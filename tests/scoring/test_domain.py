@@ -414,3 +414,47 @@ def test_example_decision_maker_titles(example: LeadDefinition, title: str) -> N
 def test_example_chinese_decision_maker_titles_inside_a_longer_title(example: LeadDefinition, title: str) -> None:
     ev = evaluate(example, fields_of(contact(job_title=title)), {}, handraiser=False)
     assert "decision-maker title" in fit_names(ev)
+
+
+# ---------------------------------------------------------------- verdicts, events, what counts
+
+
+def test_what_each_verdict_does_to_the_lead() -> None:
+    from leadrelay.events import Disposition
+    from scoring.domain import after_disposition
+
+    assert after_disposition(Disposition.ACCEPTED).status is LeadStatus.ACCEPTED
+    assert not after_disposition(Disposition.ACCEPTED).restart_engagement
+    assert after_disposition(Disposition.JUNK).status is LeadStatus.JUNK
+    assert not after_disposition(Disposition.JUNK).restart_engagement
+    for back in (Disposition.RECYCLE, Disposition.UNREACHABLE):
+        effect = after_disposition(back)
+        assert effect.status is LeadStatus.RECYCLED and effect.restart_engagement
+
+
+def test_a_score_event_is_due_on_change_on_a_verdict_and_for_a_new_lead() -> None:
+    from scoring.domain import score_event_due
+
+    same = (40, 30, "lead")
+    assert not score_event_due(same, same, forced=False, new_lead=False)
+    assert score_event_due(same, (41, 30, "lead"), forced=False, new_lead=False)
+    assert score_event_due(same, (40, 30, "mql"), forced=False, new_lead=False)
+    assert score_event_due(same, same, forced=True, new_lead=False)
+    assert score_event_due(same, same, forced=False, new_lead=True)
+
+
+def test_qualified_means_handed_to_sales_or_accepted() -> None:
+    from scoring.domain import is_qualified
+
+    assert {s for s in LeadStatus if is_qualified(s)} == {LeadStatus.MQL, LeadStatus.HANDRAISER, LeadStatus.ACCEPTED}
+
+
+def test_activity_counts_only_since_the_lead_came_back_to_marketing() -> None:
+    from datetime import UTC, datetime
+
+    from scoring.domain import counts_since
+
+    t = datetime(2026, 5, 1, tzinfo=UTC)
+    assert counts_since(t, None)
+    assert counts_since(t, t)
+    assert not counts_since(t, datetime(2026, 5, 2, tzinfo=UTC))

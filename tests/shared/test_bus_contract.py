@@ -152,6 +152,98 @@ async def test_uncommitted_records_are_delivered_again(bus: Bus) -> None:
         await consumer.stop()
 
 
+def seqs(records: list[Record]) -> list[int]:
+    return [int(Envelope.from_record(r).data.properties["seq"]) for r in records]  # type: ignore[attr-defined]
+
+
+def next_offsets(records: list[Record]) -> dict[tuple[str, int], int]:
+    out: dict[tuple[str, int], int] = {}
+    for r in records:
+        out[(r.topic, r.partition)] = max(out.get((r.topic, r.partition), 0), r.offset + 1)
+    return out
+
+
+async def test_a_new_member_resumes_after_the_committed_offsets(bus: Bus) -> None:
+    await bus.publish([activity("lead-r", i).to_record() for i in range(6)])
+    first = bus.consumer("g-resume", [LEADS_INTAKE])
+    await first.start()
+    try:
+        got = await drain(first, 6)
+        assert seqs(got) == list(range(6))
+        await first.commit(next_offsets(got[:4]))
+    finally:
+        await first.stop()
+    second = bus.consumer("g-resume", [LEADS_INTAKE])
+    await second.start()
+    try:
+        assert seqs(await drain(second, 2)) == [4, 5], "a new member must start after the committed offsets"
+    finally:
+        await second.stop()
+
+
+async def test_rewind_goes_back_to_the_committed_offset_or_the_beginning(bus: Bus) -> None:
+    await bus.publish([activity("lead-w", i).to_record() for i in range(6)])
+    consumer = bus.consumer("g-rewind", [LEADS_INTAKE])
+    await consumer.start()
+    try:
+        got = await drain(consumer, 6)
+        await consumer.rewind()  # nothing committed: from the beginning
+        assert seqs(await drain(consumer, 6)) == list(range(6))
+        await consumer.commit(next_offsets(got[:2]))
+        await consumer.rewind()
+        assert seqs(await drain(consumer, 4)) == [2, 3, 4, 5]
+        await consumer.rewind()  # rewinding again gives the same records again
+        assert seqs(await drain(consumer, 4)) == [2, 3, 4, 5]
+    finally:
+        await consumer.stop()
+
+
+async def test_commits_are_per_group_and_lag_counts_what_is_not_committed(bus: Bus) -> None:
+    await bus.publish([activity(f"lead-{i % 3}", i).to_record() for i in range(9)])
+    await bus.publish([activity_on_feedback(f"lead-{i}", i) for i in range(2)])
+    a = bus.consumer("g-lag-a", [LEADS_INTAKE])
+    await a.start()
+    try:
+        got = await drain(a, 9)
+        assert len(got) == 9
+        assert await a.lag() == 9, "reading is not committing"
+        await a.commit(next_offsets(got[:5]))
+        assert await a.lag() == 4
+        await a.commit(next_offsets(got))
+        assert await a.lag() == 0, "the other topic's records are not this consumer's lag"
+    finally:
+        await a.stop()
+    b = bus.consumer("g-lag-b", [LEADS_INTAKE, LEADS_FEEDBACK])
+    await b.start()
+    try:
+        assert len(await drain(b, 11)) == 11, "another group's commits moved this group"
+        assert await b.lag() == 11
+    finally:
+        await b.stop()
+
+
+async def test_max_records_is_respected(bus: Bus) -> None:
+    await bus.publish([activity("lead-m", i).to_record() for i in range(5)])
+    consumer = bus.consumer("g-max", [LEADS_INTAKE])
+    await consumer.start()
+    try:
+        got: list[Record] = []
+        deadline = time.monotonic() + 30
+        while len(got) < 5 and time.monotonic() < deadline:
+            batch = await consumer.getmany(2, 200)
+            assert len(batch) <= 2
+            got.extend(batch)
+        assert seqs(got) == list(range(5))
+    finally:
+        await consumer.stop()
+
+
+def activity_on_feedback(lead: str, seq: int) -> Record:
+    """A record on leads.feedback (the payload does not matter to the bus)."""
+    rec = activity(lead, seq).to_record()
+    return Record(topic=LEADS_FEEDBACK, key=rec.key, value=rec.value, headers=rec.headers)
+
+
 async def dlq_records(bus: Bus, topic: str = LEADS_INTAKE) -> list[Record]:
     return await bus.read_topic(dlq_topic(topic))
 

@@ -1,4 +1,6 @@
-"""leadrelay.bus.memory: the embedded bus keeps Kafka's semantics that Leadrelay relies on."""
+"""leadrelay.bus.memory: what only the embedded bus does (placement, group membership, waiting,
+durability). The semantics both buses share (order per key, one delivery per group, commits,
+rewind, lag) are tested on both in ``test_bus_contract.py``."""
 
 from __future__ import annotations
 
@@ -156,44 +158,6 @@ async def test_stopping_a_refused_member_does_not_release_the_group() -> None:
     await first.stop()
 
 
-async def test_a_new_member_resumes_after_the_committed_offsets() -> None:
-    b = bus()
-    await publish_interleaved(b, 2)
-    first = await started(b, "routing")
-    got = await drain(first)
-    done = [r for r in got if r.value.decode().endswith(":0")]
-    await first.commit(next_offsets(done))
-    await first.stop()
-    second = await started(b, "routing")
-    redelivered = await drain(second)
-    committed = next_offsets(done)
-    assert redelivered, "what was not committed must come again"
-    for r in redelivered:
-        assert r.offset >= committed.get((r.topic, r.partition), 0)
-    assert {v for v in values(redelivered) if v.endswith(":1")} == {f"{k}:1" for k in KEYS}
-
-
-async def test_rewind_redelivers_everything_after_the_committed_offset() -> None:
-    b = bus(partitions=1)
-    await b.publish([rec("k", n) for n in range(6)])
-    consumer = await started(b, "sla")
-    assert values(await drain(consumer)) == [f"k:{n}" for n in range(6)]
-    await consumer.commit({(TOPIC, 0): 2})
-    await consumer.rewind()
-    assert values(await drain(consumer)) == [f"k:{n}" for n in range(2, 6)]
-    await consumer.rewind()  # rewinding again gives the same records again
-    assert values(await drain(consumer)) == [f"k:{n}" for n in range(2, 6)]
-
-
-async def test_rewind_without_a_commit_starts_from_the_beginning() -> None:
-    b = bus(partitions=1)
-    await b.publish([rec("k", n) for n in range(3)])
-    consumer = await started(b, "sla")
-    await drain(consumer)
-    await consumer.rewind()
-    assert values(await drain(consumer)) == ["k:0", "k:1", "k:2"]
-
-
 async def test_commit_never_moves_backwards() -> None:
     b = bus(partitions=1)
     await b.publish([rec("k", n) for n in range(5)])
@@ -205,48 +169,11 @@ async def test_commit_never_moves_backwards() -> None:
     assert values(await drain(consumer)) == ["k:4"]
 
 
-async def test_commits_are_per_group() -> None:
-    b = bus(partitions=1)
-    await b.publish([rec("k", n) for n in range(3)])
-    a = await started(b, "a")
-    await a.commit({(TOPIC, 0): 3})
-    assert b.committed("a", TOPIC, 0) == 3
-    assert b.committed("b", TOPIC, 0) == 0
-    other = await started(b, "b")
-    assert len(await drain(other)) == 3
-
-
-async def test_lag_counts_uncommitted_records() -> None:
-    b = bus(partitions=2)
-    consumer = await started(b, "routing", [TOPIC, OTHER])
-    assert await consumer.lag() == 0
-    await publish_interleaved(b, 2)  # 10 records on TOPIC
-    await b.publish([rec("x", 0, topic=OTHER), rec("y", 0, topic=OTHER)])
-    assert await consumer.lag() == 12
-    got = await drain(consumer)
-    assert len(got) == 12
-    assert await consumer.lag() == 12, "reading is not committing"
-    first_topic = [r for r in got if r.topic == TOPIC]
-    await consumer.commit(next_offsets(first_topic))
-    assert await consumer.lag() == 2
-    await consumer.commit(next_offsets(got))
-    assert await consumer.lag() == 0
-
-
 async def test_lag_ignores_topics_the_consumer_does_not_read() -> None:
     b = bus()
     consumer = await started(b, "g", [OTHER])
     await publish_interleaved(b, 1)
     assert await consumer.lag() == 0
-
-
-async def test_max_records_is_respected() -> None:
-    b = bus(partitions=1)
-    await b.publish([rec("k", n) for n in range(5)])
-    consumer = await started(b, "g")
-    assert values(await consumer.getmany(2, timeout_ms=0)) == ["k:0", "k:1"]
-    assert values(await consumer.getmany(2, timeout_ms=0)) == ["k:2", "k:3"]
-    assert values(await consumer.getmany(2, timeout_ms=0)) == ["k:4"]
 
 
 # ------------------------------------------------------------ waiting

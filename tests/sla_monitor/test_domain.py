@@ -85,3 +85,14 @@ def test_a_disposition_stops_both_clocks() -> None:
 def test_clock_names_are_stable_identifiers() -> None:
     assert FIRST_TOUCH == "first_touch"
     assert DISPOSITION == "disposition"
+
+
+def test_feedback_seen_before_an_assignment_arrives_counts_from_the_assignment_time() -> None:
+    from sla_monitor.domain import stopped_before_start
+
+    assigned = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
+    assert stopped_before_start([], assigned) == set()
+    assert stopped_before_start([("touch", assigned + timedelta(minutes=3))], assigned) == {FIRST_TOUCH}
+    assert stopped_before_start([("disposition", assigned)], assigned) == {FIRST_TOUCH, DISPOSITION}
+    # Feedback of an earlier cycle (before this assignment) stops nothing.
+    assert stopped_before_start([("disposition", assigned - timedelta(days=3))], assigned) == set()

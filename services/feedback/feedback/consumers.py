@@ -5,8 +5,8 @@ from __future__ import annotations
 from feedback import repository, service
 from feedback.service import Batch
 from leadrelay.consumers import Handlers
-from leadrelay.events import Envelope, LeadAssigned
-from leadrelay.runtime import ServiceContext
+from leadrelay.events import LEADS_ASSIGNED, Envelope, LeadAssigned
+from leadrelay.runtime import ServiceContext, Subscription
 from leadrelay.unit_of_work import UnitOfWork
 
 
@@ -17,3 +17,5 @@ async def prefetch(ctx: ServiceContext, uow: UnitOfWork, envelopes: list[Envelop
 
 
 HANDLERS = Handlers[Batch]().on(LeadAssigned, service.lead_assigned)
+
+SUBSCRIPTION = Subscription(group="feedback", topics=[LEADS_ASSIGNED], prefetch=prefetch, handlers=HANDLERS)

@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 from leadrelay.consumers import Handlers
-from leadrelay.events import DispositionRecorded, Envelope, LeadQualified, LeadScored, TouchLogged
-from leadrelay.runtime import ServiceContext
+from leadrelay.events import (
+    LEADS_FEEDBACK,
+    LEADS_SCORED,
+    DispositionRecorded,
+    Envelope,
+    LeadQualified,
+    LeadScored,
+    TouchLogged,
+)
+from leadrelay.runtime import ServiceContext, Subscription
 from leadrelay.unit_of_work import UnitOfWork
 from routing import repository, service
 from routing.service import Batch
@@ -25,4 +33,8 @@ HANDLERS = (
     Handlers[Batch](ignore=[LeadScored, TouchLogged])
     .on(LeadQualified, service.lead_qualified)
     .on(DispositionRecorded, service.disposition_recorded)
+)
+
+SUBSCRIPTION = Subscription(
+    group="routing", topics=[LEADS_SCORED, LEADS_FEEDBACK], prefetch=prefetch, handlers=HANDLERS
 )

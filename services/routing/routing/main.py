@@ -2,8 +2,7 @@
 
 from pathlib import Path
 
-from leadrelay.events import LEADS_FEEDBACK, LEADS_SCORED
-from leadrelay.runtime import ServiceDefinition, Subscription
+from leadrelay.runtime import ServiceDefinition
 from routing import consumers
 from routing.api import build_router
 from routing.models import Base
@@ -13,12 +12,5 @@ SERVICE = ServiceDefinition(
     router=build_router,
     base=Base,
     migrations=Path(__file__).parent / "migrations",
-    subscriptions=[
-        Subscription(
-            group="routing",
-            topics=[LEADS_SCORED, LEADS_FEEDBACK],
-            prefetch=consumers.prefetch,
-            handlers=consumers.HANDLERS,
-        )
-    ],
+    subscriptions=[consumers.SUBSCRIPTION],
 )

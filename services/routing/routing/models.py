@@ -9,20 +9,15 @@ from sqlalchemy import Integer, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from leadrelay.db import BigId, JsonType, UtcDateTime, service_metadata
-from leadrelay.inbox import InboxMixin
-from leadrelay.outbox import OutboxMixin
+from leadrelay.unit_of_work import add_inbox_and_outbox
 
 
 class Base(DeclarativeBase):
     metadata = service_metadata()
 
 
-class Inbox(InboxMixin, Base):
-    pass
-
-
-class Outbox(OutboxMixin, Base):
-    pass
+# The inbox (events handled) and outbox (events to relay) every consuming service keeps.
+add_inbox_and_outbox(Base)
 
 
 class Assignment(Base):

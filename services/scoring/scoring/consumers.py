@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 from leadrelay.consumers import Handlers
-from leadrelay.events import ActivityRecorded, DispositionRecorded, Envelope, FormSubmitted, TouchLogged
-from leadrelay.runtime import ServiceContext
+from leadrelay.events import (
+    LEADS_FEEDBACK,
+    LEADS_INTAKE,
+    ActivityRecorded,
+    DispositionRecorded,
+    Envelope,
+    FormSubmitted,
+    TouchLogged,
+)
+from leadrelay.runtime import ServiceContext, Subscription
 from leadrelay.unit_of_work import UnitOfWork
 from scoring import repository, service
 from scoring.service import Batch
@@ -23,4 +31,8 @@ HANDLERS = (
     .on(FormSubmitted, service.form_submitted)
     .on(ActivityRecorded, service.activity_recorded)
     .on(DispositionRecorded, service.disposition_recorded)
+)
+
+SUBSCRIPTION = Subscription(
+    group="scoring", topics=[LEADS_INTAKE, LEADS_FEEDBACK], prefetch=prefetch, handlers=HANDLERS
 )

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import defaultdict
 
 from leadrelay.consumers import Handlers
-from leadrelay.events import DispositionRecorded, Envelope, LeadAssigned, TouchLogged
-from leadrelay.runtime import ServiceContext
+from leadrelay.events import LEADS_ASSIGNED, LEADS_FEEDBACK, DispositionRecorded, Envelope, LeadAssigned, TouchLogged
+from leadrelay.runtime import ServiceContext, Subscription
 from leadrelay.unit_of_work import UnitOfWork
 from sla_monitor import repository, service
 from sla_monitor.service import Batch
@@ -26,4 +26,8 @@ HANDLERS = (
     .on(LeadAssigned, service.lead_assigned)
     .on(TouchLogged, service.touch_logged)
     .on(DispositionRecorded, service.disposition_recorded)
+)
+
+SUBSCRIPTION = Subscription(
+    group="sla-monitor", topics=[LEADS_ASSIGNED, LEADS_FEEDBACK], prefetch=prefetch, handlers=HANDLERS
 )

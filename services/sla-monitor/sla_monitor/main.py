@@ -2,8 +2,7 @@
 
 from pathlib import Path
 
-from leadrelay.events import LEADS_ASSIGNED, LEADS_FEEDBACK
-from leadrelay.runtime import ServiceDefinition, Subscription
+from leadrelay.runtime import ServiceDefinition
 from sla_monitor import consumers, service
 from sla_monitor.api import build_router
 from sla_monitor.models import Base
@@ -13,13 +12,6 @@ SERVICE = ServiceDefinition(
     router=build_router,
     base=Base,
     migrations=Path(__file__).parent / "migrations",
-    subscriptions=[
-        Subscription(
-            group="sla-monitor",
-            topics=[LEADS_ASSIGNED, LEADS_FEEDBACK],
-            prefetch=consumers.prefetch,
-            handlers=consumers.HANDLERS,
-        )
-    ],
+    subscriptions=[consumers.SUBSCRIPTION],
     background=[service.timer_loop],
 )
