@@ -6,28 +6,32 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException, Query
+from fastapi import APIRouter, Depends, Header, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 
 from feedback import service
 from feedback.domain import REASON_REQUIRED
 from feedback.models import DispositionRow, HandedOver, Touch
+from leadrelay.auth import FEEDBACK_WRITERS, LEAD_READERS, PEOPLE, Principal, allow, scoped
 from leadrelay.db import UnitOfWork
 from leadrelay.events import Channel, Disposition
+from leadrelay.rules import Role
 from leadrelay.service import ServiceContext
+
+REP_ID = "the rep it is credited to: default the caller (a rep) or the lead's rep; only a manager (their territories), ops, an admin or the CRM may name another"
 
 
 class TouchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    rep_id: str = Field(min_length=1, max_length=100)
+    rep_id: str | None = Field(default=None, min_length=1, max_length=100, description=REP_ID)
     channel: Channel
     note: str | None = Field(default=None, max_length=5000)
 
 
 class DispositionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    rep_id: str = Field(min_length=1, max_length=100)
+    rep_id: str | None = Field(default=None, min_length=1, max_length=100, description=REP_ID)
     disposition: Disposition
     reason: str | None = Field(default=None, max_length=2000)
 
@@ -50,11 +54,24 @@ def build_router(ctx: ServiceContext) -> APIRouter:
     def event_id(scope: str, key: str | None) -> str:
         return str(uuid.uuid5(namespace, f"{scope}:{key}")) if key else str(uuid.uuid4())
 
-    def known_rep(rep_id: str) -> None:
-        if ctx.rules.rep(rep_id) is None:
+    def known_rep(rep_id: str | None) -> None:
+        if rep_id is not None and ctx.rules.rep(rep_id) is None:
             raise HTTPException(
                 422, [{"loc": ["body", "rep_id"], "msg": f"unknown rep {rep_id!r}", "type": "value_error"}]
             )
+
+    async def acting_rep(who: Principal, lead_id: uuid.UUID, named: str | None) -> str:
+        """The rep a touch or disposition is credited to; 403 unless the caller may act for them."""
+        known_rep(named)
+        async with ctx.database.transaction() as session:
+            handed = await session.get(HandedOver, str(lead_id))
+        who.check_lead(lead_id, handed.rep_id if handed else None, handed.territory if handed else None)
+        if handed is None:
+            raise HTTPException(404, f"lead {lead_id} was never assigned to sales")
+        rep_id = named or (who.id if who.is_person and who.role == Role.REP else handed.rep_id)
+        if not who.may_act_for(rep_id, ctx.rules):
+            raise HTTPException(403, f"you may not act for rep {rep_id}")
+        return rep_id
 
     async def run(work: Any, lead_id: uuid.UUID) -> None:
         try:
@@ -64,34 +81,47 @@ def build_router(ctx: ServiceContext) -> APIRouter:
 
     @router.post("/v1/leads/{lead_id}/touches", status_code=202, response_model=Recorded)
     async def log_touch(
-        lead_id: uuid.UUID, body: TouchIn, idempotency_key: Annotated[str | None, Header(max_length=200)] = None
+        lead_id: uuid.UUID,
+        body: TouchIn,
+        who: Annotated[Principal, Depends(allow(*FEEDBACK_WRITERS))],
+        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     ) -> Recorded:
-        known_rep(body.rep_id)
-        eid = event_id(f"touch:{lead_id}", idempotency_key)
+        """A touch (call, email, meeting, social) on a lead, by its rep or for its rep."""
+        rep_id = await acting_rep(who, lead_id, body.rep_id)
+        eid = event_id(f"touch:{lead_id}:{who.kind}:{who.id}", idempotency_key)
 
         async def work(uow: UnitOfWork) -> None:
-            await service.log_touch(ctx, uow, eid, str(lead_id), body.rep_id, body.channel, body.note)
+            await service.log_touch(ctx, uow, eid, str(lead_id), rep_id, body.channel, body.note, who.actor)
 
         await run(work, lead_id)
         return Recorded(lead_id=str(lead_id), event_id=eid)
 
     @router.post("/v1/leads/{lead_id}/dispositions", status_code=202, response_model=Recorded)
     async def record_disposition(
-        lead_id: uuid.UUID, body: DispositionIn, idempotency_key: Annotated[str | None, Header(max_length=200)] = None
+        lead_id: uuid.UUID,
+        body: DispositionIn,
+        who: Annotated[Principal, Depends(allow(*FEEDBACK_WRITERS))],
+        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     ) -> Recorded:
-        known_rep(body.rep_id)
-        eid = event_id(f"disposition:{lead_id}", idempotency_key)
+        """Sales' verdict on a lead, by its rep or for its rep."""
+        rep_id = await acting_rep(who, lead_id, body.rep_id)
+        eid = event_id(f"disposition:{lead_id}:{who.kind}:{who.id}", idempotency_key)
 
         async def work(uow: UnitOfWork) -> None:
-            await service.record_disposition(ctx, uow, eid, str(lead_id), body.rep_id, body.disposition, body.reason)
+            await service.record_disposition(
+                ctx, uow, eid, str(lead_id), rep_id, body.disposition, body.reason, who.actor
+            )
 
         await run(work, lead_id)
         return Recorded(lead_id=str(lead_id), event_id=eid)
 
     @router.get("/v1/leads/{lead_id}/feedback")
-    async def lead_feedback(lead_id: uuid.UUID) -> dict[str, Any]:
+    async def lead_feedback(
+        lead_id: uuid.UUID, who: Annotated[Principal, Depends(allow(*LEAD_READERS))]
+    ) -> dict[str, Any]:
         async with ctx.database.transaction() as session:
             handed = await session.get(HandedOver, str(lead_id))
+            who.check_lead(lead_id, handed.rep_id if handed else None, handed.territory if handed else None)
             if handed is None:
                 raise HTTPException(404, f"lead {lead_id} was never assigned to sales")
             touches = (
@@ -114,7 +144,14 @@ def build_router(ctx: ServiceContext) -> APIRouter:
             "cycle": handed.cycle,
             "assigned_at": handed.assigned_at,
             "touches": [
-                {"rep_id": t.rep_id, "channel": t.channel, "note": t.note, "touched_at": t.touched_at, "cycle": t.cycle}
+                {
+                    "rep_id": t.rep_id,
+                    "channel": t.channel,
+                    "note": t.note,
+                    "touched_at": t.touched_at,
+                    "cycle": t.cycle,
+                    "logged_by": _actor(t),
+                }
                 for t in touches
             ],
             "dispositions": [
@@ -124,6 +161,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
                     "reason": d.reason,
                     "recorded_at": d.recorded_at,
                     "cycle": d.cycle,
+                    "logged_by": _actor(d),
                 }
                 for d in dispositions
             ],
@@ -131,16 +169,21 @@ def build_router(ctx: ServiceContext) -> APIRouter:
 
     @router.get("/v1/review-board")
     async def review_board(
-        since: Annotated[datetime | None, Query()] = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+        who: Annotated[Principal, Depends(allow(*PEOPLE))],
+        since: Annotated[datetime | None, Query()] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[dict[str, Any]]:
-        """Leads sales rejected or handed back, with the reason and how hard it tried (touches)."""
-        query = (
+        """Leads sales rejected or handed back, with the reason and how hard it tried (touches).
+        A rep sees their own, a manager their territories'."""
+        query = scoped(
             select(DispositionRow, HandedOver.touches)
             .join(HandedOver, HandedOver.lead_id == DispositionRow.lead_id)
-            .where(DispositionRow.disposition.in_([d.value for d in Disposition if d is not Disposition.ACCEPTED]))
-            .order_by(DispositionRow.recorded_at.desc())
-            .limit(limit)
+            .where(DispositionRow.disposition.in_([d.value for d in Disposition if d is not Disposition.ACCEPTED])),
+            who,
+            DispositionRow.rep_id,
+            HandedOver.territory,
         )
+        query = query.order_by(DispositionRow.recorded_at.desc()).limit(limit)
         if since is not None:
             query = query.where(DispositionRow.recorded_at >= since)
         async with ctx.database.transaction() as session:
@@ -159,13 +202,22 @@ def build_router(ctx: ServiceContext) -> APIRouter:
 
     @router.get("/v1/metrics/funnel")
     async def metrics_funnel(
+        who: Annotated[Principal, Depends(allow(*PEOPLE))],
         since: Annotated[datetime | None, Query(description="leads assigned at or after this time")] = None,
         territory: Annotated[str | None, Query()] = None,
     ) -> dict[str, Any]:
-        """Closed-loop metrics: handed over, touched, time to first touch, dispositions, acceptance rate."""
+        """Closed-loop metrics: handed over, touched, time to first touch, dispositions, acceptance
+        rate; over a rep's own leads, a manager's territories', or all for ops and admins."""
         if since is not None and since.tzinfo is None:
             raise HTTPException(422, "since needs a timezone, e.g. 2026-05-01T00:00:00Z")
+        who.check_territory(territory)
         async with ctx.database.unit_of_work(ctx.clock.now()) as uow:
-            return await service.closed_loop(uow, since, territory)
+            return await service.closed_loop(uow, since, territory, who)
 
     return router
+
+
+def _actor(row: Touch | DispositionRow) -> dict[str, str | None] | None:
+    if row.actor_id is None:
+        return None
+    return {"kind": row.actor_kind, "id": row.actor_id, "role": row.actor_role}

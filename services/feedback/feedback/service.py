@@ -13,8 +13,9 @@ from sqlalchemy import select
 
 from feedback.domain import LeadOutcome, funnel
 from feedback.models import DispositionRow, HandedOver, Touch
+from leadrelay.auth import Principal, scoped
 from leadrelay.db import UnitOfWork
-from leadrelay.events import Channel, Disposition, DispositionRecorded, Envelope, LeadAssigned, TouchLogged
+from leadrelay.events import Actor, Channel, Disposition, DispositionRecorded, Envelope, LeadAssigned, TouchLogged
 from leadrelay.service import ServiceContext
 
 
@@ -62,7 +63,14 @@ async def _handed(uow: UnitOfWork, lead_id: str) -> HandedOver:
 
 
 async def log_touch(
-    ctx: ServiceContext, uow: UnitOfWork, event_id: str, lead_id: str, rep_id: str, channel: Channel, note: str | None
+    ctx: ServiceContext,
+    uow: UnitOfWork,
+    event_id: str,
+    lead_id: str,
+    rep_id: str,
+    channel: Channel,
+    note: str | None,
+    actor: Actor | None = None,
 ) -> None:
     if await uow.session.scalar(select(Touch.id).where(Touch.event_id == event_id)):
         return  # a client retry
@@ -76,6 +84,7 @@ async def log_touch(
             channel=channel.value,
             note=note,
             touched_at=uow.now,
+            **_actor_columns(actor),
         )
     )
     row.touches += 1
@@ -83,7 +92,8 @@ async def log_touch(
         row.first_touch_at = uow.now
     uow.emit(
         ctx.envelope(
-            TouchLogged(lead_id=lead_id, rep_id=rep_id, channel=channel, note=note, touched_at=uow.now), event_id
+            TouchLogged(lead_id=lead_id, rep_id=rep_id, channel=channel, note=note, touched_at=uow.now, actor=actor),
+            event_id,
         )
     )
 
@@ -96,6 +106,7 @@ async def record_disposition(
     rep_id: str,
     disposition: Disposition,
     reason: str | None,
+    actor: Actor | None = None,
 ) -> None:
     if await uow.session.scalar(select(DispositionRow.id).where(DispositionRow.event_id == event_id)):
         return
@@ -109,6 +120,7 @@ async def record_disposition(
             disposition=disposition.value,
             reason=reason,
             recorded_at=uow.now,
+            **_actor_columns(actor),
         )
     )
     row.disposition = disposition.value
@@ -116,15 +128,33 @@ async def record_disposition(
     uow.emit(
         ctx.envelope(
             DispositionRecorded(
-                lead_id=lead_id, rep_id=rep_id, disposition=disposition, reason=reason, recorded_at=uow.now
+                lead_id=lead_id,
+                rep_id=rep_id,
+                disposition=disposition,
+                reason=reason,
+                recorded_at=uow.now,
+                actor=actor,
             ),
             event_id,
         )
     )
 
 
-async def closed_loop(uow: UnitOfWork, since: datetime | None, territory: str | None) -> dict[str, object]:
+def _actor_columns(actor: Actor | None) -> dict[str, str | None]:
+    return {
+        "actor_kind": actor.kind if actor else None,
+        "actor_id": actor.id if actor else None,
+        "actor_role": actor.role if actor else None,
+    }
+
+
+async def closed_loop(
+    uow: UnitOfWork, since: datetime | None, territory: str | None, who: Principal | None = None
+) -> dict[str, object]:
+    """The funnel over the leads handed to sales (those ``who`` may see, when given)."""
     query = select(HandedOver.assigned_at, HandedOver.first_touch_at, HandedOver.touches, HandedOver.disposition)
+    if who is not None:
+        query = scoped(query, who, HandedOver.rep_id, HandedOver.territory)
     if since is not None:
         query = query.where(HandedOver.assigned_at >= since)
     if territory is not None:

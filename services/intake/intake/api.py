@@ -13,10 +13,11 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException, Request
+from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from intake.domain import lead_id_for, normalise_email, normalise_submission
+from leadrelay.auth import EVENT_SENDERS, PUBLIC, Principal, allow
 from leadrelay.events import ActivityRecorded, ActivityType, FormSubmitted
 from leadrelay.http import ServiceUnavailable, field_errors
 from leadrelay.logging import get_logger
@@ -85,11 +86,12 @@ def build_router(ctx: ServiceContext) -> APIRouter:
             raise ServiceUnavailable("the event could not be stored; retry later") from exc
         log.info("event_accepted", lead_id=envelope.subject, event_id=eid, type=envelope.type)
 
-    @router.get("/v1/forms")
+    # Public: a website form cannot keep a secret.
+    @router.get("/v1/forms", dependencies=[PUBLIC])
     async def list_forms() -> list[dict[str, Any]]:
         return [f.model_dump() for f in ctx.rules.forms]
 
-    @router.post("/v1/forms/{form_id}/submissions", status_code=202, response_model=Accepted)
+    @router.post("/v1/forms/{form_id}/submissions", status_code=202, response_model=Accepted, dependencies=[PUBLIC])
     async def submit_form(
         form_id: str,
         request: Request,
@@ -121,8 +123,10 @@ def build_router(ctx: ServiceContext) -> APIRouter:
     @router.post("/v1/events", status_code=202, response_model=Accepted)
     async def record_event(
         request: Request,
+        who: Annotated[Principal, Depends(allow(*EVENT_SENDERS))],
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     ) -> Accepted:
+        """A behaviour event from a tracking client (its source's API key) or a signed-in person."""
         body = await _read_json(request)
         try:
             activity = ActivityIn.model_validate(body)
@@ -150,6 +154,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
                 occurred_at=activity.occurred_at or now,
                 url=activity.url,
                 properties=activity.properties,
+                actor=who.actor,
             ),
             eid,
         )

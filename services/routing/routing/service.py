@@ -8,7 +8,7 @@ repeated qualification never assigns a lead twice.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -18,6 +18,7 @@ from leadrelay.db import UnitOfWork
 from leadrelay.events import Disposition, DispositionRecorded, Envelope, Handoff, LeadAssigned, LeadQualified
 from leadrelay.logging import get_logger
 from leadrelay.service import ServiceContext
+from routing import availability
 from routing.domain import choose
 from routing.models import Assignment, Cursor
 
@@ -34,6 +35,8 @@ class Batch:
     assignments: dict[str, list[Assignment]]
     cursors: dict[str, Cursor]
     loads: dict[str, int]
+    # Availability set at run time, where it overrides the rules (rep id -> available).
+    available: dict[str, bool] = field(default_factory=dict)
 
 
 async def open_loads(session: AsyncSession) -> dict[str, int]:
@@ -48,6 +51,7 @@ async def prefetch(ctx: ServiceContext, uow: UnitOfWork, envelopes: list[Envelop
     assignments: dict[str, list[Assignment]] = defaultdict(list)
     cursors: dict[str, Cursor] = {}
     loads: dict[str, int] = {}
+    available: dict[str, bool] = {}
     if ids:
         rows = await uow.session.execute(select(Assignment).where(Assignment.lead_id.in_(ids)))
         for a in rows.scalars():
@@ -55,7 +59,8 @@ async def prefetch(ctx: ServiceContext, uow: UnitOfWork, envelopes: list[Envelop
     if any(isinstance(env.data, LeadQualified) for env in envelopes):
         cursors = {c.territory: c for c in (await uow.session.execute(select(Cursor))).scalars()}
         loads = await open_loads(uow.session)
-    uow.batch["routing"] = Batch(assignments=assignments, cursors=cursors, loads=loads)
+        available = availability.overrides(await availability.load(uow.session), uow.now)
+    uow.batch["routing"] = Batch(assignments=assignments, cursors=cursors, loads=loads, available=available)
 
 
 def _batch(uow: UnitOfWork) -> Batch:
@@ -82,7 +87,7 @@ async def lead_qualified(ctx: ServiceContext, uow: UnitOfWork, event: LeadQualif
     if any(a.cycle == event.cycle for a in existing):
         return
     positions = {territory: c.position for territory, c in batch.cursors.items()}
-    choice = choose(ctx.rules, event.contact, batch.loads, positions)
+    choice = choose(ctx.rules, event.contact, batch.loads, positions, batch.available)
     if choice.cursor is not None:
         cursor = batch.cursors.get(choice.territory.id)
         if cursor is None:

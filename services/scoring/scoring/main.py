@@ -1,8 +1,9 @@
-"""Scoring's definition: consumes intake and feedback events, serves scores."""
+"""Scoring's definition: consumes intake and feedback events (and assignments, to know each
+lead's owner), serves scores."""
 
 from pathlib import Path
 
-from leadrelay.events import LEADS_FEEDBACK, LEADS_INTAKE
+from leadrelay.events import LEADS_ASSIGNED, LEADS_FEEDBACK, LEADS_INTAKE
 from leadrelay.service import ServiceDefinition, Subscription
 from scoring import service
 from scoring.api import build_router
@@ -15,7 +16,10 @@ SERVICE = ServiceDefinition(
     migrations=Path(__file__).parent / "migrations",
     subscriptions=[
         Subscription(
-            group="scoring", topics=[LEADS_INTAKE, LEADS_FEEDBACK], handler=service.handle, prefetch=service.prefetch
+            group="scoring",
+            topics=[LEADS_INTAKE, LEADS_FEEDBACK, LEADS_ASSIGNED],
+            handler=service.handle,
+            prefetch=service.prefetch,
         )
     ],
 )

@@ -23,6 +23,7 @@ from leadrelay.events import (
     DispositionRecorded,
     Envelope,
     FormSubmitted,
+    LeadAssigned,
     LeadQualified,
     LeadScored,
     LeadStatus,
@@ -32,6 +33,7 @@ from leadrelay.logging import get_logger
 from leadrelay.service import ServiceContext
 from scoring.domain import count_activity, decide, evaluate, profile_fields
 from scoring.models import Activity, Lead
+from scoring.ownership import lead_assigned
 
 log = get_logger("scoring")
 
@@ -53,7 +55,9 @@ async def prefetch(ctx: ServiceContext, uow: UnitOfWork, envelopes: list[Envelop
         lead.lead_id: lead for lead in (await uow.session.execute(select(Lead).where(Lead.lead_id.in_(ids)))).scalars()
     }
     history: dict[str, list[tuple[datetime, int, ActivitySummary]]] = defaultdict(list)
-    if leads:
+    # Assignments only record the owner: their leads need no history.
+    rescored = {env.subject for env in envelopes if not isinstance(env.data, LeadAssigned)} & set(leads)
+    if rescored:
         # The last `history_limit` activities of each known lead, in one query.
         ranked = (
             select(
@@ -62,7 +66,7 @@ async def prefetch(ctx: ServiceContext, uow: UnitOfWork, envelopes: list[Envelop
                 .over(partition_by=Activity.lead_id, order_by=(Activity.occurred_at.desc(), Activity.id.desc()))
                 .label("rank"),
             )
-            .where(Activity.lead_id.in_(list(leads)))
+            .where(Activity.lead_id.in_(list(rescored)))
             .subquery()
         )
         recent = aliased(Activity, ranked)
@@ -237,6 +241,8 @@ async def handle(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> No
         await activity_recorded(ctx, uow, data)
     elif isinstance(data, DispositionRecorded):
         await disposition_recorded(ctx, uow, data)
+    elif isinstance(data, LeadAssigned):
+        await lead_assigned(uow, data, _batch(uow).leads)
     # Other events on these topics (touches) do not change a score.
 
 

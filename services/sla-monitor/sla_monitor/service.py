@@ -20,6 +20,7 @@ from leadrelay.db import UnitOfWork
 from leadrelay.events import DispositionRecorded, Envelope, LeadAssigned, SlaBreached, TouchLogged
 from leadrelay.logging import get_logger
 from leadrelay.service import ServiceContext
+from sla_monitor import queue
 from sla_monitor.domain import BREACHED, MET, RUNNING, clocks_stopped_by, deadlines
 from sla_monitor.models import Alert, FeedbackSeen, SlaClock
 
@@ -32,22 +33,25 @@ class Batch:
     """The batch's leads' clocks and the feedback already seen for them (see :func:`prefetch`)."""
 
     clocks: dict[str, list[SlaClock]]
-    seen: dict[str, list[tuple[str, datetime]]]
+    seen: dict[str, list[tuple[str, datetime, str | None]]]  # kind, at, disposition
 
 
 async def prefetch(ctx: ServiceContext, uow: UnitOfWork, envelopes: list[Envelope]) -> None:
     ids = list({env.subject for env in envelopes})
     clocks: dict[str, list[SlaClock]] = defaultdict(list)
-    seen: dict[str, list[tuple[str, datetime]]] = defaultdict(list)
+    seen: dict[str, list[tuple[str, datetime, str | None]]] = defaultdict(list)
     for clock in (await uow.session.execute(select(SlaClock).where(SlaClock.lead_id.in_(ids)))).scalars():
         clocks[clock.lead_id].append(clock)
     if any(isinstance(env.data, LeadAssigned) for env in envelopes):
         rows = await uow.session.execute(
-            select(FeedbackSeen.lead_id, FeedbackSeen.kind, FeedbackSeen.at).where(FeedbackSeen.lead_id.in_(ids))
+            select(FeedbackSeen.lead_id, FeedbackSeen.kind, FeedbackSeen.at, FeedbackSeen.detail).where(
+                FeedbackSeen.lead_id.in_(ids)
+            )
         )
-        for lead_id, kind, at in rows.all():
-            seen[lead_id].append((kind, at))
+        for lead_id, kind, at, detail in rows.all():
+            seen[lead_id].append((kind, at, detail))
     uow.batch["sla"] = Batch(clocks=clocks, seen=seen)
+    await queue.prefetch(uow, envelopes)
 
 
 def _batch(uow: UnitOfWork) -> Batch:
@@ -60,10 +64,12 @@ def _batch(uow: UnitOfWork) -> Batch:
 async def lead_assigned(ctx: ServiceContext, uow: UnitOfWork, event: LeadAssigned) -> None:
     batch = _batch(uow)
     stopped = {
-        name for kind, at in batch.seen[event.lead_id] if at >= event.assigned_at for name in clocks_stopped_by(kind)
+        name for kind, at, _ in batch.seen[event.lead_id] if at >= event.assigned_at for name in clocks_stopped_by(kind)
     }
     existing = {c.name for c in batch.clocks[event.lead_id] if c.cycle == event.cycle}
-    for name, due in deadlines(ctx.rules.sla, event.handoff.qualification, event.assigned_at).items():
+    due_at = deadlines(ctx.rules.sla, event.handoff.qualification, event.assigned_at)
+    queue.assigned(uow, event, due_at, batch.seen[event.lead_id])
+    for name, due in due_at.items():
         if name in existing:
             continue
         clock = SlaClock(
@@ -81,10 +87,11 @@ async def lead_assigned(ctx: ServiceContext, uow: UnitOfWork, event: LeadAssigne
         batch.clocks[event.lead_id].append(clock)
 
 
-async def feedback(uow: UnitOfWork, lead_id: str, kind: str, at: datetime) -> None:
+async def feedback(uow: UnitOfWork, lead_id: str, kind: str, at: datetime, detail: str | None = None) -> None:
     batch = _batch(uow)
-    uow.session.add(FeedbackSeen(lead_id=lead_id, kind=kind, at=at))
-    batch.seen[lead_id].append((kind, at))
+    uow.session.add(FeedbackSeen(lead_id=lead_id, kind=kind, at=at, detail=detail))
+    batch.seen[lead_id].append((kind, at, detail))
+    queue.feedback(uow, lead_id, kind, at, detail)
     stops = clocks_stopped_by(kind)
     for clock in batch.clocks[lead_id]:
         if clock.status == RUNNING and clock.name in stops:
@@ -99,7 +106,7 @@ async def handle(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> No
     elif isinstance(data, TouchLogged):
         await feedback(uow, data.lead_id, "touch", data.touched_at)
     elif isinstance(data, DispositionRecorded):
-        await feedback(uow, data.lead_id, "disposition", data.recorded_at)
+        await feedback(uow, data.lead_id, "disposition", data.recorded_at, data.disposition.value)
 
 
 async def fire_due(ctx: ServiceContext) -> int:
