@@ -47,7 +47,9 @@ def create_app(runtime: Runtime, title: str, auth: Authenticator | None = None) 
     app.state.runtime = runtime
     app.state.auth = auth
     for svc, ctx in zip(runtime.definitions, runtime.contexts, strict=True):
-        app.include_router(svc.router(ctx))
+        router = svc.router(ctx)
+        check_routes(router.routes)  # each route authenticates its caller or is public on purpose
+        app.include_router(router)
 
     @app.get("/livez", tags=["health"], dependencies=[PUBLIC])
     async def livez() -> dict[str, str]:
@@ -89,7 +91,7 @@ def create_app(runtime: Runtime, title: str, auth: Authenticator | None = None) 
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
         return JSONResponse({"detail": jsonable_encoder(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
 
-    check_routes(app)
+    check_routes(app.router.routes)
     return app
 
 
