@@ -60,7 +60,8 @@ API_KEYS_FILE = "api-keys.json"
 
 # Words and shapes of keys copied from an example instead of generated.
 _PLACEHOLDER = re.compile(
-    r"change.?me|changeit|placeholder|replace.?me|example|your.?(signing.?)?key|secret|password|dummy|\$\{|<.*>|x{6,}",
+    r"change.?(me|it|this)|placeholder|replace|example|sample|your.?(signing.?|api.?)?key|secret|password"
+    r"|\$\{|<.*>|x{6,}",
     re.IGNORECASE,
 )
 
@@ -82,7 +83,10 @@ def key_problem(value: str) -> str | None:
 
 def generate_key() -> str:
     """A random key: 48 bytes, URL-safe base64 (64 characters)."""
-    return secrets.token_urlsafe(48)
+    while True:
+        key = secrets.token_urlsafe(48)
+        if key_problem(key) is None:  # a random key spelling "secret" is refused like any other
+            return key
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -196,7 +200,7 @@ class Tokens:
 def parse_ttl(value: str) -> timedelta:
     """``12h``, ``30m``, ``7d``, ISO 8601 or seconds; within (0, 30 days]."""
     try:
-        ttl = TypeAdapter(Duration).validate_python(value)
+        ttl = TypeAdapter(Duration).validate_python(int(value) if value.strip().isdigit() else value)
     except ValueError:
         raise ValueError(f"not a duration: {value!r} (e.g. 12h, 30m, 7d)") from None
     if not timedelta(0) < ttl <= MAX_TTL:
