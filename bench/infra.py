@@ -29,10 +29,18 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def _key() -> str:
+    from leadrelay.auth import generate_key
+
+    return generate_key()
+
+
 SERVICES = ("intake", "scoring", "routing", "sla-monitor", "feedback")
 # Consumer groups of the services (the prefix is added), and what they read.
 GROUPS = {
-    "scoring": ("leads.intake", "leads.feedback"),
+    "scoring": ("leads.intake", "leads.feedback", "leads.assigned"),
     "routing": ("leads.scored", "leads.feedback"),
     "sla-monitor": ("leads.assigned", "leads.feedback"),
     "feedback": ("leads.assigned",),
@@ -340,6 +348,23 @@ class Stack:
     # How a service is started: `python <launcher> serve SERVICE --port P`.
     launcher: list[str] = field(default_factory=lambda: ["-m", "leadrelay.cli"])
     procs: dict[str, Proc] = field(default_factory=dict)
+    # Sign-in: a signing key and an API key per source of the rules, made for this run.
+    signing_key: str = field(default_factory=lambda: _key())
+    api_keys: dict[str, str] = field(default_factory=dict)
+    sources: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from leadrelay.rules import load_rules
+
+        self.sources = {s.id: s for s in load_rules(self.config).sources}
+        self.api_keys = {s: _key() for s in self.sources}
+
+    def api_key(self, role: str) -> dict[str, str]:
+        """The header of the first source with ``role`` (tracking: behaviour events; monitoring: /metrics)."""
+        source = next((s for s in self.sources.values() if s.role == role), None)
+        if source is None:
+            raise RuntimeError(f"{self.config} has no source with role {role}: the bench needs one")
+        return {"X-API-Key": self.api_keys[source.id]}
 
     @property
     def topic_prefix(self) -> str:
@@ -361,6 +386,8 @@ class Stack:
             LEADRELAY_KAFKA_BOOTSTRAP_SERVERS=self.kafka,
             LEADRELAY_KAFKA_PREFIX=self.topic_prefix,
             LEADRELAY_CONFIG=str(self.config),
+            LEADRELAY_AUTH_SIGNING_KEY=self.signing_key,
+            **{self.sources[s].key_env: key for s, key in self.api_keys.items()},
             **self.extra_env,
         )
         for s in SERVICES:
@@ -383,7 +410,7 @@ class Stack:
     async def batches(self) -> dict[str, float]:
         """Per consumer group: batches handled so far (one offset commit each), from /metrics."""
         out: dict[str, float] = {}
-        async with httpx.AsyncClient(timeout=10) as client:
+        async with httpx.AsyncClient(timeout=10, headers=self.api_key("monitoring")) as client:
             for s in SERVICES:
                 try:
                     text = (await client.get(self.url(s) + "/metrics")).text

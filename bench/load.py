@@ -91,10 +91,13 @@ class _Conn:
         return status, payload
 
 
-def encode(host: str, port: int, path: str, body: dict[str, Any]) -> tuple[bytes, bytes]:
+def encode(
+    host: str, port: int, path: str, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> tuple[bytes, bytes]:
     data = json.dumps(body, ensure_ascii=False).encode()
+    extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
     head = (
-        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n{extra}"
         f"Content-Length: {len(data)}\r\n\r\n"
     ).encode()
     return head, data
@@ -108,13 +111,15 @@ async def drive(
     connections: int = 64,
     label: str = "load",
     progress: bool = True,
+    headers: dict[str, str] | None = None,
 ) -> list[Result]:
     """Send ``requests`` (``at`` seconds after ``start``, a ``clock.now()`` value) over
-    ``connections`` keep-alive connections; a request waits in a FIFO queue for a free one."""
+    ``connections`` keep-alive connections; a request waits in a FIFO queue for a free one.
+    ``headers`` go with behaviour events (the tracking source's API key); forms are public."""
     url = urlsplit(base_url)
     host, port = url.hostname or "127.0.0.1", url.port or 80
     results = [Result(r, start + r.at) for r in requests]
-    encoded = [encode(host, port, r.path, r.body) for r in requests]
+    encoded = [encode(host, port, r.path, r.body, headers if r.step > 0 else None) for r in requests]
     accepted: dict[int, asyncio.Event] = {r.lead: asyncio.Event() for r in requests if r.step == 0}
     queue: asyncio.Queue[int | None] = asyncio.Queue()
     bar = tqdm(total=len(results), desc=label, unit="req", mininterval=1.0, disable=not progress, leave=False)

@@ -172,7 +172,9 @@ async def warm_up(ctx: Ctx, stack: infra.Stack, tap: Tap, n: int = 20) -> dict[s
     every connection pool is open before anything is measured."""
     leads = make_leads(n, ctx.seed, "warm")
     reqs = schedule(leads, 20.0, ctx.seed)
-    results = await drive(stack.url("intake"), reqs, ctx.clock, ctx.clock.now() + 0.1, progress=False)
+    results = await drive(
+        stack.url("intake"), reqs, ctx.clock, ctx.clock.now() + 0.1, progress=False, headers=stack.api_key("tracking")
+    )
     ids = {r.lead_id for r in results if r.ok and r.request.qualifying}
     ok = await tap.wait_keys(stack.topic_prefix + ASSIGNED, T_ASSIGNED, ids, timeout=90)
     if not ok:
@@ -197,7 +199,15 @@ async def leadrelay_http(
     p = stack.topic_prefix
     before = await snapshot(ctx, stack, tap)
     start = ctx.clock.now() + 0.2
-    results = await drive(stack.url("intake"), reqs, ctx.clock, start, label=label, progress=ctx.progress)
+    results = await drive(
+        stack.url("intake"),
+        reqs,
+        ctx.clock,
+        start,
+        label=label,
+        progress=ctx.progress,
+        headers=stack.api_key("tracking"),
+    )
     load_end = ctx.clock.now()
     lag_load_end = await infra.consumer_lag(ctx.kafka, infra.GROUPS, p)
     qualifying = {r.lead_id: r for r in results if r.ok and r.request.qualifying}
@@ -507,7 +517,15 @@ async def intake_ceiling(
         await asyncio.to_thread(infra.stop, stack.procs[s])
     cpu0 = infra.cpu_seconds(stack.procs["intake"].pid)
     start = ctx.clock.now() + 0.2
-    results = await drive(stack.url("intake"), reqs, ctx.clock, start, label="intake ceiling", progress=ctx.progress)
+    results = await drive(
+        stack.url("intake"),
+        reqs,
+        ctx.clock,
+        start,
+        label="intake ceiling",
+        progress=ctx.progress,
+        headers=stack.api_key("tracking"),
+    )
     out = await http_figures(results, start, "intake ceiling", offered, duration)
     out["cpu_s"] = round(infra.cpu_seconds(stack.procs["intake"].pid) - cpu0, 2)
     return out

@@ -18,6 +18,8 @@
 #   LEADRELAY_DATABASE_URL             (default: `deploy/postgres.sh url`)
 #   LEADRELAY_KAFKA_BOOTSTRAP_SERVERS  (default: 127.0.0.1:$KAFKA_PORT, KAFKA_PORT=9092)
 #   LEADRELAY_CONFIG                   (default: config/example.yaml)
+#   LEADRELAY_AUTH_SIGNING_KEY         (default: a random key generated once into
+#                                       .run/auth-signing-key, mode 0600)
 #   SERVICES_START_TIMEOUT             seconds to wait for readiness (90)
 #
 # HTTP ports are the code's defaults (leadrelay.settings.DEFAULT_PORTS,
@@ -138,6 +140,17 @@ cmd_start() {
     export LEADRELAY_CONFIG="${LEADRELAY_CONFIG:-config/example.yaml}"
     [[ -f $LEADRELAY_CONFIG ]] || die "rules file $LEADRELAY_CONFIG not found (LEADRELAY_CONFIG)"
     [[ -n ${LEADRELAY_PORT:-} ]] && log "ignoring LEADRELAY_PORT=$LEADRELAY_PORT: each service gets its own port"
+    # The services refuse to start without a signing key: on this machine, make one once.
+    if [[ -z ${LEADRELAY_AUTH_SIGNING_KEY:-} ]]; then
+        local keyfile=.run/auth-signing-key
+        if [[ ! -s $keyfile ]]; then
+            (umask 077 && "$PYTHON_BIN" -c 'from leadrelay.auth import generate_key; print(generate_key())' >"$keyfile")
+            log "generated a signing key into $keyfile"
+        fi
+        LEADRELAY_AUTH_SIGNING_KEY="$(cat "$keyfile")"
+        export LEADRELAY_AUTH_SIGNING_KEY
+        log "sign in with: LEADRELAY_AUTH_SIGNING_KEY=\$(cat $keyfile) $LEADRELAY_BIN token --role ops"
+    fi
     log "database $(sed -E 's#(://[^:/@]*):[^@/]*@#\1:***@#' <<<"$LEADRELAY_DATABASE_URL"), kafka $LEADRELAY_KAFKA_BOOTSTRAP_SERVERS, rules $LEADRELAY_CONFIG"
 
     local to_start=()

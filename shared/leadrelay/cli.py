@@ -5,6 +5,8 @@ leadrelay serve SERVICE         one service against Kafka and PostgreSQL
 leadrelay create-topics         create the Kafka topics with their partition counts
 leadrelay check-config [PATH]   validate a rules file
 leadrelay schemas [--check]     write (or check) the events' JSON Schemas
+leadrelay token USER_ID [--ttl 12h] | --role ROLE
+                                print a bearer token for a person of the rules
 leadrelay dlq list TOPIC        the dead letters of TOPIC with their errors
 leadrelay dlq replay TOPIC [--id EVENT_ID]...
                                 publish them again to TOPIC after a fix (the inboxes drop repeats)
@@ -16,31 +18,59 @@ import argparse
 import asyncio
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from leadrelay import dlq as dead_letters
+from leadrelay.auth import (
+    API_KEYS_FILE,
+    DEFAULT_TTL,
+    KEY_FILE,
+    AuthConfigError,
+    Authenticator,
+    Tokens,
+    embedded_source_keys,
+    load_or_create_key,
+    parse_ttl,
+)
 from leadrelay.bus import Bus
 from leadrelay.bus.kafka import KafkaBus, create_topics
 from leadrelay.bus.memory import BusInUse, MemoryBus
 from leadrelay.clock import SystemClock
 from leadrelay.events import TOPIC_PARTITIONS, dlq_topic, json_schemas
 from leadrelay.logging import configure_logging, get_logger
-from leadrelay.rules import RulesError, load_rules
+from leadrelay.rules import Role, Rules, RulesError, load_rules
 from leadrelay.runtime import SERVICE_NAMES, Runtime, load_services
 from leadrelay.settings import Settings
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
 
 
+def embedded_auth(settings: Settings, rules: Rules) -> tuple[Settings, Authenticator, dict[str, str]]:
+    """Embedded mode signs in without any setup: the signing key and the sources' API keys come
+    from the environment where set, else are generated once into the data folder (mode 0600).
+    Returns the settings with the key, the authenticator, and the generated API keys to show."""
+    if settings.auth_signing_key is None:
+        key, _ = load_or_create_key(settings.data_dir / KEY_FILE)
+        settings = settings.model_copy(update={"auth_signing_key": SecretStr(key)})
+    source_keys, generated = embedded_source_keys(rules, settings.data_dir)
+    return settings, Authenticator.from_settings(settings, rules, source_keys), generated
+
+
 def build_embedded_app(settings: Settings):  # type: ignore[no-untyped-def]
     from leadrelay.http import create_app
 
     rules = load_rules(settings.config)
+    settings, auth, generated = embedded_auth(settings, rules)
     # The embedded log is written through to a file next to the services' SQLite files,
     # so what intake acknowledged survives a crash or restart of the process.
     bus = MemoryBus(path=settings.data_dir / "bus.db")
     runtime = Runtime(load_services(), settings, rules, SystemClock(), bus)
-    return create_app(runtime, "Leadrelay (embedded)")
+    app = create_app(runtime, "Leadrelay (embedded)", auth)
+    app.state.generated_api_keys = generated
+    return app
 
 
 def build_service_app(settings: Settings, service: str):  # type: ignore[no-untyped-def]
@@ -49,6 +79,11 @@ def build_service_app(settings: Settings, service: str):  # type: ignore[no-unty
     if not settings.database_url and service != "intake":
         raise SystemExit(f"leadrelay serve {service}: set LEADRELAY_DATABASE_URL (postgresql+asyncpg://...)")
     rules = load_rules(settings.config)
+    try:
+        # Refuses to start without a usable signing key, or with an API key that is not one.
+        auth = Authenticator.from_settings(settings, rules)
+    except AuthConfigError as exc:
+        raise SystemExit(f"leadrelay serve {service}: {exc}") from None
     bus = KafkaBus(
         settings.kafka_bootstrap_servers,
         f"{settings.kafka_client_id}-{service}",
@@ -56,7 +91,63 @@ def build_service_app(settings: Settings, service: str):  # type: ignore[no-unty
         settings.kafka_prefix,
     )
     runtime = Runtime(load_services([service]), settings, rules, SystemClock(), bus)
-    return create_app(runtime, f"Leadrelay {service}")
+    return create_app(runtime, f"Leadrelay {service}", auth)
+
+
+def sign_in_banner(auth: Authenticator, generated: dict[str, str], url: str, data_dir: Path) -> str:
+    """What `leadrelay run` prints at start-up: a token for each example person (the first rep of
+    each territory, the managers, ops and admins) and the API keys it generated."""
+    rules = auth.rules
+    shown = [t.reps[0].id for t in rules.territories] + [p.id for p in rules.staff]
+    lines = [
+        "",
+        f"Sign in to {url} with one of these (Authorization: Bearer <token>, valid {DEFAULT_TTL.seconds // 3600} h;",
+        "`leadrelay token USER_ID` for anyone else, or paste one into Authorize at /docs):",
+    ]
+    for person_id in shown:
+        person = rules.person(person_id)
+        if person is None:
+            continue
+        where = f" ({', '.join(person.territories)})" if person.territories else ""
+        lines.append(f"  {person.role.value:<8} {person.id}{where}")
+        lines.append(f"           {auth.issue(person.id)}")
+    if generated:
+        lines.append(f"API keys of the sources (X-API-Key; generated into {data_dir / API_KEYS_FILE}):")
+        for source_id, key in generated.items():
+            source = rules.source(source_id)
+            lines.append(f"  {source_id} ({source.role.value if source else '?'}): {key}")
+    lines.append(f"Try: curl -H 'Authorization: Bearer <token>' {url}/v1/me/leads")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def issue_token(settings: Settings, rules: Rules, user_id: str | None, role: str | None, ttl: str) -> tuple[str, str]:
+    """`leadrelay token`: (the token, a line about it). Raises ValueError or AuthConfigError."""
+    if (user_id is None) == (role is None):
+        raise ValueError("give a USER_ID or --role ROLE (one of them)")
+    if role is not None:
+        person = next((p for p in rules.people() if p.role.value == role), None)
+        if person is None:
+            raise ValueError(f"no person with role {role} in {settings.config}")
+    else:
+        person = rules.person(user_id or "")
+        if person is None:
+            known = ", ".join(p.id for p in rules.people())
+            raise ValueError(f"no person {user_id!r} in {settings.config}; known: {known}")
+    key = settings.auth_signing_key.get_secret_value() if settings.auth_signing_key else None
+    if key is None:
+        path = settings.data_dir / KEY_FILE
+        if not path.exists():
+            raise AuthConfigError(
+                "LEADRELAY_AUTH_SIGNING_KEY is not set (and there is no embedded key: `leadrelay run` makes one)"
+            )
+        key, _ = load_or_create_key(path)
+    lifetime = parse_ttl(ttl)
+    now = datetime.now(UTC)
+    token = Tokens(key).issue(person, lifetime, now)
+    where = f", territories {', '.join(person.territories)}" if person.territories else ""
+    about = f"token for {person.id} ({person.role.value}{where}), valid until {(now + lifetime).isoformat(timespec='seconds')}"
+    return token, about
 
 
 def _serve(app, settings: Settings, port: int) -> None:  # type: ignore[no-untyped-def]
@@ -87,6 +178,10 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("path", nargs="?", type=Path)
     schemas = sub.add_parser("schemas", help="write the events' JSON Schemas")
     schemas.add_argument("--check", action="store_true", help="fail if the stored schemas are out of date")
+    token = sub.add_parser("token", help="print a bearer token for a person of the rules")
+    token.add_argument("user_id", nargs="?", help="a person's id (a rep, manager, ops or admin)")
+    token.add_argument("--role", choices=[r.value for r in Role], help="the first person with this role instead")
+    token.add_argument("--ttl", default="12h", help="how long it is valid: 30m, 12h, 7d (at most 30 days)")
     dlq = sub.add_parser("dlq", help="list or replay dead letters")
     dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True)
     for name, help_ in (("list", "list the dead letters of a topic"), ("replay", "publish them again to the topic")):
@@ -110,7 +205,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             app = build_embedded_app(settings)
             port = args.port if args.port is not None else settings.http_port(None)
-            log.info("embedded_starting", url=f"http://{settings.host}:{port}", config=str(settings.config))
+            url = f"http://{settings.host}:{port}"
+            log.info("embedded_starting", url=url, config=str(settings.config))
+            # For the person at the terminal (stdout), never through the logs.
+            print(sign_in_banner(app.state.auth, app.state.generated_api_keys, url, settings.data_dir), flush=True)
             _serve(app, settings, port)
         elif args.command == "serve":
             app = build_service_app(settings, args.service)
@@ -127,13 +225,27 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "check-config":
             rules = load_rules(args.path or settings.config)
             reps = sum(len(t.reps) for t in rules.territories)
-            print(f"ok: {len(rules.forms)} forms, {len(rules.territories)} territories, {reps} reps")
+            print(
+                f"ok: {len(rules.forms)} forms, {len(rules.territories)} territories, {reps} reps,"
+                f" {len(rules.staff)} other people, {len(rules.sources)} sources"
+            )
         elif args.command == "schemas":
             return write_schemas(check=args.check)
+        elif args.command == "token":
+            try:
+                token_, about = issue_token(settings, load_rules(settings.config), args.user_id, args.role, args.ttl)
+            except ValueError as exc:  # unknown person or role, bad --ttl
+                print(f"leadrelay token: {exc}", file=sys.stderr)
+                return 2
+            print(about, file=sys.stderr)
+            print(token_)
         elif args.command == "dlq":
             return asyncio.run(_dlq(settings, args))
     except (RulesError, BusInUse, LookupError) as exc:
         print(str(exc), file=sys.stderr)
+        return 2
+    except AuthConfigError as exc:
+        print(f"leadrelay {args.command}: {exc}", file=sys.stderr)
         return 2
     return 0
 

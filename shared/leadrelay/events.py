@@ -131,6 +131,14 @@ class ActivitySummary(_Model):
     detail: str | None = None
 
 
+class Actor(_Model):
+    """Who caused an event (the audit trail): a signed-in person, or a machine source by its API key."""
+
+    kind: Literal["person", "source"]
+    id: str = Field(description="the person's id, or the source's id")
+    role: str = Field(description="rep, manager, ops, admin; or the source's role: tracking, crm, monitoring")
+
+
 class Event(_Model):
     """Base of every payload. ``TYPE`` is the versioned CloudEvents type, ``TOPIC`` where it goes."""
 
@@ -157,6 +165,7 @@ class ActivityRecorded(Event):
     occurred_at: AwareDatetime
     url: str | None = None
     properties: dict[str, str] = Field(default_factory=dict)
+    actor: Actor | None = Field(default=None, description="who posted it (absent in events from before sign-in)")
 
 
 class LeadScored(Event):
@@ -210,19 +219,25 @@ class LeadAssigned(Event):
 class TouchLogged(Event):
     TYPE: ClassVar[str] = "leadrelay.feedback.touch_logged.v1"
     TOPIC: ClassVar[str] = LEADS_FEEDBACK
-    rep_id: str
+    rep_id: str = Field(description="the rep the touch is credited to")
     channel: Channel
     note: str | None = None
     touched_at: AwareDatetime
+    actor: Actor | None = Field(
+        default=None, description="who logged it: the rep, or a manager, ops or the CRM for the rep"
+    )
 
 
 class DispositionRecorded(Event):
     TYPE: ClassVar[str] = "leadrelay.feedback.disposition_recorded.v1"
     TOPIC: ClassVar[str] = LEADS_FEEDBACK
-    rep_id: str
+    rep_id: str = Field(description="the rep the disposition is credited to")
     disposition: Disposition
     reason: str | None = None
     recorded_at: AwareDatetime
+    actor: Actor | None = Field(
+        default=None, description="who recorded it: the rep, or a manager, ops or the CRM for the rep"
+    )
 
 
 class SlaBreached(Event):

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import OperationalError
 
 from leadrelay import __version__
+from leadrelay.auth import METRICS_READERS, PUBLIC, Authenticator, allow, check_routes
 from leadrelay.logging import get_logger
 from leadrelay.runtime import Runtime
 
@@ -25,7 +26,11 @@ class ServiceUnavailable(Exception):
     """A dependency (database, broker) cannot take the request now: 503, the client may retry."""
 
 
-def create_app(runtime: Runtime, title: str) -> FastAPI:
+def create_app(runtime: Runtime, title: str, auth: Authenticator | None = None) -> FastAPI:
+    """The app of the hosted services. ``auth`` defaults to one built from the settings and the
+    environment (it raises :class:`leadrelay.auth.AuthConfigError` without a usable signing key)."""
+    auth = auth or Authenticator.from_settings(runtime.settings, runtime.rules)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
@@ -40,20 +45,27 @@ def create_app(runtime: Runtime, title: str) -> FastAPI:
     telemetry = None if otel else TelemetryConfig(tracing=False, metrics=False, logs=False)
     app = FastAPI(title=title, version=__version__, lifespan=lifespan, telemetry=telemetry)
     app.state.runtime = runtime
+    app.state.auth = auth
     for svc, ctx in zip(runtime.definitions, runtime.contexts, strict=True):
-        app.include_router(svc.router(ctx))
+        router = svc.router(ctx)
+        check_routes(router.routes)  # each route authenticates its caller or is public on purpose
+        app.include_router(router)
 
-    @app.get("/livez", tags=["health"])
+    @app.get("/livez", tags=["health"], dependencies=[PUBLIC])
     async def livez() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"])
+    @app.get("/readyz", tags=["health"], dependencies=[PUBLIC])
     async def readyz() -> JSONResponse:
         checks = await runtime.readiness()
         ok = all(v == "ok" for v in checks.values())
         return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
 
-    @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
+    # Prometheus scrapes with a monitoring source's API key as its bearer credential, unless
+    # LEADRELAY_METRICS_PUBLIC=true (e.g. when only the scraper can reach the port).
+    metrics_access = PUBLIC if auth.metrics_public else Depends(allow(*METRICS_READERS))
+
+    @app.get("/metrics", tags=["health"], response_class=PlainTextResponse, dependencies=[metrics_access])
     async def metrics() -> PlainTextResponse:
         return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
 
@@ -79,6 +91,7 @@ def create_app(runtime: Runtime, title: str) -> FastAPI:
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
         return JSONResponse({"detail": jsonable_encoder(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
 
+    check_routes(app.router.routes)
     return app
 
 

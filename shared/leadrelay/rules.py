@@ -9,12 +9,22 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import pycountry
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from leadrelay.events import ActivityType, Qualification
 
@@ -189,6 +199,95 @@ class Routing(_Strict):
     account_match_score: int = Field(default=90, ge=50, le=100, description="fuzzy company-name match, 0-100")
 
 
+# ---------------------------------------------------------------- people and roles
+# Who is who: reps live in their territory (role rep); managers, ops and admins in
+# the top-level `people` section. Ids are unique across both.
+
+
+class Role(StrEnum):
+    REP = "rep"  # sees and acts on their own leads
+    MANAGER = "manager"  # sees and acts on their territories' leads and reps
+    OPS = "ops"  # sees everything, acts on SLA alerts and availability
+    ADMIN = "admin"  # everything; owns the rules, sources and people
+
+
+class Person(BaseModel):
+    """A person who signs in. A rep's territories are the one territory it belongs to."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    name: str
+    email: str | None = None
+    role: Role
+    territories: list[str] = Field(default_factory=list)
+
+
+def _check_people(rules: Rules) -> list[str]:
+    problems: list[str] = []
+    territories = {t.id for t in rules.territories}
+    rep_home = {r.id: t.id for t in rules.territories for r in t.reps}
+    seen: dict[str, int] = {}
+    for i, person in enumerate(rules.staff):
+        where = f"people.{i}"
+        if person.id in rep_home:
+            problems.append(f"{where}.id: {person.id!r} is already a rep of territory {rep_home[person.id]!r}")
+        elif person.id in seen:
+            problems.append(f"{where}.id: duplicate person id {person.id!r} (also people.{seen[person.id]})")
+        seen.setdefault(person.id, i)
+        if person.role is Role.REP:
+            problems.append(f"{where}.role: reps are listed under their territory's reps, not in people")
+        elif person.role is Role.MANAGER:
+            if not person.territories:
+                problems.append(f"{where}.territories: a manager needs at least one territory")
+            for t in person.territories:
+                if t not in territories:
+                    problems.append(f"{where}.territories: unknown territory {t!r}")
+        elif person.territories:
+            problems.append(f"{where}.territories: only managers have territories ({person.role.value} sees all)")
+    return problems
+
+
+# ---------------------------------------------------------------- machine sources
+# Machine callers (tracking clients, a CRM, a metrics scraper) authenticate with an API key
+# per source, read from the environment variable named by `key_env` (never from this file).
+
+
+class SourceRole(StrEnum):
+    TRACKING = "tracking"  # posts behaviour events
+    CRM = "crm"  # reads leads and the suppression list, logs touches and dispositions for a named rep
+    MONITORING = "monitoring"  # scrapes /metrics
+
+
+class Source(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    name: str | None = None
+    role: SourceRole
+    key_env: str = Field(
+        pattern=r"^[A-Z][A-Z0-9_]*$",
+        description="environment variable holding the source's API key (two, comma-separated, during a rotation)",
+    )
+
+
+def _check_sources(rules: Rules) -> list[str]:
+    problems: list[str] = []
+    ids: dict[str, int] = {}
+    envs: dict[str, int] = {}
+    for i, source in enumerate(rules.sources):
+        if source.id in ids:
+            problems.append(f"sources.{i}.id: duplicate source id {source.id!r} (also sources.{ids[source.id]})")
+        if source.key_env in envs:
+            problems.append(
+                f"sources.{i}.key_env: {source.key_env} is also the key of sources.{envs[source.key_env]}"
+                " (each source needs its own key)"
+            )
+        ids.setdefault(source.id, i)
+        envs.setdefault(source.key_env, i)
+    return problems
+
+
 class Rules(_Strict):
     forms: list[Form] = Field(min_length=1)
     lead_definition: LeadDefinition
@@ -196,6 +295,10 @@ class Rules(_Strict):
     accounts: list[Account] = Field(default_factory=list)
     routing: Routing = Field(default_factory=Routing)
     sla: Sla
+    # `people` in the file; the attribute has another name because `people()` lists everyone.
+    staff: list[Person] = Field(default_factory=list, alias="people")
+    sources: list[Source] = Field(default_factory=list)
+    _people: dict[str, Person] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _consistent(self) -> Rules:
@@ -222,9 +325,35 @@ class Rules(_Strict):
         for a in self.accounts:
             if a.owner not in reps:
                 problems.append(f"account {a.id!r}: owner {a.owner!r} is not a rep of any territory")
+        problems += _check_people(self)
+        problems += _check_sources(self)
         if problems:
             raise ValueError("; ".join(problems))
+        self._people = {p.id: p for p in reversed(self._everyone())}  # the first of an id wins
         return self
+
+    def _everyone(self) -> list[Person]:
+        reps = [
+            Person(id=r.id, name=r.name, email=r.email, role=Role.REP, territories=[t.id])
+            for t in self.territories
+            for r in t.reps
+        ]
+        return reps + list(self.staff)
+
+    # People.
+    def person(self, person_id: str) -> Person | None:
+        """Anyone who signs in, reps included."""
+        return self._people.get(person_id)
+
+    def people(self) -> list[Person]:
+        """Everyone: the reps (territory by territory), then the `people` section, in file order."""
+        return self._everyone()
+
+    def managers_of(self, territory_id: str) -> list[Person]:
+        return [p for p in self.staff if p.role is Role.MANAGER and territory_id in p.territories]
+
+    def source(self, source_id: str) -> Source | None:
+        return next((s for s in self.sources if s.id == source_id), None)
 
     # Look-ups used by the services.
     def form(self, form_id: str) -> Form | None:

@@ -113,6 +113,7 @@ class Runtime:
         self, services: list[ServiceDefinition], settings: Settings, rules: Rules, clock: Clock, bus: Bus
     ) -> None:
         self.settings = settings
+        self.rules = rules
         self.bus = bus
         self.contexts: list[ServiceContext] = []
         self.definitions = services

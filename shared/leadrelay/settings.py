@@ -7,10 +7,11 @@ definition, territories, SLA policies) live in the rules file named by
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_PORTS: dict[str, int] = {
@@ -60,6 +61,23 @@ class Settings(BaseSettings):
         description="UUID namespace lead ids are derived from (uuid5 of the normalised email).",
     )
 
+    # Sign-in (leadrelay.auth).
+    auth_signing_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "HS256 key that signs and verifies bearer tokens: random, at least 32 characters."
+            " Required by `leadrelay serve`; `leadrelay run` generates one into data_dir when unset."
+        ),
+    )
+    auth_previous_signing_key: SecretStr | None = Field(
+        default=None,
+        description="The key before a rotation: tokens it signed stay valid until they expire or it is removed.",
+    )
+    metrics_public: bool = Field(
+        default=False,
+        description="GET /metrics without a credential; otherwise it needs ops, admin or a monitoring source.",
+    )
+
     # Consumer tuning.
     consumer_max_records: int = Field(default=500, ge=1)
     consumer_fetch_timeout_ms: int = Field(default=100, ge=1)
@@ -95,3 +113,9 @@ class Settings(BaseSettings):
         if self.port is not None:
             return self.port
         return 8000 if service is None else DEFAULT_PORTS[service]
+
+
+def environment_secret(name: str) -> str | None:
+    """A secret the rules file names by its variable (a source's API key, ``sources[].key_env``)."""
+    value = os.environ.get(name)
+    return value if value else None

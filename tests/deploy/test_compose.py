@@ -248,16 +248,44 @@ def test_healthcheck_probes_the_services_own_readyz(name: str, services: dict[st
 # ------------------------------------------------- environment and settings
 
 
-def test_every_leadrelay_variable_is_a_setting() -> None:
+def source_key_variables(services: dict[str, Any], dockerfile: Dockerfile) -> set[str]:
+    """The API key variables the rules file of the containers names (``sources[].key_env``)."""
+    out: set[str] = set()
+    for name in SERVICE_NAMES:
+        path = env_of(services[name]).get("LEADRELAY_CONFIG")
+        in_repo = dockerfile.to_repo(PurePosixPath(path)) if path else None
+        if in_repo is not None and in_repo.is_file():
+            out |= {s.key_env for s in load_rules(in_repo).sources}
+    return out
+
+
+def test_every_leadrelay_variable_is_a_setting(services: dict[str, Any], dockerfile: Dockerfile) -> None:
     text = COMPOSE_FILE.read_text(encoding="utf-8")
     named = set(re.findall(rf"\b{ENV_PREFIX}[A-Za-z0-9_]+", text, flags=re.IGNORECASE))
     assert named, f"{COMPOSE_FILE.name} sets no {ENV_PREFIX}* variable at all"
     fields = {ENV_PREFIX + f.upper() for f in Settings.model_fields}
-    unknown = sorted(v for v in named if v.upper() not in fields)
+    keys = source_key_variables(services, dockerfile)
+    unknown = sorted(v for v in named if v.upper() not in fields and v not in keys)
     assert not unknown, (
-        f"{COMPOSE_FILE.name} names {unknown}, which leadrelay.settings.Settings does not read "
-        f"(it ignores unknown variables silently); known: {sorted(fields)}"
+        f"{COMPOSE_FILE.name} names {unknown}, which neither leadrelay.settings.Settings reads "
+        f"(it ignores unknown variables silently) nor the rules' sources name as key_env; "
+        f"known: {sorted(fields | keys)}"
     )
+
+
+@pytest.mark.parametrize("name", SERVICE_NAMES)
+def test_secrets_come_from_the_host_never_the_file(name: str, services: dict[str, Any], dockerfile: Dockerfile) -> None:
+    """`leadrelay serve` refuses to start without a signing key: every service must get it, and
+    the sources' API keys, from the host's environment, with no value written in the file."""
+    env = services[name].get("environment") or {}
+    assert isinstance(env, dict), f"service {name}: environment must be a mapping"
+    for var in [
+        "LEADRELAY_AUTH_SIGNING_KEY",
+        "LEADRELAY_AUTH_PREVIOUS_SIGNING_KEY",
+        *sorted(source_key_variables(services, dockerfile)),
+    ]:
+        assert var in env, f"service {name}: {var} is not passed through from the host"
+        assert env[var] is None, f"service {name}: {var} has a value in {COMPOSE_FILE.name}; secrets come from the host"
 
 
 @pytest.mark.parametrize("name", [*SERVICE_NAMES, "create-topics"])

@@ -1,5 +1,9 @@
 """Starts Leadrelay distributed for tests: each service its own `leadrelay serve` process,
-on the real Kafka broker and PostgreSQL, isolated by a topic/group prefix and a schema prefix."""
+on the real Kafka broker and PostgreSQL, isolated by a topic/group prefix and a schema prefix.
+
+Every process gets the tests' signing key and the example sources' API keys in its
+environment; ``get``/``post`` call as the admin unless ``as_`` names another person, a source,
+or None (no credential). ``sent`` keeps every credential sent, for the no-secrets-in-logs check."""
 
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from typing import Any
 import httpx
 
 from leadrelay.runtime import SERVICE_NAMES
+from tests.harness import ADMIN, SIGNING_KEY, SOURCE_KEYS, bearer, source_env, token_for
 
 
 def free_port() -> int:
@@ -32,6 +37,18 @@ class Cluster:
     logs: Path
     ports: dict[str, int] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    sent: set[str] = field(default_factory=set)
+
+    def credential(self, who: str | None) -> dict[str, str]:
+        """Headers that sign in as a person id or a source id (None: no credential)."""
+        if who is None:
+            return {}
+        if who in SOURCE_KEYS:
+            self.sent.add(SOURCE_KEYS[who])
+            return {"X-API-Key": SOURCE_KEYS[who]}
+        token = token_for(who)
+        self.sent.add(token)
+        return bearer(token)
 
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]}"
@@ -77,17 +94,23 @@ class Cluster:
         path = self.logs / f"{service}.log"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
-    def get(self, service: str, path: str) -> httpx.Response:
-        return httpx.get(self.url(service) + path, timeout=10)
+    def get(self, service: str, path: str, as_: str | None = ADMIN) -> httpx.Response:
+        return httpx.get(self.url(service) + path, timeout=10, headers=self.credential(as_))
 
-    def post(self, service: str, path: str, **kwargs: Any) -> httpx.Response:
-        return httpx.post(self.url(service) + path, timeout=30, **kwargs)
+    def post(
+        self, service: str, path: str, as_: str | None = ADMIN, headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        return httpx.post(
+            self.url(service) + path, timeout=30, headers={**self.credential(as_), **(headers or {})}, **kwargs
+        )
 
-    def wait_for(self, service: str, path: str, timeout: float = 30, **match: Any) -> dict[str, Any]:
+    def wait_for(
+        self, service: str, path: str, timeout: float = 30, as_: str | None = ADMIN, **match: Any
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         last: httpx.Response | None = None
         while time.monotonic() < deadline:
-            last = self.get(service, path)
+            last = self.get(service, path, as_)
             if last.status_code == 200 and all(last.json().get(k) == v for k, v in match.items()):
                 return last.json()  # type: ignore[no-any-return]
             time.sleep(0.1)
@@ -114,6 +137,8 @@ def cluster(
         LEADRELAY_KAFKA_PREFIX=f"{prefix}.",
         LEADRELAY_CONFIG=str(config),
         LEADRELAY_SLA_TICK_SECONDS="0.2",
+        LEADRELAY_AUTH_SIGNING_KEY=SIGNING_KEY,
+        **source_env(),
         **extra_env,
     )
     logs = tmp_path / "logs"

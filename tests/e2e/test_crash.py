@@ -182,7 +182,9 @@ class Load:
         # A client retries with the same key until it gets an answer; the inboxes drop duplicates.
         for _ in range(10):
             try:
-                r = await self.client.post(self.c.url("intake") + path, json=body, headers={"Idempotency-Key": key})
+                # Forms are public; behaviour events come from the tracking source with its API key.
+                headers = {"Idempotency-Key": key, **self.c.credential("website-tracking")}
+                r = await self.client.post(self.c.url("intake") + path, json=body, headers=headers)
                 if r.status_code == 202:
                     return r
                 self.failures[str(r.status_code)] += 1

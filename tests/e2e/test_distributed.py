@@ -1,9 +1,10 @@
 """The end-to-end scenario, distributed: real Kafka broker, real PostgreSQL, every service its own process.
 
 form -> score -> assignment -> SLA alert -> touch -> disposition, with the SLA
-policy shortened to seconds. Then the delivery guarantees that only a real
-broker can show: a poison record is dead-lettered while its partition keeps
-flowing, and SIGTERM shuts every service down cleanly.
+policy shortened to seconds, the rep signed in with a token that every service verifies on
+its own. Then the delivery guarantees that only a real broker can show: a poison record is
+dead-lettered while its partition keeps flowing, and SIGTERM shuts every service down
+cleanly; no token or API key shows up in any service's log.
 """
 
 from __future__ import annotations
@@ -11,15 +12,27 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
+from leadrelay.auth import Tokens, generate_key
 from leadrelay.bus.kafka import KafkaBus, create_topics
 from leadrelay.events import LEADS_INTAKE, Record, all_topics, dlq_topic
 from tests.e2e.distributed import cluster
-from tests.harness import EXAMPLE
+from tests.harness import EXAMPLE, SIGNING_KEY, bearer, example_rules
+
+# A protected endpoint of each service: each must check credentials by itself.
+PROTECTED = {
+    "intake": ("POST", "/v1/events", {"type": "page_viewed", "email": "probe@probe-test.nl"}, "website-tracking"),
+    "scoring": ("GET", "/v1/leads", None, "crm"),
+    "routing": ("GET", "/v1/territories", None, "karin.ek"),
+    "sla-monitor": ("GET", "/v1/alerts", None, "ops.desk"),
+    "feedback": ("GET", "/v1/review-board", None, "tom.weber"),
+}
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
 
@@ -77,16 +90,25 @@ def test_end_to_end_on_kafka_and_postgres(
         assert [a["clock"] for a in sla["alerts"]] == ["first_touch"]
 
         rep = assignment["rep_id"]
-        # Feedback learns of the assignment from Kafka; until then the lead is unknown to it.
+        # The rep's own queue, from the SLA monitor: the lead, its deadline already missed.
+        queue = c.get("sla-monitor", "/v1/me/leads", as_=rep).json()
+        assert [(q["lead_id"], q["next_deadline"]["status"]) for q in queue] == [(lead, "breached")]
+        assert c.get("sla-monitor", "/v1/me/leads", as_="astrid.lindqvist").json() == []
+        # The rep signs in; feedback learns of the assignment from Kafka, and until then a rep
+        # may not touch a lead feedback does not know as theirs.
         deadline = time.monotonic() + 30
-        while (
-            r := c.post("feedback", f"/v1/leads/{lead}/touches", json={"rep_id": rep, "channel": "call"})
-        ).status_code == 404:
+        while (r := c.post("feedback", f"/v1/leads/{lead}/touches", as_=rep, json={"channel": "call"})).status_code in (
+            403,
+            404,
+        ):
             assert time.monotonic() < deadline
             time.sleep(0.2)
         assert r.status_code == 202, r.text
-        r = c.post("feedback", f"/v1/leads/{lead}/dispositions", json={"rep_id": rep, "disposition": "accepted"})
+        r = c.post("feedback", f"/v1/leads/{lead}/dispositions", as_=rep, json={"disposition": "accepted"})
         assert r.status_code == 202, r.text
+        logged = c.get("feedback", f"/v1/leads/{lead}/feedback", as_="karin.ek").json()
+        assert [t["logged_by"]["id"] for t in logged["touches"]] == [rep]
+        assert c.get("feedback", f"/v1/leads/{lead}/feedback", as_="tom.weber").status_code == 403
         deadline = time.monotonic() + 30
         while True:
             clocks = {k["name"]: k["status"] for k in c.get("sla-monitor", f"/v1/leads/{lead}/sla").json()["clocks"]}
@@ -131,7 +153,25 @@ def test_end_to_end_on_kafka_and_postgres(
         assert "undecodable" in (dead[0].header("dlq_error") or "")
         assert dead[0].header("dlq_group") == "scoring"
         for service in ("intake", "scoring", "routing", "sla-monitor", "feedback"):
-            assert c.get(service, "/readyz").status_code == 200, c.get(service, "/readyz").text
+            assert c.get(service, "/readyz", as_=None).status_code == 200, c.get(service, "/readyz").text
+
+        # Each service verifies credentials itself: 401 without one, with an expired token or one
+        # signed with a key it does not know; 2xx with a good one; /metrics for the scraper.
+        ops = example_rules().person("ops.desk")
+        assert ops is not None
+        expired = Tokens(SIGNING_KEY).issue(ops, timedelta(minutes=1), datetime.now(UTC) - timedelta(hours=1))
+        stranger = Tokens(generate_key()).issue(ops)
+        for service, (method, path, body, who) in PROTECTED.items():
+            url = c.url(service) + path
+            for headers in ({}, bearer(expired), bearer(stranger), {"X-API-Key": generate_key()}):
+                r = httpx.request(method, url, json=body, headers=headers, timeout=10)
+                assert r.status_code == 401, (service, r.status_code, r.text)
+                assert r.headers["www-authenticate"].startswith("Bearer")
+            r = httpx.request(method, url, json=body, headers=c.credential(who), timeout=10)
+            assert r.status_code in (200, 202), (service, who, r.text)
+            assert c.get(service, "/metrics", as_=None).status_code == 401
+            metrics = c.get(service, "/metrics", as_="prometheus")
+            assert metrics.status_code == 200 and "leadrelay_" in metrics.text
 
         # SIGTERM: each service finishes its batch, drains its outbox and stops cleanly
         # (uvicorn re-raises the signal once shutdown is complete, hence -SIGTERM).
@@ -139,3 +179,10 @@ def test_end_to_end_on_kafka_and_postgres(
             code = c.stop(service, signal.SIGTERM)
             assert code in (0, -signal.SIGTERM), c.tail(service)
             assert '"event": "runtime_stopped"' in c.tail(service, 5), c.tail(service)
+
+        # No credential any caller sent (tokens, API keys) nor the signing key in any log.
+        logs = "".join(p.read_text(errors="replace") for p in c.logs.glob("*.log"))
+        assert '"event": "unauthenticated"' in logs
+        assert len(c.sent) > 10
+        for secret in [*c.sent, SIGNING_KEY, expired, stranger]:
+            assert secret not in logs and secret.split(".")[-1] not in logs, "a credential was logged"

@@ -16,14 +16,14 @@ import httpx
 import pytest
 
 from tests.e2e.distributed import free_port
-from tests.harness import EXAMPLE
+from tests.harness import EXAMPLE, SIGNING_KEY, bearer, token_for
 
 pytestmark = pytest.mark.slow
 
 
 def start(data_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEADRELAY_")}
-    env.update(LEADRELAY_DATA_DIR=str(data_dir), LEADRELAY_CONFIG=str(EXAMPLE))
+    env.update(LEADRELAY_DATA_DIR=str(data_dir), LEADRELAY_CONFIG=str(EXAMPLE), LEADRELAY_AUTH_SIGNING_KEY=SIGNING_KEY)
     proc = subprocess.Popen(  # noqa: S603
         [sys.executable, "-m", "leadrelay.cli", "run", "--port", str(port)],
         env=env,
@@ -62,7 +62,8 @@ def test_sigkill_of_the_embedded_process_loses_no_acknowledged_lead(tmp_path: Pa
     proc = start(data, port, log)
     try:
         deadline = time.monotonic() + 60
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+        ops = bearer(token_for("ops.desk"))
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10, headers=ops) as client:
             for lead in accepted:
                 while client.get(f"/v1/leads/{lead}/assignment").status_code != 200:
                     assert time.monotonic() < deadline, f"{lead} was lost"

@@ -123,7 +123,7 @@ async def test_lead_lookups(h: Harness, path: str) -> None:
     [
         ("touches", {"rep_id": "olivia.smith", "channel": "call"}, 404, "never assigned"),
         ("touches", {"rep_id": "olivia.smith", "channel": "pigeon"}, 422, "channel"),
-        ("touches", {"channel": "call"}, 422, "rep_id"),
+        ("touches", {"rep_id": "", "channel": "call"}, 422, "rep_id"),
         ("touches", {"rep_id": "nobody", "channel": "call"}, 422, "unknown rep"),
         ("touches", {"rep_id": "olivia.smith", "channel": "call", "extra": 1}, 422, "extra"),
         ("dispositions", {"rep_id": "olivia.smith", "disposition": "accepted"}, 404, "never assigned"),

@@ -71,12 +71,11 @@ async def test_handraiser_assigned_alerted_once_then_touched_and_accepted(settin
         feed = (await h.client.get("/v1/alerts")).json()
         assert [(a["lead_id"], a["clock"]) for a in feed] == [(lead, "first_touch")]
 
-        rep = assignment["rep_id"]
-        r = await h.client.post(
-            f"/v1/leads/{lead}/touches", json={"rep_id": rep, "channel": "call", "note": "left voicemail"}
-        )
+        # The rep signs in: touches and dispositions are credited to the caller.
+        rep = h.as_(assignment["rep_id"])
+        r = await rep.post(f"/v1/leads/{lead}/touches", json={"channel": "call", "note": "left voicemail"})
         assert r.status_code == 202, r.text
-        r = await h.client.post(f"/v1/leads/{lead}/dispositions", json={"rep_id": rep, "disposition": "accepted"})
+        r = await rep.post(f"/v1/leads/{lead}/dispositions", json={"disposition": "accepted"})
         assert r.status_code == 202, r.text
         await h.settle()
         sla = await h.wait_for(f"/v1/leads/{lead}/sla")
@@ -107,7 +106,7 @@ async def test_touch_in_time_stops_the_clock_and_no_alert_fires(settings: Settin
         await h.wait_for(f"/v1/leads/{lead}/sla")
         h.clock.advance(timedelta(minutes=20))
         await h.settle()
-        r = await h.client.post(f"/v1/leads/{lead}/touches", json={"rep_id": assignment["rep_id"], "channel": "email"})
+        r = await h.as_(assignment["rep_id"]).post(f"/v1/leads/{lead}/touches", json={"channel": "email"})
         assert r.status_code == 202
         await h.settle()
         h.clock.advance(timedelta(hours=2))
@@ -137,13 +136,13 @@ async def test_behaviour_makes_an_mql_and_recycling_sends_it_back_to_marketing(s
         assert r.status_code == 404
         # Pricing views and email clicks push it over the threshold of 60.
         for i, url in enumerate(["https://leadrelay.example/pricing", "https://leadrelay.example/pricing?plan=pro"]):
-            r = await h.client.post(
+            r = await h.as_("website-tracking").post(
                 "/v1/events",
                 json={"type": "page_viewed", "email": fields["email"], "url": url, "message_id": f"pv-{i}"},
             )
             assert r.status_code == 202, r.text
         for i in range(3):
-            r = await h.client.post(
+            r = await h.as_("website-tracking").post(
                 "/v1/events", json={"type": "email_clicked", "lead_id": lead, "message_id": f"ec-{i}"}
             )
             assert r.status_code == 202, r.text
@@ -160,15 +159,18 @@ async def test_behaviour_makes_an_mql_and_recycling_sends_it_back_to_marketing(s
         assert [s["lead_id"] for s in suppressed] == [lead]
         await h.settle()  # feedback learns of the assignment from the bus, a few milliseconds later
 
-        r = await h.client.post(
-            f"/v1/leads/{lead}/dispositions", json={"rep_id": assignment["rep_id"], "disposition": "recycle"}
-        )
+        # Their manager records it for the rep (Tom Weber manages DACH): both are on record.
+        manager = h.as_("tom.weber")
+        r = await manager.post(f"/v1/leads/{lead}/dispositions", json={"disposition": "recycle"})
         assert r.status_code == 422, "recycle needs a reason"
-        r = await h.client.post(
-            f"/v1/leads/{lead}/dispositions",
-            json={"rep_id": assignment["rep_id"], "disposition": "recycle", "reason": "budget frozen until Q3"},
+        r = await manager.post(
+            f"/v1/leads/{lead}/dispositions", json={"disposition": "recycle", "reason": "budget frozen until Q3"}
         )
         assert r.status_code == 202
+        feedback = (await h.client.get(f"/v1/leads/{lead}/feedback")).json()
+        assert [(d["rep_id"], d["logged_by"]) for d in feedback["dispositions"]] == [
+            (assignment["rep_id"], {"kind": "person", "id": "tom.weber", "role": "manager"})
+        ]
         await h.wait_for(f"/v1/leads/{lead}/score", status="recycled")
         await h.settle()
         assert (await h.client.get("/v1/suppressions")).json() == []

@@ -154,6 +154,25 @@ def test_unavailable_rep_is_skipped() -> None:
     assert picked == ["lena.huber", "max.mustermann", "lena.huber", "max.mustermann"]
 
 
+def test_availability_set_at_run_time_overrides_the_rules() -> None:
+    r = two_territories([rep("jonas.becker"), rep("lena.huber", available=False)])
+    # Jonas set away, Lena (away in the rules) set available: the overrides win.
+    for cursor in (0, 1):
+        choice = choose(r, lead(country="DE"), {}, {"dach": cursor}, {"jonas.becker": False, "lena.huber": True})
+        assert choice.rep.id == "lena.huber"
+    # Everyone at home away: the fallback territory takes it; an override elsewhere counts too.
+    away = {"jonas.becker": False, "olivia.smith": False}
+    choice = choose(r, lead(country="AT"), {}, {}, away)
+    assert (choice.matched_by, choice.rep.id) == ("fallback", "james.brown")
+    # No override: the rules apply.
+    assert choose(r, lead(country="DE"), {}, {"dach": 1}).rep.id == "jonas.becker"
+
+
+def test_account_owner_set_away_falls_back_to_territory_routing(example: Rules) -> None:
+    choice = choose(example, lead(email="lars@nordvik.se", country="SE"), {}, {}, {"astrid.lindqvist": False})
+    assert (choice.matched_by, choice.rep.id) == ("territory", "mikko.virtanen")
+
+
 def test_rep_at_capacity_is_skipped_and_under_capacity_is_not() -> None:
     r = two_territories([rep("jonas.becker", capacity=3), rep("lena.huber", capacity=3)])
     full = choose(r, lead(country="DE"), {"jonas.becker": 3}, {"dach": 0})

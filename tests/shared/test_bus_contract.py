@@ -394,8 +394,11 @@ async def test_a_flood_of_undecodable_records_stops_the_consumer_instead_of_drai
         await eventually(lambda: worker.health.failing_since is not None)
         await asyncio.sleep(1.0)
         assert "could not be decoded" in worker.health.describe()
-        assert await dlq_records(bus) == []
-        assert await worker.lag() == 30
+        # Batches smaller than the policy's minimum pass before it applies (Kafka may hand over one
+        # partition's few records first); the rest stays on the topic.
+        early = len(await dlq_records(bus))
+        assert early < policy.min_records
+        assert await worker.lag() == 30 - early
     finally:
         await worker.stop()
     # An operator who decides they are garbage raises the limit: they go to the dead-letter topic.

@@ -466,3 +466,31 @@ def test_keys_spread_over_partitions() -> None:
 
 def test_null_key_goes_to_partition_zero() -> None:
     assert partition_for(None, 6) == 0
+
+
+# ---------------------------------------------------------------- the actor (audit trail)
+
+
+def test_events_record_who_caused_them_and_older_events_still_decode() -> None:
+    from leadrelay.events import Actor
+
+    manager = Actor(kind="person", id="tom.weber", role="manager")
+    touch = TouchLogged(lead_id=LEAD, rep_id="jonas.becker", channel=Channel.CALL, touched_at=T, actor=manager)
+    decoded = Envelope.from_record(envelope(touch).to_record()).data
+    assert isinstance(decoded, TouchLogged)
+    assert (decoded.rep_id, decoded.actor) == ("jonas.becker", manager)
+    # A payload written before the field existed: no actor.
+    old = envelope(touch).to_record()
+    body = json.loads(old.value)
+    del body["actor"]
+    legacy = Envelope.from_record(dataclasses.replace(old, value=json.dumps(body).encode())).data
+    assert isinstance(legacy, TouchLogged) and legacy.actor is None
+    crm = Actor(kind="source", id="crm", role="crm")
+    disposition = DispositionRecorded(
+        lead_id=LEAD, rep_id="jonas.becker", disposition=Disposition.ACCEPTED, recorded_at=T, actor=crm
+    )
+    assert Envelope.from_record(envelope(disposition).to_record()).data == disposition
+    with pytest.raises(ValueError):
+        Actor(kind="robot", id="x", role="y")  # type: ignore[arg-type]
+    for cls in (TouchLogged, DispositionRecorded, ActivityRecorded):
+        assert "actor" not in cls.model_json_schema().get("required", []), f"{cls.__name__}.actor must stay optional"

@@ -11,7 +11,17 @@ import pytest
 import yaml
 
 from leadrelay.events import ActivityType, Qualification
-from leadrelay.rules import Condition, Rules, RulesError, SlaPolicy, country_code, load_rules, parse_rules
+from leadrelay.rules import (
+    Condition,
+    Role,
+    Rules,
+    RulesError,
+    SlaPolicy,
+    SourceRole,
+    country_code,
+    load_rules,
+    parse_rules,
+)
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example.yaml"
 
@@ -314,3 +324,90 @@ def test_load_rules_names_the_file_in_validation_errors(tmp_path: Path) -> None:
         load_rules(path)
     assert str(info.value).startswith(f"invalid rules in {path}:")
     assert "lead_definition.threshold" in str(info.value)
+
+
+# ------------------------------------------------------------ people and sources
+
+
+def test_example_people() -> None:
+    rules = load_rules(EXAMPLE)
+    everyone = rules.people()
+    assert [p.role.value for p in everyone[:10]] == ["rep"] * 10  # reps first, territory by territory
+    assert [p.id for p in everyone[10:]] == ["karin.ek", "tom.weber", "ops.desk", "rita.admin"]
+    astrid = rules.person("astrid.lindqvist")
+    assert astrid is not None and (astrid.role, astrid.territories) == (Role.REP, ["nordics"])
+    assert astrid.email == "astrid.lindqvist@leadrelay.example"
+    karin = rules.person("karin.ek")
+    assert karin is not None and (karin.role, karin.territories) == (Role.MANAGER, ["nordics", "benelux"])
+    assert rules.person("ops.desk").role is Role.OPS  # type: ignore[union-attr]
+    assert rules.person("rita.admin").role is Role.ADMIN  # type: ignore[union-attr]
+    assert rules.person("nobody") is None
+    assert [m.id for m in rules.managers_of("benelux")] == ["karin.ek"]
+    assert [m.id for m in rules.managers_of("rest-of-world")] == ["tom.weber"]
+    assert rules.managers_of("atlantis") == []
+    assert {r.value for r in Role} <= {p.role.value for p in everyone}, "the example names every role"
+    assert [(s.id, s.role) for s in rules.sources] == [
+        ("website-tracking", SourceRole.TRACKING),
+        ("crm", SourceRole.CRM),
+        ("prometheus", SourceRole.MONITORING),
+    ]
+    assert rules.source("crm") is not None and rules.source("nope") is None
+
+
+def test_rules_without_people_or_sources_still_load() -> None:
+    data = example_data()
+    del data["people"], data["sources"]
+    rules = parse_rules(data)
+    assert rules.staff == [] and rules.sources == [] and len(rules.people()) == 10
+
+
+@pytest.mark.parametrize(
+    ("person", "message"),
+    [
+        (
+            {"id": "astrid.lindqvist", "name": "A", "role": "ops"},
+            "people.4.id: 'astrid.lindqvist' is already a rep of territory 'nordics'",
+        ),
+        (
+            {"id": "ops.desk", "name": "Two", "role": "ops"},
+            "people.4.id: duplicate person id 'ops.desk' (also people.2)",
+        ),
+        ({"id": "m", "name": "M", "role": "manager"}, "people.4.territories: a manager needs at least one territory"),
+        (
+            {"id": "m", "name": "M", "role": "manager", "territories": ["nordics", "atlantis"]},
+            "people.4.territories: unknown territory 'atlantis'",
+        ),
+        ({"id": "r", "name": "R", "role": "rep"}, "people.4.role: reps are listed under their territory's reps"),
+        (
+            {"id": "o", "name": "O", "role": "ops", "territories": ["dach"]},
+            "people.4.territories: only managers have territories",
+        ),
+        ({"id": "o", "name": "O", "role": "boss"}, "people.4.role"),
+        ({"id": "Not Valid", "name": "O", "role": "ops"}, "people.4.id"),
+        ({"id": "o", "role": "ops"}, "people.4.name"),
+        ({"id": "o", "name": "O", "role": "ops", "phone": "1"}, "people.4.phone"),
+    ],
+)
+def test_people_mistakes_name_the_key(person: dict[str, Any], message: str) -> None:
+    data = example_data()
+    data["people"].append(person)
+    assert message in rejected(data)
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ({"id": "crm", "role": "crm", "key_env": "LEADRELAY_API_KEY_CRM2"}, "sources.3.id: duplicate source id 'crm'"),
+        (
+            {"id": "crm2", "role": "crm", "key_env": "LEADRELAY_API_KEY_CRM"},
+            "sources.3.key_env: LEADRELAY_API_KEY_CRM is also the key of sources.1",
+        ),
+        ({"id": "x", "role": "god", "key_env": "X_KEY"}, "sources.3.role"),
+        ({"id": "x", "role": "crm", "key_env": "lower-case"}, "sources.3.key_env"),
+        ({"id": "x", "role": "crm", "key": "abc"}, "sources.3.key"),
+    ],
+)
+def test_source_mistakes_name_the_key(source: dict[str, Any], message: str) -> None:
+    data = example_data()
+    data["sources"].append(source)
+    assert message in rejected(data)

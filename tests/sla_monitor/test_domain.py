@@ -92,7 +92,7 @@ def test_feedback_seen_before_an_assignment_arrives_counts_from_the_assignment_t
 
     assigned = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
     assert stopped_before_start([], assigned) == set()
-    assert stopped_before_start([("touch", assigned + timedelta(minutes=3))], assigned) == {FIRST_TOUCH}
-    assert stopped_before_start([("disposition", assigned)], assigned) == {FIRST_TOUCH, DISPOSITION}
+    assert stopped_before_start([("touch", assigned + timedelta(minutes=3), None)], assigned) == {FIRST_TOUCH}
+    assert stopped_before_start([("disposition", assigned, "accepted")], assigned) == {FIRST_TOUCH, DISPOSITION}
     # Feedback of an earlier cycle (before this assignment) stops nothing.
-    assert stopped_before_start([("disposition", assigned - timedelta(days=3))], assigned) == set()
+    assert stopped_before_start([("disposition", assigned - timedelta(days=3), "recycle")], assigned) == set()

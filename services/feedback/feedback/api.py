@@ -6,26 +6,33 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException, Query
+from fastapi import APIRouter, Depends, Header, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from feedback import service
+from feedback import repository, service
 from feedback.domain import REASON_REQUIRED
+from leadrelay.auth import FEEDBACK_WRITERS, LEAD_READERS, PEOPLE, Principal, allow
 from leadrelay.events import Channel, Disposition
+from leadrelay.rules import Role
 from leadrelay.runtime import ServiceContext
 from leadrelay.unit_of_work import UnitOfWork
+
+REP_ID = (
+    "the rep it is credited to: default the caller (a rep) or the lead's rep; only a manager (their territories),"
+    " ops, an admin or the CRM may name another"
+)
 
 
 class TouchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    rep_id: str = Field(min_length=1, max_length=100)
+    rep_id: str | None = Field(default=None, min_length=1, max_length=100, description=REP_ID)
     channel: Channel
     note: str | None = Field(default=None, max_length=5000)
 
 
 class DispositionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    rep_id: str = Field(min_length=1, max_length=100)
+    rep_id: str | None = Field(default=None, min_length=1, max_length=100, description=REP_ID)
     disposition: Disposition
     reason: str | None = Field(default=None, max_length=2000)
 
@@ -48,11 +55,24 @@ def build_router(ctx: ServiceContext) -> APIRouter:
     def event_id(scope: str, key: str | None) -> str:
         return str(uuid.uuid5(namespace, f"{scope}:{key}")) if key else str(uuid.uuid4())
 
-    def known_rep(rep_id: str) -> None:
-        if ctx.rules.rep(rep_id) is None:
+    def known_rep(rep_id: str | None) -> None:
+        if rep_id is not None and ctx.rules.rep(rep_id) is None:
             raise HTTPException(
                 422, [{"loc": ["body", "rep_id"], "msg": f"unknown rep {rep_id!r}", "type": "value_error"}]
             )
+
+    async def acting_rep(who: Principal, lead_id: uuid.UUID, named: str | None) -> str:
+        """The rep a touch or disposition is credited to; 403 unless the caller may act for them."""
+        known_rep(named)
+        async with ctx.database.transaction() as session:
+            handed = await repository.handed_over(session, str(lead_id))
+        who.check_lead(lead_id, handed.rep_id if handed else None, handed.territory if handed else None)
+        if handed is None:
+            raise HTTPException(404, f"lead {lead_id} was never assigned to sales")
+        rep_id = named or (who.id if who.is_person and who.role == Role.REP else handed.rep_id)
+        if not who.may_act_for(rep_id, ctx.rules):
+            raise HTTPException(403, f"you may not act for rep {rep_id}")
+        return rep_id
 
     async def run(work: Any, lead_id: uuid.UUID) -> None:
         try:
@@ -62,52 +82,70 @@ def build_router(ctx: ServiceContext) -> APIRouter:
 
     @router.post("/v1/leads/{lead_id}/touches", status_code=202, response_model=Recorded)
     async def log_touch(
-        lead_id: uuid.UUID, body: TouchIn, idempotency_key: Annotated[str | None, Header(max_length=200)] = None
+        lead_id: uuid.UUID,
+        body: TouchIn,
+        who: Annotated[Principal, Depends(allow(*FEEDBACK_WRITERS))],
+        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     ) -> Recorded:
-        known_rep(body.rep_id)
-        eid = event_id(f"touch:{lead_id}", idempotency_key)
+        """A touch (call, email, meeting, social) on a lead, by its rep or for its rep."""
+        rep_id = await acting_rep(who, lead_id, body.rep_id)
+        eid = event_id(f"touch:{lead_id}:{who.kind}:{who.id}", idempotency_key)
 
         async def work(uow: UnitOfWork) -> None:
-            await service.log_touch(ctx, uow, eid, str(lead_id), body.rep_id, body.channel, body.note)
+            await service.log_touch(ctx, uow, eid, str(lead_id), rep_id, body.channel, body.note, who.actor)
 
         await run(work, lead_id)
         return Recorded(lead_id=str(lead_id), event_id=eid)
 
     @router.post("/v1/leads/{lead_id}/dispositions", status_code=202, response_model=Recorded)
     async def record_disposition(
-        lead_id: uuid.UUID, body: DispositionIn, idempotency_key: Annotated[str | None, Header(max_length=200)] = None
+        lead_id: uuid.UUID,
+        body: DispositionIn,
+        who: Annotated[Principal, Depends(allow(*FEEDBACK_WRITERS))],
+        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     ) -> Recorded:
-        known_rep(body.rep_id)
-        eid = event_id(f"disposition:{lead_id}", idempotency_key)
+        """Sales' verdict on a lead, by its rep or for its rep."""
+        rep_id = await acting_rep(who, lead_id, body.rep_id)
+        eid = event_id(f"disposition:{lead_id}:{who.kind}:{who.id}", idempotency_key)
 
         async def work(uow: UnitOfWork) -> None:
-            await service.record_disposition(ctx, uow, eid, str(lead_id), body.rep_id, body.disposition, body.reason)
+            await service.record_disposition(
+                ctx, uow, eid, str(lead_id), rep_id, body.disposition, body.reason, who.actor
+            )
 
         await run(work, lead_id)
         return Recorded(lead_id=str(lead_id), event_id=eid)
 
     @router.get("/v1/leads/{lead_id}/feedback")
-    async def lead_feedback(lead_id: uuid.UUID) -> dict[str, Any]:
+    async def lead_feedback(
+        lead_id: uuid.UUID, who: Annotated[Principal, Depends(allow(*LEAD_READERS))]
+    ) -> dict[str, Any]:
         try:
-            return await service.lead_feedback(ctx, str(lead_id))
+            return await service.lead_feedback(ctx, who, str(lead_id))
         except service.NotAssigned:
             raise HTTPException(404, f"lead {lead_id} was never assigned to sales") from None
 
     @router.get("/v1/review-board")
     async def review_board(
-        since: Annotated[datetime | None, Query()] = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+        who: Annotated[Principal, Depends(allow(*PEOPLE))],
+        since: Annotated[datetime | None, Query()] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[dict[str, Any]]:
-        """Leads sales rejected or handed back, with the reason and how hard it tried (touches)."""
-        return await service.review_board(ctx, since, limit)
+        """Leads sales rejected or handed back, with the reason and how hard it tried (touches).
+        A rep sees their own, a manager their territories'."""
+        return await service.review_board(ctx, who, since, limit)
 
     @router.get("/v1/metrics/funnel")
     async def metrics_funnel(
+        who: Annotated[Principal, Depends(allow(*PEOPLE))],
         since: Annotated[datetime | None, Query(description="leads assigned at or after this time")] = None,
         territory: Annotated[str | None, Query()] = None,
     ) -> dict[str, Any]:
-        """Closed-loop metrics: handed over, touched, time to first touch, dispositions, acceptance rate."""
+        """Closed-loop metrics: handed over, touched, time to first touch, dispositions, acceptance
+        rate; over a rep's own leads, a manager's territories', or all for ops and admins."""
         if since is not None and since.tzinfo is None:
             raise HTTPException(422, "since needs a timezone, e.g. 2026-05-01T00:00:00Z")
-        return await service.closed_loop(ctx, since, territory)
+        who.check_territory(territory)
+        return await service.closed_loop(ctx, who, since, territory)
 
     return router

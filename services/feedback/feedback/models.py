@@ -45,6 +45,10 @@ class Touch(Base):
     channel: Mapped[str] = mapped_column(String(20))
     note: Mapped[str | None] = mapped_column(Text)
     touched_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # Who logged it (the rep, or someone acting for the rep): the audit trail.
+    actor_kind: Mapped[str | None] = mapped_column(String(10))
+    actor_id: Mapped[str | None] = mapped_column(String(100))
+    actor_role: Mapped[str | None] = mapped_column(String(20))
 
 
 class DispositionRow(Base):
@@ -57,3 +61,6 @@ class DispositionRow(Base):
     disposition: Mapped[str] = mapped_column(String(20), index=True)
     reason: Mapped[str | None] = mapped_column(Text)
     recorded_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    actor_kind: Mapped[str | None] = mapped_column(String(10))
+    actor_id: Mapped[str | None] = mapped_column(String(100))
+    actor_role: Mapped[str | None] = mapped_column(String(20))

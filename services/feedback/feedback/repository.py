@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from feedback.domain import REVIEWED, LeadOutcome
 from feedback.models import DispositionRow, HandedOver, Touch
+from leadrelay.auth import Principal, scoped
 
 
 async def handed_over_of(session: AsyncSession, lead_ids: list[str]) -> dict[str, HandedOver]:
@@ -37,22 +38,29 @@ async def dispositions_of(session: AsyncSession, lead_id: str) -> list[Dispositi
     return list((await session.execute(query)).scalars())
 
 
-async def reviewed(session: AsyncSession, since: datetime | None, limit: int) -> list[tuple[DispositionRow, int]]:
-    """Verdicts other than an acceptance, newest first, with the touches the rep made."""
-    query = (
+async def reviewed(
+    session: AsyncSession, who: Principal, since: datetime | None, limit: int
+) -> list[tuple[DispositionRow, int]]:
+    """Verdicts other than an acceptance that ``who`` may see, newest first, with the touches the rep made."""
+    query = scoped(
         select(DispositionRow, HandedOver.touches)
         .join(HandedOver, HandedOver.lead_id == DispositionRow.lead_id)
-        .where(DispositionRow.disposition.in_([d.value for d in REVIEWED]))
-        .order_by(DispositionRow.recorded_at.desc())
-        .limit(limit)
+        .where(DispositionRow.disposition.in_([d.value for d in REVIEWED])),
+        who,
+        DispositionRow.rep_id,
+        HandedOver.territory,
     )
+    query = query.order_by(DispositionRow.recorded_at.desc()).limit(limit)
     if since is not None:
         query = query.where(DispositionRow.recorded_at >= since)
     return [(d, touches) for d, touches in (await session.execute(query)).all()]
 
 
-async def outcomes(session: AsyncSession, since: datetime | None, territory: str | None) -> list[LeadOutcome]:
+async def outcomes(
+    session: AsyncSession, who: Principal, since: datetime | None, territory: str | None
+) -> list[LeadOutcome]:
     query = select(HandedOver.assigned_at, HandedOver.first_touch_at, HandedOver.touches, HandedOver.disposition)
+    query = scoped(query, who, HandedOver.rep_id, HandedOver.territory)
     if since is not None:
         query = query.where(HandedOver.assigned_at >= since)
     if territory is not None:

@@ -15,7 +15,8 @@ from typing import Any
 from feedback import repository
 from feedback.domain import funnel, supersedes
 from feedback.models import DispositionRow, HandedOver, Touch
-from leadrelay.events import Channel, Disposition, DispositionRecorded, LeadAssigned, TouchLogged
+from leadrelay.auth import Principal
+from leadrelay.events import Actor, Channel, Disposition, DispositionRecorded, LeadAssigned, TouchLogged
 from leadrelay.runtime import ServiceContext
 from leadrelay.unit_of_work import UnitOfWork
 
@@ -59,7 +60,14 @@ async def _handed(uow: UnitOfWork, lead_id: str) -> HandedOver:
 
 
 async def log_touch(
-    ctx: ServiceContext, uow: UnitOfWork, event_id: str, lead_id: str, rep_id: str, channel: Channel, note: str | None
+    ctx: ServiceContext,
+    uow: UnitOfWork,
+    event_id: str,
+    lead_id: str,
+    rep_id: str,
+    channel: Channel,
+    note: str | None,
+    actor: Actor | None = None,
 ) -> None:
     if await repository.touch_recorded(uow.session, event_id):
         return  # a client retry
@@ -73,6 +81,7 @@ async def log_touch(
             channel=channel.value,
             note=note,
             touched_at=uow.now,
+            **_actor_columns(actor),
         )
     )
     row.touches += 1
@@ -80,7 +89,8 @@ async def log_touch(
         row.first_touch_at = uow.now
     uow.emit(
         ctx.envelope(
-            TouchLogged(lead_id=lead_id, rep_id=rep_id, channel=channel, note=note, touched_at=uow.now), event_id
+            TouchLogged(lead_id=lead_id, rep_id=rep_id, channel=channel, note=note, touched_at=uow.now, actor=actor),
+            event_id,
         )
     )
 
@@ -93,6 +103,7 @@ async def record_disposition(
     rep_id: str,
     disposition: Disposition,
     reason: str | None,
+    actor: Actor | None = None,
 ) -> None:
     if await repository.disposition_recorded(uow.session, event_id):
         return
@@ -106,6 +117,7 @@ async def record_disposition(
             disposition=disposition.value,
             reason=reason,
             recorded_at=uow.now,
+            **_actor_columns(actor),
         )
     )
     row.disposition = disposition.value
@@ -113,16 +125,36 @@ async def record_disposition(
     uow.emit(
         ctx.envelope(
             DispositionRecorded(
-                lead_id=lead_id, rep_id=rep_id, disposition=disposition, reason=reason, recorded_at=uow.now
+                lead_id=lead_id,
+                rep_id=rep_id,
+                disposition=disposition,
+                reason=reason,
+                recorded_at=uow.now,
+                actor=actor,
             ),
             event_id,
         )
     )
 
 
-async def lead_feedback(ctx: ServiceContext, lead_id: str) -> dict[str, Any]:
+def _actor_columns(actor: Actor | None) -> dict[str, str | None]:
+    return {
+        "actor_kind": actor.kind if actor else None,
+        "actor_id": actor.id if actor else None,
+        "actor_role": actor.role if actor else None,
+    }
+
+
+def _logged_by(row: Touch | DispositionRow) -> dict[str, str | None] | None:
+    if row.actor_id is None:
+        return None
+    return {"kind": row.actor_kind, "id": row.actor_id, "role": row.actor_role}
+
+
+async def lead_feedback(ctx: ServiceContext, who: Principal, lead_id: str) -> dict[str, Any]:
     async with ctx.database.transaction() as session:
         handed = await repository.handed_over(session, lead_id)
+        who.check_lead(lead_id, handed.rep_id if handed else None, handed.territory if handed else None)
         if handed is None:
             raise NotAssigned(lead_id)
         touches = await repository.touches_of(session, lead_id)
@@ -133,7 +165,14 @@ async def lead_feedback(ctx: ServiceContext, lead_id: str) -> dict[str, Any]:
         "cycle": handed.cycle,
         "assigned_at": handed.assigned_at,
         "touches": [
-            {"rep_id": t.rep_id, "channel": t.channel, "note": t.note, "touched_at": t.touched_at, "cycle": t.cycle}
+            {
+                "rep_id": t.rep_id,
+                "channel": t.channel,
+                "note": t.note,
+                "touched_at": t.touched_at,
+                "cycle": t.cycle,
+                "logged_by": _logged_by(t),
+            }
             for t in touches
         ],
         "dispositions": [
@@ -143,15 +182,16 @@ async def lead_feedback(ctx: ServiceContext, lead_id: str) -> dict[str, Any]:
                 "reason": d.reason,
                 "recorded_at": d.recorded_at,
                 "cycle": d.cycle,
+                "logged_by": _logged_by(d),
             }
             for d in dispositions
         ],
     }
 
 
-async def review_board(ctx: ServiceContext, since: datetime | None, limit: int) -> list[dict[str, Any]]:
+async def review_board(ctx: ServiceContext, who: Principal, since: datetime | None, limit: int) -> list[dict[str, Any]]:
     async with ctx.database.transaction() as session:
-        rows = await repository.reviewed(session, since, limit)
+        rows = await repository.reviewed(session, who, since, limit)
     return [
         {
             "lead_id": d.lead_id,
@@ -165,6 +205,9 @@ async def review_board(ctx: ServiceContext, since: datetime | None, limit: int) 
     ]
 
 
-async def closed_loop(ctx: ServiceContext, since: datetime | None, territory: str | None) -> dict[str, object]:
+async def closed_loop(
+    ctx: ServiceContext, who: Principal, since: datetime | None, territory: str | None
+) -> dict[str, object]:
+    """The funnel over the leads handed to sales that ``who`` may see."""
     async with ctx.database.transaction() as session:
-        return funnel(await repository.outcomes(session, since, territory))
+        return funnel(await repository.outcomes(session, who, since, territory))

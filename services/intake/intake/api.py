@@ -12,11 +12,12 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException, Request
+from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from intake.domain import normalise_email
 from intake.service import Intake, Invalid, NotStored, UnknownForm
+from leadrelay.auth import EVENT_SENDERS, PUBLIC, Principal, allow
 from leadrelay.events import ActivityType, Envelope
 from leadrelay.http import ServiceUnavailable, field_errors
 from leadrelay.runtime import ServiceContext
@@ -79,11 +80,12 @@ def build_router(ctx: ServiceContext) -> APIRouter:
             raise ServiceUnavailable(str(exc)) from exc
         return Accepted(lead_id=accepted.lead_id, event_id=accepted.event_id)
 
-    @router.get("/v1/forms")
+    # Public: a website form cannot keep a secret.
+    @router.get("/v1/forms", dependencies=[PUBLIC])
     async def list_forms() -> list[dict[str, Any]]:
         return [f.model_dump() for f in ctx.rules.forms]
 
-    @router.post("/v1/forms/{form_id}/submissions", status_code=202, response_model=Accepted)
+    @router.post("/v1/forms/{form_id}/submissions", status_code=202, response_model=Accepted, dependencies=[PUBLIC])
     async def submit_form(
         form_id: str,
         request: Request,
@@ -97,8 +99,10 @@ def build_router(ctx: ServiceContext) -> APIRouter:
     @router.post("/v1/events", status_code=202, response_model=Accepted)
     async def record_event(
         request: Request,
+        who: Annotated[Principal, Depends(allow(*EVENT_SENDERS))],
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     ) -> Accepted:
+        """A behaviour event from a tracking client (its source's API key) or a signed-in person."""
         body = await _read_json(request)
         try:
             activity = ActivityIn.model_validate(body)
@@ -118,6 +122,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
                 url=activity.url,
                 properties=activity.properties,
                 client_key=activity.message_id or idempotency_key,
+                actor=who.actor,
             )
         )
 

@@ -19,7 +19,7 @@ from typing import Any
 from intake.domain import lead_id_for, normalise_submission
 from leadrelay.bus import Bus
 from leadrelay.clock import Clock
-from leadrelay.events import ActivityRecorded, ActivityType, Envelope, Event, FormSubmitted
+from leadrelay.events import ActivityRecorded, ActivityType, Actor, Envelope, Event, FormSubmitted
 from leadrelay.logging import get_logger
 from leadrelay.rules import Rules
 
@@ -100,6 +100,7 @@ class Intake:
         url: str | None,
         properties: dict[str, str],
         client_key: str | None = None,
+        actor: Actor | None = None,
     ) -> Envelope:
         """A behaviour event of a lead known by its (normalised) email or its id."""
         now = self.clock.now()
@@ -120,6 +121,7 @@ class Intake:
             occurred_at=occurred_at or now,
             url=url,
             properties=properties,
+            actor=actor,
         )
         return self._envelope(data, self.event_id("event", client_key))
 

@@ -1,4 +1,5 @@
-"""Routing's HTTP routes: a lead's assignment, the suppression list, territories with their loads."""
+"""Routing's HTTP routes: a lead's assignment, the suppression list, territories with their loads,
+and reps' availability."""
 
 from __future__ import annotations
 
@@ -6,12 +7,15 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
-from pydantic import BaseModel
+from fastapi import APIRouter, Depends, HTTPException, Query
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from leadrelay.auth import AVAILABILITY_SETTERS, LEAD_READERS, PEOPLE, SUPPRESSION_READERS, Principal, allow
 from leadrelay.events import Handoff
+from leadrelay.rules import Role
 from leadrelay.runtime import ServiceContext
-from routing import repository
+from routing import availability, repository
+from routing.availability import Availability, RepState
 
 
 class AssignmentOut(BaseModel):
@@ -27,14 +31,45 @@ class AssignmentOut(BaseModel):
     handoff: Handoff
 
 
+class AvailabilityIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: Availability
+    until: datetime | None = Field(default=None, description="then the rules' default applies again")
+
+    @field_validator("until")
+    @classmethod
+    def _aware(cls, v: datetime | None) -> datetime | None:
+        if v is not None and v.tzinfo is None:
+            raise ValueError("until needs a timezone, e.g. 2026-05-04T08:00:00Z")
+        return v
+
+
+class AvailabilityOut(BaseModel):
+    rep_id: str
+    available: bool = Field(description="whether routing gives the rep new leads now")
+    status: str
+    until: datetime | None
+    set_by: str | None
+    set_at: datetime | None
+
+
+def _availability(rep_id: str, st: RepState) -> AvailabilityOut:
+    return AvailabilityOut(
+        rep_id=rep_id, available=st.available, status=st.status, until=st.until, set_by=st.set_by, set_at=st.set_at
+    )
+
+
 def build_router(ctx: ServiceContext) -> APIRouter:
     router = APIRouter(tags=["routing"])
 
     @router.get("/v1/leads/{lead_id}/assignment", response_model=AssignmentOut)
-    async def get_assignment(lead_id: uuid.UUID) -> AssignmentOut:
+    async def get_assignment(
+        lead_id: uuid.UUID, who: Annotated[Principal, Depends(allow(*LEAD_READERS))]
+    ) -> AssignmentOut:
         """The lead's latest assignment (``status`` tells whether sales still has it)."""
         async with ctx.database.transaction() as session:
             row = await repository.latest_assignment(session, str(lead_id))
+        who.check_lead(lead_id, row.rep_id if row else None, row.territory if row else None)
         if row is None:
             raise HTTPException(404, f"lead {lead_id} is not assigned")
         return AssignmentOut(
@@ -51,34 +86,70 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         )
 
     @router.get("/v1/suppressions")
-    async def suppressions(limit: Annotated[int, Query(ge=1, le=10000)] = 1000) -> list[dict[str, Any]]:
-        """Leads sales is working: marketing must not contact them until they are recycled."""
+    async def suppressions(
+        who: Annotated[Principal, Depends(allow(*SUPPRESSION_READERS))],
+        limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
+    ) -> list[dict[str, Any]]:
+        """Leads sales is working: marketing must not contact them until they are recycled.
+        A rep sees their own, a manager their territories', ops, admins and the CRM all."""
         async with ctx.database.transaction() as session:
-            rows = await repository.suppressions(session, limit)
+            rows = await repository.suppressions(session, who, limit)
         return [{"lead_id": lid, "rep_id": rep, "since": at} for lid, rep, at in rows]
 
     @router.get("/v1/territories")
-    async def territories() -> list[dict[str, Any]]:
+    async def territories(who: Annotated[Principal, Depends(allow(*PEOPLE))]) -> list[dict[str, Any]]:
+        """Territories with their reps' availability and open leads: a rep sees their own entry,
+        a manager their territories, ops and admins all."""
         async with ctx.database.transaction() as session:
             loads = await repository.open_loads(session)
-        return [
-            {
-                "id": t.id,
-                "name": t.name,
-                "countries": t.countries,
-                "fallback": t.fallback,
-                "reps": [
-                    {
-                        "id": r.id,
-                        "name": r.name,
-                        "available": r.available,
-                        "capacity": r.capacity,
-                        "open_leads": loads.get(r.id, 0),
-                    }
-                    for r in t.reps
-                ],
-            }
-            for t in ctx.rules.territories
-        ]
+            stored = await availability.load(session)
+        now = ctx.clock.now()
+        out = []
+        for t in ctx.rules.territories:
+            if not who.sees_everything and t.id not in who.territories:
+                continue
+            reps = [r for r in t.reps if who.role != Role.REP or r.id == who.id]
+            out.append(
+                {
+                    "id": t.id,
+                    "name": t.name,
+                    "countries": t.countries,
+                    "fallback": t.fallback,
+                    "managers": [m.id for m in ctx.rules.managers_of(t.id)],
+                    "reps": [
+                        {
+                            "id": r.id,
+                            "name": r.name,
+                            "capacity": r.capacity,
+                            "open_leads": loads.get(r.id, 0),
+                            **_availability(r.id, availability.state(r.available, stored.get(r.id), now)).model_dump(
+                                exclude={"rep_id"}
+                            ),
+                        }
+                        for r in reps
+                    ],
+                }
+            )
+        return out
+
+    @router.put("/v1/reps/{rep_id}/availability", response_model=AvailabilityOut)
+    async def set_availability(
+        rep_id: str, body: AvailabilityIn, who: Annotated[Principal, Depends(allow(*AVAILABILITY_SETTERS))]
+    ) -> AvailabilityOut:
+        """Set a rep available, away or out of office (until a time, or until set again): routing
+        applies it to the next lead at once. Ops, admins, and the managers of the rep's territory."""
+        territory = ctx.rules.territory_of_rep(rep_id)
+        if territory is None:
+            raise HTTPException(404, f"no rep {rep_id!r} in the rules")
+        if not who.sees_everything and territory.id not in who.territories:
+            raise HTTPException(403, f"rep {rep_id} is not in a territory you manage")
+        now = ctx.clock.now()
+        if body.until is not None and body.until <= now:
+            raise HTTPException(
+                422, [{"loc": ["body", "until"], "msg": "must be in the future", "type": "value_error"}]
+            )
+        async with ctx.database.transaction() as session:
+            st = await availability.set_availability(session, ctx.rules, rep_id, body.status, body.until, who, now)
+        return _availability(rep_id, st)
 
     return router

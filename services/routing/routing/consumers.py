@@ -14,18 +14,29 @@ from leadrelay.events import (
 )
 from leadrelay.runtime import ServiceContext, Subscription
 from leadrelay.unit_of_work import UnitOfWork
-from routing import repository, service
+from routing import availability, repository, service
 from routing.service import Batch
 
 
 async def prefetch(ctx: ServiceContext, uow: UnitOfWork, envelopes: list[Envelope]) -> Batch:
-    """The batch's leads' assignments; the cursors and the reps' loads only if something is to be assigned."""
+    """The batch's leads' assignments; the cursors, the reps' loads and availability only if something
+    is to be assigned."""
     ids = list({env.subject for env in envelopes if isinstance(env.data, LeadQualified | DispositionRecorded)})
     assignments = await repository.assignments_of(uow.session, ids)
     qualifying = any(isinstance(env.data, LeadQualified) for env in envelopes)
     cursors = await repository.cursors(uow.session) if qualifying else {}
     loads = await repository.open_loads(uow.session) if qualifying else {}
-    return Batch(uow=uow, rules=ctx.rules, envelope=ctx.envelope, assignments=assignments, cursors=cursors, loads=loads)
+    # Availability set at run time (routing.availability), applied from the next batch.
+    available = availability.overrides(await availability.load(uow.session), uow.now) if qualifying else {}
+    return Batch(
+        uow=uow,
+        rules=ctx.rules,
+        envelope=ctx.envelope,
+        assignments=assignments,
+        cursors=cursors,
+        loads=loads,
+        available=available,
+    )
 
 
 HANDLERS = (

@@ -15,6 +15,7 @@ Order of precedence:
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from rapidfuzz import fuzz, process, utils
@@ -67,36 +68,50 @@ def match_account(rules: Rules, contact: Contact) -> Account | None:
     return None
 
 
-def _round_robin(territory: Territory, loads: dict[str, int], cursor: int) -> tuple[Rep, int] | None:
+def _round_robin(
+    territory: Territory, loads: dict[str, int], cursor: int, available: Mapping[str, bool]
+) -> tuple[Rep, int] | None:
     reps = territory.reps
     for step in range(len(reps)):
         i = (cursor + step) % len(reps)
         rep = reps[i]
-        if rep.available and loads.get(rep.id, 0) < rep.capacity:
+        if available.get(rep.id, rep.available) and loads.get(rep.id, 0) < rep.capacity:
             return rep, (i + 1) % len(reps)
     return None
 
 
-def choose(rules: Rules, contact: Contact, loads: dict[str, int], cursors: dict[str, int]) -> Choice:
+def choose(
+    rules: Rules,
+    contact: Contact,
+    loads: dict[str, int],
+    cursors: dict[str, int],
+    available: Mapping[str, bool] | None = None,
+) -> Choice:
+    """``available`` overrides the rules' ``available`` per rep id (availability set at run time)."""
+    available = available or {}
+
+    def is_available(rep: Rep) -> bool:
+        return available.get(rep.id, rep.available)
+
     account = match_account(rules, contact)
     if account is not None:
         owner = rules.rep(account.owner)
         territory = rules.territory_of_rep(account.owner)
-        if owner is not None and territory is not None and owner.available:
+        if owner is not None and territory is not None and is_available(owner):
             return Choice(rep=owner, territory=territory, matched_by="account", account=account)
     home = rules.territory_for_country(contact.country)
     for territory, how in (
         (home, "territory" if not home.fallback else "fallback"),
         (rules.fallback_territory, "fallback"),
     ):
-        picked = _round_robin(territory, loads, cursors.get(territory.id, 0))
+        picked = _round_robin(territory, loads, cursors.get(territory.id, 0), available)
         if picked is not None:
             rep, cursor = picked
             return Choice(rep=rep, territory=territory, matched_by=how, account=account, cursor=cursor)
     # Everyone is at capacity: overflow to the least loaded available rep, at home first, then
     # anywhere; only if every rep everywhere is away does an unavailable rep get it.
     everyone = [r for t in rules.territories for r in t.reps]
-    for pool in ([r for r in home.reps if r.available], [r for r in everyone if r.available], everyone):
+    for pool in ([r for r in home.reps if is_available(r)], [r for r in everyone if is_available(r)], everyone):
         if pool:
             rep = min(pool, key=lambda r: (loads.get(r.id, 0) / r.capacity, r.id))
             territory = rules.territory_of_rep(rep.id) or home

@@ -42,3 +42,16 @@ class Cursor(Base):
     __tablename__ = "cursors"
     territory: Mapped[str] = mapped_column(String(100), primary_key=True)
     position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class RepAvailability(Base):
+    """A rep's availability set at run time (PUT /v1/reps/{rep_id}/availability): it overrides the
+    rules' ``available`` until ``until`` (or until changed again)."""
+
+    __tablename__ = "rep_availability"
+    rep_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    status: Mapped[str] = mapped_column(String(20))  # available | away | out_of_office
+    until: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    set_by: Mapped[str] = mapped_column(String(100))
+    set_by_role: Mapped[str] = mapped_column(String(20))
+    set_at: Mapped[datetime] = mapped_column(UtcDateTime())

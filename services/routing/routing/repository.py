@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leadrelay.auth import Principal, scoped
 from routing.domain import ACTIVE
 from routing.models import Assignment, Cursor
 
@@ -37,12 +38,13 @@ async def latest_assignment(session: AsyncSession, lead_id: str) -> Assignment |
     return (await session.execute(query)).scalar_one_or_none()
 
 
-async def suppressions(session: AsyncSession, limit: int) -> list[tuple[str, str, datetime]]:
-    """Leads sales is working, oldest assignment first."""
-    rows = await session.execute(
-        select(Assignment.lead_id, Assignment.rep_id, Assignment.assigned_at)
-        .where(Assignment.status == ACTIVE)
-        .order_by(Assignment.assigned_at)
-        .limit(limit)
+async def suppressions(session: AsyncSession, who: Principal, limit: int) -> list[tuple[str, str, datetime]]:
+    """Leads sales is working that ``who`` may see, oldest assignment first."""
+    query = scoped(
+        select(Assignment.lead_id, Assignment.rep_id, Assignment.assigned_at).where(Assignment.status == ACTIVE),
+        who,
+        Assignment.rep_id,
+        Assignment.territory,
     )
+    rows = await session.execute(query.order_by(Assignment.assigned_at).limit(limit))
     return [(lid, rep, at) for lid, rep, at in rows.all()]

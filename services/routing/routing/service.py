@@ -10,7 +10,7 @@ lead, what a qualification or a disposition releases) live in
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -35,6 +35,8 @@ class Batch:
     assignments: dict[str, list[Assignment]]
     cursors: dict[str, Cursor]
     loads: dict[str, int]
+    # Availability set at run time, where it overrides the rules (rep id -> available).
+    available: dict[str, bool] = field(default_factory=dict)
 
     def release(self, assignment: Assignment, at: datetime, reason: str) -> None:
         assignment.status, assignment.released_at, assignment.release_reason = RELEASED, at, reason
@@ -52,7 +54,7 @@ async def lead_qualified(batch: Batch, event: LeadQualified) -> None:
         log.info("already_assigned", lead_id=event.lead_id, cycle=event.cycle)
         return
     positions = {territory: c.position for territory, c in batch.cursors.items()}
-    choice = choose(batch.rules, event.contact, batch.loads, positions)
+    choice = choose(batch.rules, event.contact, batch.loads, positions, batch.available)
     if choice.cursor is not None:
         cursor = batch.cursors.get(choice.territory.id)
         if cursor is None:

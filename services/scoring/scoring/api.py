@@ -6,9 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel
 
+from leadrelay.auth import LEAD_READERS, Principal, allow
 from leadrelay.events import LeadStatus, ScoreReason
 from leadrelay.runtime import ServiceContext
 from scoring import repository
@@ -53,24 +54,28 @@ def build_router(ctx: ServiceContext) -> APIRouter:
     threshold = ctx.rules.lead_definition.threshold
 
     @router.get("/v1/leads/{lead_id}/score", response_model=ScoreOut)
-    async def get_score(lead_id: uuid.UUID) -> ScoreOut:
+    async def get_score(lead_id: uuid.UUID, who: Annotated[Principal, Depends(allow(*LEAD_READERS))]) -> ScoreOut:
+        """A lead's score and why: for its rep, their managers, ops, admins and the CRM."""
         async with ctx.database.transaction() as session:
             lead = await repository.lead(session, str(lead_id))
+        who.check_lead(lead_id, lead.rep_id if lead else None, lead.territory if lead else None)
         if lead is None:
             raise HTTPException(404, f"no lead {lead_id} (not yet scored, or never submitted)")
         return _out(lead, threshold)
 
     @router.get("/v1/leads", response_model=list[ScoreOut])
     async def hot_list(
+        who: Annotated[Principal, Depends(allow(*LEAD_READERS))],
         status: Annotated[LeadStatus | None, Query()] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
     ) -> list[ScoreOut]:
-        """Leads by score, highest first: the list reps plan their day with."""
+        """Leads by score, highest first: the list reps plan their day with. A rep sees their own
+        leads, a manager their territories' (leads not handed to sales: ops, admins, the CRM)."""
         async with ctx.database.transaction() as session:
-            leads = await repository.hot_list(session, status, limit)
+            leads = await repository.hot_list(session, who, status, limit)
         return [_out(lead, threshold) for lead in leads]
 
-    @router.get("/v1/lead-definition")
+    @router.get("/v1/lead-definition", dependencies=[Depends(allow(*LEAD_READERS))])
     async def lead_definition() -> dict[str, Any]:
         """The shared definition of a qualified lead, as everyone should see it."""
         return {

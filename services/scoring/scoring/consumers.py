@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from leadrelay.consumers import Handlers
 from leadrelay.events import (
+    LEADS_ASSIGNED,
     LEADS_FEEDBACK,
     LEADS_INTAKE,
     ActivityRecorded,
     DispositionRecorded,
     Envelope,
     FormSubmitted,
+    LeadAssigned,
     TouchLogged,
 )
 from leadrelay.runtime import ServiceContext, Subscription
@@ -22,7 +24,9 @@ async def prefetch(ctx: ServiceContext, uow: UnitOfWork, envelopes: list[Envelop
     """The batch's leads and their recent history, in two queries."""
     ids = list({env.subject for env in envelopes})
     leads = await repository.leads_by_id(uow.session, ids)
-    history = await repository.recent_history(uow.session, list(leads), ctx.rules.lead_definition.history_limit)
+    # Assignments only record the owner: their leads need no history.
+    rescored = {env.subject for env in envelopes if not isinstance(env.data, LeadAssigned)} & set(leads)
+    history = await repository.recent_history(uow.session, list(rescored), ctx.rules.lead_definition.history_limit)
     return Batch(uow=uow, rules=ctx.rules, envelope=ctx.envelope, leads=leads, history=history)
 
 
@@ -31,8 +35,9 @@ HANDLERS = (
     .on(FormSubmitted, service.form_submitted)
     .on(ActivityRecorded, service.activity_recorded)
     .on(DispositionRecorded, service.disposition_recorded)
+    .on(LeadAssigned, service.lead_assigned)
 )
 
 SUBSCRIPTION = Subscription(
-    group="scoring", topics=[LEADS_INTAKE, LEADS_FEEDBACK], prefetch=prefetch, handlers=HANDLERS
+    group="scoring", topics=[LEADS_INTAKE, LEADS_FEEDBACK, LEADS_ASSIGNED], prefetch=prefetch, handlers=HANDLERS
 )

@@ -141,3 +141,9 @@ def score_event_due(before: tuple[int, int, str], after: tuple[int, int, str], f
     """A ``lead_scored`` event is emitted when the score, fit or status changed, when a verdict
     forces one (a disposition), and for the first event of a new lead."""
     return before != after or forced or new_lead
+
+
+def owner_changes(known_cycle: int | None, cycle: int) -> bool:
+    """Scoring learns a lead's owner (who may see it) from its assignments; an older cycle
+    delivered late never overwrites a newer one."""
+    return known_cycle is None or cycle >= known_cycle

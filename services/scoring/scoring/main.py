@@ -1,4 +1,5 @@
-"""Scoring's definition: consumes intake and feedback events, serves scores."""
+"""Scoring's definition: consumes intake and feedback events (and assignments, to know each
+lead's owner), serves scores."""
 
 from pathlib import Path
 

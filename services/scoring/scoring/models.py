@@ -41,6 +41,10 @@ class Lead(Base):
     qualified_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # The owner (rep and territory of the latest assignment, from leads.assigned): who may see it.
+    rep_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    territory: Mapped[str | None] = mapped_column(String(100), index=True)
+    assigned_cycle: Mapped[int | None] = mapped_column(Integer)
 
 
 class Activity(Base):

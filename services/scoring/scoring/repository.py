@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from leadrelay.auth import Principal, scoped
 from leadrelay.events import ActivitySummary, ActivityType, LeadStatus
 from scoring.models import Activity, Lead
 
@@ -48,9 +49,11 @@ async def lead(session: AsyncSession, lead_id: str) -> Lead | None:
     return await session.get(Lead, lead_id)
 
 
-async def hot_list(session: AsyncSession, status: LeadStatus | None, limit: int) -> list[Lead]:
-    """Leads by score, highest first."""
-    query = select(Lead).order_by(Lead.score.desc(), Lead.lead_id).limit(limit)
+async def hot_list(session: AsyncSession, who: Principal, status: LeadStatus | None, limit: int) -> list[Lead]:
+    """The leads ``who`` may see, by score, highest first."""
+    query = (
+        scoped(select(Lead), who, Lead.rep_id, Lead.territory).order_by(Lead.score.desc(), Lead.lead_id).limit(limit)
+    )
     if status is not None:
         query = query.where(Lead.status == status.value)
     return list((await session.execute(query)).scalars())

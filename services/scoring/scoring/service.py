@@ -21,6 +21,7 @@ from leadrelay.events import (
     DispositionRecorded,
     Envelope,
     FormSubmitted,
+    LeadAssigned,
     LeadQualified,
     LeadScored,
     LeadStatus,
@@ -35,6 +36,7 @@ from scoring.domain import (
     counts_since,
     decide,
     evaluate,
+    owner_changes,
     profile_fields,
     score_event_due,
 )
@@ -140,6 +142,21 @@ async def disposition_recorded(batch: Batch, event: DispositionRecorded) -> None
         lead.engagement_counts = {}
         lead.handraised_at = None
     rescore(batch, lead, force_event=True)
+
+
+async def lead_assigned(batch: Batch, event: LeadAssigned) -> None:
+    """Record who owns the lead (``domain.owner_changes``), so its score is shown to its rep,
+    their managers, ops and admins only."""
+    lead = batch.leads.get(event.lead_id)
+    if lead is None:
+        # Scoring qualified the lead before routing assigned it, so it knows it, unless its
+        # state was reset; the owner is then unknown and only ops and admins see the lead.
+        log.warning("assignment_for_unknown_lead", lead_id=event.lead_id, rep_id=event.rep_id)
+        return
+    if owner_changes(lead.assigned_cycle, event.cycle):
+        lead.rep_id = event.rep_id
+        lead.territory = event.territory
+        lead.assigned_cycle = event.cycle
 
 
 def rescore(batch: Batch, lead: Lead, force_event: bool = False) -> None:

@@ -1,17 +1,20 @@
-"""SLA monitor's HTTP routes: a lead's clocks and alerts, and the alert feed ops watches."""
+"""SLA monitor's HTTP routes: a lead's clocks and alerts, the alert feed ops watches, and who
+the caller is with their own queue of leads."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel
 
+from leadrelay.auth import LEAD_READERS, PEOPLE, Principal, allow, principal
 from leadrelay.runtime import ServiceContext
-from sla_monitor import repository
+from sla_monitor import queue, repository
 from sla_monitor.models import Alert
+from sla_monitor.queue import DeadlineStatus, Stage
 
 
 class ClockOut(BaseModel):
@@ -56,10 +59,12 @@ def build_router(ctx: ServiceContext) -> APIRouter:
     router = APIRouter(tags=["sla"])
 
     @router.get("/v1/leads/{lead_id}/sla", response_model=LeadSla)
-    async def lead_sla(lead_id: uuid.UUID) -> LeadSla:
+    async def lead_sla(lead_id: uuid.UUID, who: Annotated[Principal, Depends(allow(*LEAD_READERS))]) -> LeadSla:
         async with ctx.database.transaction() as session:
             clocks = await repository.lead_clocks(session, str(lead_id))
             alerts = await repository.lead_alerts(session, str(lead_id))
+        owner = clocks[-1] if clocks else None  # ordered by cycle: the latest assignment's rep
+        who.check_lead(lead_id, owner.rep_id if owner else None, owner.territory if owner else None)
         if not clocks:
             raise HTTPException(404, f"lead {lead_id} has no SLA clock (not assigned yet)")
         return LeadSla(
@@ -81,14 +86,43 @@ def build_router(ctx: ServiceContext) -> APIRouter:
 
     @router.get("/v1/alerts", response_model=list[AlertOut])
     async def alerts(
+        who: Annotated[Principal, Depends(allow(*PEOPLE))],
         since: Annotated[datetime | None, Query(description="only alerts raised after this time")] = None,
         territory: Annotated[str | None, Query()] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[AlertOut]:
-        """Breached deadlines, newest first: the feed ops acts on."""
+        """Breached deadlines, newest first: the feed ops acts on. A rep sees their own, a manager
+        their territories'."""
         if since is not None and since.tzinfo is None:
             raise HTTPException(422, "since needs a timezone, e.g. 2026-05-01T00:00:00Z")
+        who.check_territory(territory)
         async with ctx.database.transaction() as session:
-            return [_alert(a) for a in await repository.alerts(session, since, territory, limit)]
+            return [_alert(a) for a in await repository.alerts(session, who, since, territory, limit)]
+
+    @router.get("/v1/me")
+    async def me(who: Annotated[Principal, Depends(principal)]) -> dict[str, Any]:
+        """Who the caller is: a person (role, territories) or a machine source."""
+        out: dict[str, Any] = {"kind": who.kind, "id": who.id, "name": who.name, "role": who.role}
+        if who.is_person:
+            out["email"] = who.email
+            out["territories"] = sorted(who.territories)
+            out["expires_at"] = who.expires_at
+        return out
+
+    @router.get("/v1/me/leads")
+    async def my_leads(
+        who: Annotated[Principal, Depends(allow(*PEOPLE))],
+        status: Annotated[Stage | None, Query(description="new, touched or accepted")] = None,
+        territory: Annotated[str | None, Query()] = None,
+        sla: Annotated[DeadlineStatus | None, Query(description="the next deadline: running or breached")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[dict[str, Any]]:
+        """The caller's open leads (a manager's: their territories'; ops and admins: all), each with
+        the handoff summary and the next SLA deadline, most urgent first."""
+        who.check_territory(territory)
+        now = ctx.clock.now()
+        async with ctx.database.transaction() as session:
+            rows = await repository.open_queue(session, who, now, status, territory, sla, limit)
+        return [queue.item(row, now) for row in rows]
 
     return router

@@ -18,7 +18,8 @@ async def prefetch(ctx: ServiceContext, uow: UnitOfWork, envelopes: list[Envelop
     clocks = await repository.clocks_of(uow.session, ids)
     assigning = any(isinstance(env.data, LeadAssigned) for env in envelopes)
     seen = await repository.feedback_seen(uow.session, ids) if assigning else {}
-    return Batch(uow=uow, rules=ctx.rules, clocks=clocks, seen=defaultdict(list, seen))
+    queued = await repository.queued_of(uow.session, ids)
+    return Batch(uow=uow, rules=ctx.rules, clocks=clocks, seen=defaultdict(list, seen), queue=queued)
 
 
 HANDLERS = (

@@ -31,7 +31,7 @@ TOUCH = "touch"
 DISPOSITION_KIND = "disposition"
 
 
-def stopped_before_start(seen: list[tuple[str, datetime]], assigned_at: datetime) -> set[str]:
+def stopped_before_start(seen: list[tuple[str, datetime, str | None]], assigned_at: datetime) -> set[str]:
     """Clocks already met when an assignment arrives: feedback travels on another topic and can
     overtake its assignment, so a touch or disposition seen at or after the assignment time counts."""
-    return {name for kind, at in seen if at >= assigned_at for name in clocks_stopped_by(kind)}
+    return {name for kind, at, _ in seen if at >= assigned_at for name in clocks_stopped_by(kind)}

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Index, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from leadrelay.db import BigId, UtcDateTime, service_metadata
+from leadrelay.db import BigId, JsonType, UtcDateTime, service_metadata
 from leadrelay.unit_of_work import add_inbox_and_outbox
 
 
@@ -58,3 +59,30 @@ class FeedbackSeen(Base):
     lead_id: Mapped[str] = mapped_column(String(64), index=True)
     kind: Mapped[str] = mapped_column(String(20))  # touch | disposition
     at: Mapped[datetime] = mapped_column(UtcDateTime())
+    detail: Mapped[str | None] = mapped_column(String(20))  # the disposition (accepted, recycle...)
+
+
+class QueuedLead(Base):
+    """Each lead's latest assignment as its rep's queue shows it (GET /v1/me/leads): the handoff
+    summary, the deadlines, and what sales has done since."""
+
+    __tablename__ = "queue"
+    __table_args__ = (
+        Index("ix_queue_open_rep", "open", "rep_id"),
+        Index("ix_queue_open_territory", "open", "territory"),
+    )
+    lead_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    cycle: Mapped[int] = mapped_column(Integer)
+    rep_id: Mapped[str] = mapped_column(String(100))
+    territory: Mapped[str] = mapped_column(String(100))
+    qualification: Mapped[str | None] = mapped_column(String(20))
+    assigned_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    first_touch_due: Mapped[datetime] = mapped_column(UtcDateTime())
+    disposition_due: Mapped[datetime] = mapped_column(UtcDateTime())
+    handoff: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+    touches: Mapped[int] = mapped_column(Integer, default=0)
+    first_touch_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    last_touch_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    disposition: Mapped[str | None] = mapped_column(String(20))
+    disposition_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    open: Mapped[bool] = mapped_column(Boolean, default=True)  # false once recycled, junk or unreachable

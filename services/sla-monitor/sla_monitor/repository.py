@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, case, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leadrelay.auth import Principal, scoped
+from leadrelay.events import Disposition
 from sla_monitor.domain import RUNNING
-from sla_monitor.models import Alert, FeedbackSeen, SlaClock
+from sla_monitor.models import Alert, FeedbackSeen, QueuedLead, SlaClock
+from sla_monitor.queue import DeadlineStatus, Stage
 
 
 async def clocks_of(session: AsyncSession, lead_ids: list[str]) -> dict[str, list[SlaClock]]:
@@ -19,13 +23,18 @@ async def clocks_of(session: AsyncSession, lead_ids: list[str]) -> dict[str, lis
     return out
 
 
-async def feedback_seen(session: AsyncSession, lead_ids: list[str]) -> dict[str, list[tuple[str, datetime]]]:
-    out: dict[str, list[tuple[str, datetime]]] = defaultdict(list)
+Seen = tuple[str, datetime, str | None]  # kind (touch, disposition), when, the disposition
+
+
+async def feedback_seen(session: AsyncSession, lead_ids: list[str]) -> dict[str, list[Seen]]:
+    out: dict[str, list[Seen]] = defaultdict(list)
     rows = await session.execute(
-        select(FeedbackSeen.lead_id, FeedbackSeen.kind, FeedbackSeen.at).where(FeedbackSeen.lead_id.in_(lead_ids))
+        select(FeedbackSeen.lead_id, FeedbackSeen.kind, FeedbackSeen.at, FeedbackSeen.detail).where(
+            FeedbackSeen.lead_id.in_(lead_ids)
+        )
     )
-    for lead_id, kind, at in rows.all():
-        out[lead_id].append((kind, at))
+    for lead_id, kind, at, detail in rows.all():
+        out[lead_id].append((kind, at, detail))
     return out
 
 
@@ -51,11 +60,59 @@ async def lead_alerts(session: AsyncSession, lead_id: str) -> list[Alert]:
     return list((await session.execute(select(Alert).where(Alert.lead_id == lead_id).order_by(Alert.id))).scalars())
 
 
-async def alerts(session: AsyncSession, since: datetime | None, territory: str | None, limit: int) -> list[Alert]:
-    """Alerts newest first."""
-    query = select(Alert).order_by(Alert.raised_at.desc(), Alert.id.desc()).limit(limit)
+async def alerts(
+    session: AsyncSession, who: Principal, since: datetime | None, territory: str | None, limit: int
+) -> list[Alert]:
+    """The alerts ``who`` may see, newest first."""
+    query = scoped(select(Alert), who, Alert.rep_id, Alert.territory)
+    query = query.order_by(Alert.raised_at.desc(), Alert.id.desc()).limit(limit)
     if since is not None:
         query = query.where(Alert.raised_at > since)
     if territory is not None:
         query = query.where(Alert.territory == territory)
+    return list((await session.execute(query)).scalars())
+
+
+async def queued_of(session: AsyncSession, lead_ids: list[str]) -> dict[str, QueuedLead]:
+    rows = await session.execute(select(QueuedLead).where(QueuedLead.lead_id.in_(lead_ids)))
+    return {row.lead_id: row for row in rows.scalars()}
+
+
+def _next_due() -> ColumnElement[Any]:
+    """The deadline sales has to meet next: the first touch until touched (or dispositioned),
+    then the disposition until one is recorded; none after that."""
+    q = QueuedLead
+    return case(
+        (and_(q.first_touch_at.is_(None), q.disposition.is_(None)), q.first_touch_due),
+        (q.disposition.is_(None), q.disposition_due),
+        else_=None,
+    )
+
+
+async def open_queue(
+    session: AsyncSession,
+    who: Principal,
+    now: datetime,
+    stage: Stage | None,
+    territory: str | None,
+    deadline: DeadlineStatus | None,
+    limit: int,
+) -> list[QueuedLead]:
+    """The open leads ``who`` may see, most urgent first: the most overdue deadline first, then
+    the nearest, then those with no deadline left (accepted), oldest first."""
+    q = QueuedLead
+    query = scoped(select(q).where(q.open == true()), who, q.rep_id, q.territory)
+    if territory is not None:
+        query = query.where(q.territory == territory)
+    if stage is Stage.NEW:
+        query = query.where(q.first_touch_at.is_(None), q.disposition.is_(None))
+    elif stage is Stage.TOUCHED:
+        query = query.where(q.first_touch_at.is_not(None), q.disposition.is_(None))
+    elif stage is Stage.ACCEPTED:
+        query = query.where(q.disposition == Disposition.ACCEPTED.value)
+    if deadline is DeadlineStatus.BREACHED:
+        query = query.where(_next_due() <= now)
+    elif deadline is DeadlineStatus.RUNNING:
+        query = query.where(_next_due() > now)
+    query = query.order_by(_next_due().is_(None), _next_due(), q.assigned_at, q.lead_id).limit(limit)
     return list((await session.execute(query)).scalars())

@@ -20,7 +20,7 @@ from leadrelay.logging import get_logger
 from leadrelay.rules import Rules
 from leadrelay.runtime import ServiceContext
 from leadrelay.unit_of_work import UnitOfWork
-from sla_monitor import repository
+from sla_monitor import queue, repository
 from sla_monitor.domain import (
     BREACHED,
     DISPOSITION_KIND,
@@ -31,7 +31,8 @@ from sla_monitor.domain import (
     deadlines,
     stopped_before_start,
 )
-from sla_monitor.models import Alert, FeedbackSeen, SlaClock
+from sla_monitor.models import Alert, FeedbackSeen, QueuedLead, SlaClock
+from sla_monitor.repository import Seen
 
 log = get_logger("sla_monitor")
 CLAIM_BATCH = 200
@@ -44,14 +45,18 @@ class Batch:
     uow: UnitOfWork
     rules: Rules
     clocks: dict[str, list[SlaClock]]
-    seen: dict[str, list[tuple[str, datetime]]]
+    seen: dict[str, list[Seen]]
+    # The leads' rows in their reps' queues (see ``sla_monitor.queue``).
+    queue: dict[str, QueuedLead]
 
 
 async def lead_assigned(batch: Batch, event: LeadAssigned) -> None:
     uow = batch.uow
     stopped = stopped_before_start(batch.seen[event.lead_id], event.assigned_at)
     existing = {c.name for c in batch.clocks[event.lead_id] if c.cycle == event.cycle}
-    for name, due in deadlines(batch.rules.sla, event.handoff.qualification, event.assigned_at).items():
+    due_at = deadlines(batch.rules.sla, event.handoff.qualification, event.assigned_at)
+    queue.assigned(uow, batch.queue, event, due_at, batch.seen[event.lead_id])
+    for name, due in due_at.items():
         if name in existing:
             continue
         clock = SlaClock(
@@ -74,14 +79,16 @@ async def touch_logged(batch: Batch, event: TouchLogged) -> None:
 
 
 async def disposition_recorded(batch: Batch, event: DispositionRecorded) -> None:
-    _feedback(batch, event.lead_id, DISPOSITION_KIND, event.recorded_at)
+    _feedback(batch, event.lead_id, DISPOSITION_KIND, event.recorded_at, event.disposition.value)
 
 
-def _feedback(batch: Batch, lead_id: str, kind: str, at: datetime) -> None:
-    """Stop the clocks this feedback meets, and remember it for an assignment still on its way."""
+def _feedback(batch: Batch, lead_id: str, kind: str, at: datetime, detail: str | None = None) -> None:
+    """Stop the clocks this feedback meets, update the rep's queue, and remember it for an
+    assignment still on its way."""
     uow = batch.uow
-    uow.session.add(FeedbackSeen(lead_id=lead_id, kind=kind, at=at))
-    batch.seen[lead_id].append((kind, at))
+    uow.session.add(FeedbackSeen(lead_id=lead_id, kind=kind, at=at, detail=detail))
+    batch.seen[lead_id].append((kind, at, detail))
+    queue.feedback(batch.queue, lead_id, kind, at, detail)
     stops = clocks_stopped_by(kind)
     for clock in batch.clocks[lead_id]:
         if clock.status == RUNNING and clock.name in stops:
