@@ -15,6 +15,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import OperationalError
 
 from leadrelay import __version__
+from leadrelay.inputs import displayable
+from leadrelay.limits import RequestLimits, declared_limits
 from leadrelay.logging import get_logger
 from leadrelay.service import Runtime
 
@@ -40,8 +42,20 @@ def create_app(runtime: Runtime, title: str) -> FastAPI:
     telemetry = None if otel else TelemetryConfig(tracing=False, metrics=False, logs=False)
     app = FastAPI(title=title, version=__version__, lifespan=lifespan, telemetry=telemetry)
     app.state.runtime = runtime
+    declared = []
     for svc, ctx in zip(runtime.definitions, runtime.contexts, strict=True):
-        app.include_router(svc.router(ctx))
+        router = svc.router(ctx)
+        declared += declared_limits(router.routes)
+        app.include_router(router)
+    # Size and depth limits before anything parses the request (leadrelay.limits).
+    settings = runtime.settings
+    app.add_middleware(
+        RequestLimits,
+        max_body_bytes=settings.max_body_bytes,
+        max_json_depth=settings.max_json_depth,
+        max_header_bytes=settings.max_header_bytes,
+        declared=declared,
+    )
 
     @app.get("/livez", tags=["health"])
     async def livez() -> dict[str, str]:
@@ -62,7 +76,7 @@ def create_app(runtime: Runtime, title: str) -> FastAPI:
         errors = [
             {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()
         ]
-        return JSONResponse({"detail": errors}, status_code=422)
+        return JSONResponse({"detail": _displayable(errors)}, status_code=422)
 
     @app.exception_handler(ServiceUnavailable)
     async def _unavailable(request: Request, exc: ServiceUnavailable) -> JSONResponse:
@@ -77,9 +91,23 @@ def create_app(runtime: Runtime, title: str) -> FastAPI:
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"detail": jsonable_encoder(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+        return JSONResponse(
+            {"detail": _displayable(jsonable_encoder(exc.detail))}, status_code=exc.status_code, headers=exc.headers
+        )
 
     return app
+
+
+def _displayable(detail: Any) -> Any:
+    """An error detail that can be sent as UTF-8 even when it names a field the client spelt with an
+    unpaired surrogate (a refused field is named as the client sent it)."""
+    if isinstance(detail, str):
+        return displayable(detail)
+    if isinstance(detail, list):
+        return [_displayable(d) for d in detail]
+    if isinstance(detail, dict):
+        return {_displayable(k): _displayable(v) for k, v in detail.items()}
+    return detail
 
 
 def field_errors(errors: list[dict[str, Any]]) -> HTTPException:

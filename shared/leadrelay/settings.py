@@ -60,6 +60,18 @@ class Settings(BaseSettings):
         description="UUID namespace lead ids are derived from (uuid5 of the normalised email).",
     )
 
+    # Limits on a request, enforced before it is parsed (leadrelay.limits).
+    max_body_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        description="Largest request body a route accepts (413 above), unless the route declares its own limit.",
+    )
+    max_json_depth: int = Field(default=32, ge=2, le=1000, description="Deepest JSON nesting accepted (422 deeper).")
+    max_header_bytes: int = Field(
+        default=16 * 1024, ge=1024, description="Largest request line and headers together (431 above)."
+    )
+    max_form_fields: int = Field(default=200, ge=1, description="Most fields in one form submission (422 above).")
+
     # Consumer tuning.
     consumer_max_records: int = Field(default=500, ge=1)
     consumer_fetch_timeout_ms: int = Field(default=100, ge=1)

@@ -15,21 +15,22 @@ from feedback.domain import REASON_REQUIRED
 from feedback.models import DispositionRow, HandedOver, Touch
 from leadrelay.db import UnitOfWork
 from leadrelay.events import Channel, Disposition
+from leadrelay.inputs import MultilineText, Text
 from leadrelay.service import ServiceContext
 
 
 class TouchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    rep_id: str = Field(min_length=1, max_length=100)
+    rep_id: Text = Field(min_length=1, max_length=100)
     channel: Channel
-    note: str | None = Field(default=None, max_length=5000)
+    note: MultilineText | None = Field(default=None, max_length=5000)
 
 
 class DispositionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    rep_id: str = Field(min_length=1, max_length=100)
+    rep_id: Text = Field(min_length=1, max_length=100)
     disposition: Disposition
-    reason: str | None = Field(default=None, max_length=2000)
+    reason: MultilineText | None = Field(default=None, max_length=2000)
 
     @model_validator(mode="after")
     def _reason(self) -> DispositionIn:
@@ -160,7 +161,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
     @router.get("/v1/metrics/funnel")
     async def metrics_funnel(
         since: Annotated[datetime | None, Query(description="leads assigned at or after this time")] = None,
-        territory: Annotated[str | None, Query()] = None,
+        territory: Annotated[Text | None, Query()] = None,
     ) -> dict[str, Any]:
         """Closed-loop metrics: handed over, touched, time to first touch, dispositions, acceptance rate."""
         if since is not None and since.tzinfo is None:

@@ -15,10 +15,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from intake.domain import lead_id_for, normalise_email, normalise_submission
 from leadrelay.events import ActivityRecorded, ActivityType, FormSubmitted
 from leadrelay.http import ServiceUnavailable, field_errors
+from leadrelay.inputs import Text
 from leadrelay.logging import get_logger
 from leadrelay.service import ServiceContext
 
@@ -38,12 +40,14 @@ class ActivityIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: ActivityType
-    email: str | None = None
+    email: Text | None = None
     lead_id: uuid.UUID | None = None
-    url: str | None = Field(default=None, max_length=2000)
+    url: Text | None = Field(default=None, max_length=2000)
     occurred_at: datetime | None = Field(default=None, description="default: when intake receives it")
-    properties: dict[str, str] = Field(default_factory=dict, max_length=50)
-    message_id: str | None = Field(default=None, max_length=200, description="the client's id, for deduplication")
+    properties: dict[Annotated[Text, Field(max_length=100)], Annotated[Text, Field(max_length=1000)]] = Field(
+        default_factory=dict, max_length=50
+    )
+    message_id: Text | None = Field(default=None, max_length=200, description="the client's id, for deduplication")
 
     @field_validator("occurred_at")
     @classmethod
@@ -99,7 +103,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         if form is None:
             known = ", ".join(f.id for f in ctx.rules.forms)
             raise HTTPException(404, f"unknown form {form_id!r}; known forms: {known}")
-        fields = await _read_fields(request)
+        fields = await _read_fields(request, ctx.settings.max_form_fields)
         result = normalise_submission(fields)
         if result.contact is None:
             raise field_errors(result.errors)
@@ -168,13 +172,19 @@ async def _read_json(request: Request) -> Any:
         raise field_errors([{"loc": ["body"], "msg": f"invalid JSON: {exc}", "type": "json_invalid"}]) from None
 
 
-async def _read_fields(request: Request) -> dict[str, Any]:
-    """A JSON object of fields, or a form as a plain HTML form posts it."""
+async def _read_fields(request: Request, max_fields: int) -> dict[str, Any]:
+    """A JSON object of fields, or a form as a plain HTML form posts it; at most ``max_fields`` of them."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        form = await request.form()
+        try:
+            form = await request.form(max_fields=max_fields)
+        except StarletteHTTPException as exc:
+            # The form parser's refusals (too many fields or files, a part too large) are the body's fault.
+            raise field_errors([{"loc": ["body"], "msg": str(exc.detail), "type": "value_error"}]) from None
         return {k: v for k, v in form.items() if isinstance(v, str)}
     body = await _read_json(request)
     if not isinstance(body, dict):
         raise field_errors([{"loc": ["body"], "msg": "expected a JSON object of fields", "type": "type_error"}])
+    if len(body) > max_fields:
+        raise field_errors([{"loc": ["body"], "msg": f"more than {max_fields} fields", "type": "too_long"}])
     return body

@@ -141,6 +141,7 @@ async def _record(
     url: str | None,
     detail: str | None,
 ) -> None:
+    detail = detail[:200] if detail else detail  # Activity.detail's width: a title, not a document
     uow.session.add(
         Activity(lead_id=lead.lead_id, type=activity.value, occurred_at=occurred_at, url=url, detail=detail)
     )

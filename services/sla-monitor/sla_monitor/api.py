@@ -10,6 +10,7 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel
 from sqlalchemy import select
 
+from leadrelay.inputs import Text
 from leadrelay.service import ServiceContext
 from sla_monitor.models import Alert, SlaClock
 
@@ -94,7 +95,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
     @router.get("/v1/alerts", response_model=list[AlertOut])
     async def alerts(
         since: Annotated[datetime | None, Query(description="only alerts raised after this time")] = None,
-        territory: Annotated[str | None, Query()] = None,
+        territory: Annotated[Text | None, Query()] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[AlertOut]:
         """Breached deadlines, newest first: the feed ops acts on."""
