@@ -8,7 +8,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+import httpx
 from hypothesis import strategies as st
+
+from leadrelay.bus.memory import MemoryBus
+from leadrelay.events import DLQ_SUFFIX, Record, all_topics
 
 # What a hostile or sloppy client sends: NUL, unpaired surrogates (high and low), C0 and C1
 # controls, terminal escapes, line breaks of every kind, bidi overrides and isolates,
@@ -208,3 +212,17 @@ def feedback_posts(draw: st.DrawFn, lead_id: str, rep_id: str) -> Post:
     if draw(st.booleans() | st.booleans()):
         body["reason"] = draw(field_values)
     return Post("feedback", f"/v1/leads/{lead_id}/dispositions", json_bytes(body), "application/json")
+
+
+# ------------------------------------------------------------ outcomes
+
+
+def answer(r: httpx.Response) -> tuple[int, Any]:
+    """What must be the same in every mode: the status, and the body of a refusal."""
+    return (r.status_code, r.json() if r.status_code >= 400 else None)
+
+
+def dead_letters(bus: object) -> list[Record]:
+    """Every record on a dead-letter topic of an embedded bus."""
+    assert isinstance(bus, MemoryBus)
+    return [r for topic in all_topics() if topic.endswith(DLQ_SUFFIX) for r in bus.records(topic)]

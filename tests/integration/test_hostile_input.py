@@ -23,18 +23,25 @@ from hypothesis import strategies as st
 
 from leadrelay.bus.memory import MemoryBus
 from leadrelay.events import (
-    DLQ_SUFFIX,
     LEADS_INTAKE,
     ActivityType,
     Contact,
     Envelope,
     FormSubmitted,
-    all_topics,
     dlq_topic,
 )
 from leadrelay.settings import Settings
 from tests.harness import Harness, running, settings_for
-from tests.hostile import Post, event_posts, feedback_posts, form_bytes, form_posts, json_bytes
+from tests.hostile import (
+    Post,
+    answer,
+    dead_letters,
+    event_posts,
+    feedback_posts,
+    form_bytes,
+    form_posts,
+    json_bytes,
+)
 
 NUL = "N\x00"
 ANNA = {"email": "anna.berg@hostile-input.se", "first_name": "Anna", "country": "SE"}
@@ -57,10 +64,6 @@ async def assigned_lead(h: Harness, email: str = "rep.test@hostile-input.se") ->
     assignment = await h.wait_for(f"/v1/leads/{lead}/assignment")
     await h.settle()  # feedback has learnt of it
     return lead, assignment["rep_id"]
-
-
-def dead_letters(bus: MemoryBus) -> list[Any]:
-    return [r for topic in all_topics() if topic.endswith(DLQ_SUFFIX) for r in bus.records(topic)]
 
 
 # ------------------------------------------------------------ the reproductions, both databases
@@ -216,7 +219,7 @@ async def test_a_long_property_title_is_stored(h: Harness) -> None:
     assert r.status_code == 202, r.text
     await h.wait_for(f"/v1/leads/{r.json()['lead_id']}/score")
     await h.settle()
-    assert dead_letters(h.bus) == []  # type: ignore[arg-type]
+    assert dead_letters(h.bus) == []
 
 
 @pytest.mark.parametrize(
@@ -309,11 +312,6 @@ class Deployments:
         return self.runner.run(send())
 
 
-def answer(r: httpx.Response) -> tuple[int, Any]:
-    """What must be the same in both modes: the status, and the body of a refusal."""
-    return (r.status_code, r.json() if r.status_code >= 400 else None)
-
-
 @pytest.mark.postgres
 def test_arbitrary_text_in_every_post_gets_the_same_answer_on_sqlite_and_postgres(
     tmp_path: Path, pg_url: str, pg_schema_cleanup: str
@@ -366,7 +364,7 @@ def _property(d: Deployments) -> None:
             assert handoffs[0]["custom"] == handoffs[1]["custom"]
         for mode, h in d.harnesses.items():
             await h.settle()
-            assert dead_letters(h.bus) == [], mode  # type: ignore[arg-type]
+            assert dead_letters(h.bus) == [], mode
 
     d.runner.run(outcome())
     print(f"{len(to_assign)} accepted demo requests, every one assigned on both databases; no dead letter")
