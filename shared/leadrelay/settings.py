@@ -66,7 +66,8 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest request body a route accepts (413 above), unless the route declares its own limit.",
     )
-    max_json_depth: int = Field(default=32, ge=2, le=1000, description="Deepest JSON nesting accepted (422 deeper).")
+    # Well under the recursion limit of the JSON parsers that run after the check.
+    max_json_depth: int = Field(default=32, ge=2, le=256, description="Deepest JSON nesting accepted (422 deeper).")
     max_header_bytes: int = Field(
         default=16 * 1024, ge=1024, description="Largest request line and headers together (431 above)."
     )
