@@ -153,15 +153,21 @@ def issue_token(settings: Settings, rules: Rules, user_id: str | None, role: str
 def _serve(app, settings: Settings, port: int) -> None:  # type: ignore[no-untyped-def]
     import uvicorn
 
+    from leadrelay.limits import http_protocol
+
     # uvicorn turns SIGTERM/SIGINT into a graceful shutdown: the lifespan stops consumers
-    # after the batch in hand, commits, and drains the outbox.
+    # after the batch in hand, commits, and drains the outbox. Its own log lines go through
+    # our logging configuration (log_config=None), so they are structured and escaped too.
     uvicorn.run(
         app,
         host=settings.host,
         port=port,
         log_level=settings.log_level.lower(),
+        log_config=None,
         access_log=False,
         timeout_graceful_shutdown=20,
+        http=http_protocol(settings.max_header_bytes),
+        h11_max_incomplete_event_size=settings.max_header_bytes,
     )
 
 

@@ -14,9 +14,11 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from leadrelay.inputs import InvalidText, MultilineText, Text, clean_text
 
 SPECVERSION = "1.0"
 CONTENT_TYPE = "application/json"
@@ -93,21 +95,30 @@ class Disposition(StrEnum):
     UNREACHABLE = "unreachable"
 
 
+# Every string of every payload is under the input policy (leadrelay.inputs): a record whose
+# text the front doors would have refused (a NUL, an unpaired surrogate) is invalid, and is
+# dead-lettered with the reason instead of failing half-way in a consumer's database.
+LeadId = Annotated[Text, Field(max_length=64)]
+Attributes = dict[Text, MultilineText]
+# Event ids are the consumers' inbox keys: short, and under the same policy as the payload.
+MAX_EVENT_ID = 64
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Contact(_Model):
-    email: str
-    first_name: str | None = None
-    last_name: str | None = None
-    company: str | None = None
-    job_title: str | None = None
-    phone: str | None = Field(default=None, description="E.164")
-    country: str | None = Field(default=None, description="ISO 3166-1 alpha-2")
+    email: Annotated[Text, Field(max_length=320)]
+    first_name: Text | None = None
+    last_name: Text | None = None
+    company: Text | None = None
+    job_title: Text | None = None
+    phone: Text | None = Field(default=None, description="E.164")
+    country: Text | None = Field(default=None, description="ISO 3166-1 alpha-2")
     company_size: int | None = Field(default=None, description="employees")
-    industry: str | None = None
-    website: str | None = Field(default=None, description="domain, e.g. example.com")
+    industry: Text | None = None
+    website: Text | None = Field(default=None, description="domain, e.g. example.com")
 
     @property
     def email_domain(self) -> str:
@@ -119,7 +130,7 @@ class Contact(_Model):
 
 
 class ScoreReason(_Model):
-    rule: str
+    rule: Text
     category: Literal["fit", "engagement", "handraiser", "disqualifier"]
     points: int
 
@@ -127,16 +138,16 @@ class ScoreReason(_Model):
 class ActivitySummary(_Model):
     type: ActivityType
     occurred_at: AwareDatetime
-    url: str | None = None
-    detail: str | None = None
+    url: Text | None = None
+    detail: Text | None = None
 
 
 class Actor(_Model):
     """Who caused an event (the audit trail): a signed-in person, or a machine source by its API key."""
 
     kind: Literal["person", "source"]
-    id: str = Field(description="the person's id, or the source's id")
-    role: str = Field(description="rep, manager, ops, admin; or the source's role: tracking, crm, monitoring")
+    id: Text = Field(description="the person's id, or the source's id")
+    role: Text = Field(description="rep, manager, ops, admin; or the source's role: tracking, crm, monitoring")
 
 
 class Event(_Model):
@@ -144,27 +155,27 @@ class Event(_Model):
 
     TYPE: ClassVar[str]
     TOPIC: ClassVar[str]
-    lead_id: str
+    lead_id: LeadId
 
 
 class FormSubmitted(Event):
     TYPE: ClassVar[str] = "leadrelay.intake.form_submitted.v1"
     TOPIC: ClassVar[str] = LEADS_INTAKE
-    form_id: str
+    form_id: Text
     submitted_at: AwareDatetime
     contact: Contact
-    custom: dict[str, str] = Field(default_factory=dict)
-    page_url: str | None = None
+    custom: Attributes = Field(default_factory=dict)
+    page_url: Text | None = None
 
 
 class ActivityRecorded(Event):
     TYPE: ClassVar[str] = "leadrelay.intake.activity_recorded.v1"
     TOPIC: ClassVar[str] = LEADS_INTAKE
-    email: str | None = None
+    email: Text | None = None
     activity: ActivityType
     occurred_at: AwareDatetime
-    url: str | None = None
-    properties: dict[str, str] = Field(default_factory=dict)
+    url: Text | None = None
+    properties: dict[Text, Text] = Field(default_factory=dict)
     actor: Actor | None = Field(default=None, description="who posted it (absent in events from before sign-in)")
 
 
@@ -188,7 +199,7 @@ class LeadQualified(Event):
     score: int
     reasons: list[ScoreReason]
     contact: Contact
-    custom: dict[str, str] = Field(default_factory=dict)
+    custom: Attributes = Field(default_factory=dict)
     activities: list[ActivitySummary]
     qualified_at: AwareDatetime
 
@@ -201,8 +212,8 @@ class Handoff(_Model):
     score: int
     reasons: list[ScoreReason]
     activities: list[ActivitySummary]
-    custom: dict[str, str] = Field(default_factory=dict)
-    account: str | None = Field(default=None, description="the named account the lead belongs to, if any")
+    custom: Attributes = Field(default_factory=dict)
+    account: Text | None = Field(default=None, description="the named account the lead belongs to, if any")
     matched_by: Literal["account", "territory", "fallback", "overflow"]
 
 
@@ -210,8 +221,8 @@ class LeadAssigned(Event):
     TYPE: ClassVar[str] = "leadrelay.routing.lead_assigned.v1"
     TOPIC: ClassVar[str] = LEADS_ASSIGNED
     cycle: int
-    rep_id: str
-    territory: str
+    rep_id: Text
+    territory: Text
     assigned_at: AwareDatetime
     handoff: Handoff
 
@@ -219,9 +230,9 @@ class LeadAssigned(Event):
 class TouchLogged(Event):
     TYPE: ClassVar[str] = "leadrelay.feedback.touch_logged.v1"
     TOPIC: ClassVar[str] = LEADS_FEEDBACK
-    rep_id: str = Field(description="the rep the touch is credited to")
+    rep_id: Text = Field(description="the rep the touch is credited to")
     channel: Channel
-    note: str | None = None
+    note: MultilineText | None = None
     touched_at: AwareDatetime
     actor: Actor | None = Field(
         default=None, description="who logged it: the rep, or a manager, ops or the CRM for the rep"
@@ -231,9 +242,9 @@ class TouchLogged(Event):
 class DispositionRecorded(Event):
     TYPE: ClassVar[str] = "leadrelay.feedback.disposition_recorded.v1"
     TOPIC: ClassVar[str] = LEADS_FEEDBACK
-    rep_id: str = Field(description="the rep the disposition is credited to")
+    rep_id: Text = Field(description="the rep the disposition is credited to")
     disposition: Disposition
-    reason: str | None = None
+    reason: MultilineText | None = None
     recorded_at: AwareDatetime
     actor: Actor | None = Field(
         default=None, description="who recorded it: the rep, or a manager, ops or the CRM for the rep"
@@ -243,10 +254,10 @@ class DispositionRecorded(Event):
 class SlaBreached(Event):
     TYPE: ClassVar[str] = "leadrelay.sla.deadline_breached.v1"
     TOPIC: ClassVar[str] = SLA_ALERTS
-    clock: str
+    clock: Text
     cycle: int
-    rep_id: str
-    territory: str
+    rep_id: Text
+    territory: Text
     due_at: AwareDatetime
     breached_at: AwareDatetime
 
@@ -350,6 +361,13 @@ class Envelope:
         missing = [k for k, v in attrs.items() if not v]
         if missing:
             raise DecodeError(f"missing CloudEvents header(s): {', '.join('ce_' + m for m in missing)}")
+        event_id = attrs["id"] or ""
+        try:
+            valid_id = len(event_id) <= MAX_EVENT_ID and clean_text(event_id) == event_id
+        except InvalidText:
+            valid_id = False
+        if not valid_id:
+            raise DecodeError(f"bad ce_id {event_id[:100]!r}: at most {MAX_EVENT_ID} characters of plain text")
         if attrs["specversion"] != SPECVERSION:
             raise DecodeError(f"unsupported ce_specversion {attrs['specversion']!r}")
         model = EVENT_TYPES.get(attrs["type"] or "")
@@ -365,7 +383,7 @@ class Envelope:
             data = model.model_validate_json(record.value)
         except ValidationError as exc:
             raise DecodeError(f"invalid {model.TYPE} payload: {exc.errors(include_url=False)}") from exc
-        return cls(id=attrs["id"] or "", source=attrs["source"] or "", time=time, data=data, type=model.TYPE)
+        return cls(id=event_id, source=attrs["source"] or "", time=time, data=data, type=model.TYPE)
 
 
 def json_schemas() -> dict[str, dict[str, Any]]:

@@ -16,6 +16,8 @@ from sqlalchemy.exc import OperationalError
 
 from leadrelay import __version__
 from leadrelay.auth import METRICS_READERS, PUBLIC, Authenticator, allow, check_routes
+from leadrelay.inputs import displayable
+from leadrelay.limits import RequestLimits, declared_limits
 from leadrelay.logging import get_logger
 from leadrelay.runtime import Runtime
 
@@ -46,10 +48,21 @@ def create_app(runtime: Runtime, title: str, auth: Authenticator | None = None) 
     app = FastAPI(title=title, version=__version__, lifespan=lifespan, telemetry=telemetry)
     app.state.runtime = runtime
     app.state.auth = auth
+    declared = []
     for svc, ctx in zip(runtime.definitions, runtime.contexts, strict=True):
         router = svc.router(ctx)
         check_routes(router.routes)  # each route authenticates its caller or is public on purpose
+        declared += declared_limits(router.routes)
         app.include_router(router)
+    # Size and depth limits before anything parses the request (leadrelay.limits).
+    settings = runtime.settings
+    app.add_middleware(
+        RequestLimits,
+        max_body_bytes=settings.max_body_bytes,
+        max_json_depth=settings.max_json_depth,
+        max_header_bytes=settings.max_header_bytes,
+        declared=declared,
+    )
 
     @app.get("/livez", tags=["health"], dependencies=[PUBLIC])
     async def livez() -> dict[str, str]:
@@ -74,7 +87,7 @@ def create_app(runtime: Runtime, title: str, auth: Authenticator | None = None) 
         errors = [
             {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()
         ]
-        return JSONResponse({"detail": errors}, status_code=422)
+        return JSONResponse({"detail": _displayable(errors)}, status_code=422)
 
     @app.exception_handler(ServiceUnavailable)
     async def _unavailable(request: Request, exc: ServiceUnavailable) -> JSONResponse:
@@ -89,10 +102,24 @@ def create_app(runtime: Runtime, title: str, auth: Authenticator | None = None) 
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"detail": jsonable_encoder(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+        return JSONResponse(
+            {"detail": _displayable(jsonable_encoder(exc.detail))}, status_code=exc.status_code, headers=exc.headers
+        )
 
     check_routes(app.router.routes)
     return app
+
+
+def _displayable(detail: Any) -> Any:
+    """An error detail that can be sent as UTF-8 even when it names a field the client spelt with an
+    unpaired surrogate (a refused field is named as the client sent it)."""
+    if isinstance(detail, str):
+        return displayable(detail)
+    if isinstance(detail, list):
+        return [_displayable(d) for d in detail]
+    if isinstance(detail, dict):
+        return {_displayable(k): _displayable(v) for k, v in detail.items()}
+    return detail
 
 
 def field_errors(errors: list[dict[str, Any]]) -> HTTPException:

@@ -77,6 +77,18 @@ class Settings(BaseSettings):
         default=False,
         description="GET /metrics without a credential; otherwise it needs ops, admin or a monitoring source.",
     )
+    # Limits on a request, enforced before it is parsed (leadrelay.limits).
+    max_body_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        description="Largest request body a route accepts (413 above), unless the route declares its own limit.",
+    )
+    # Well under the recursion limit of the JSON parsers that run after the check.
+    max_json_depth: int = Field(default=32, ge=2, le=256, description="Deepest JSON nesting accepted (422 deeper).")
+    max_header_bytes: int = Field(
+        default=16 * 1024, ge=1024, description="Largest request line and headers together (431 above)."
+    )
+    max_form_fields: int = Field(default=200, ge=1, description="Most fields in one form submission (422 above).")
 
     # Consumer tuning.
     consumer_max_records: int = Field(default=500, ge=1)

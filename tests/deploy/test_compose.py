@@ -193,7 +193,7 @@ def settings_from(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Setti
 
 def test_the_five_services_are_in_the_compose_file(services: dict[str, Any]) -> None:
     missing = [name for name in SERVICE_NAMES if name not in services]
-    assert not missing, f"{COMPOSE_FILE.name} lacks service(s) {missing} (leadrelay.service.SERVICE_NAMES)"
+    assert not missing, f"{COMPOSE_FILE.name} lacks service(s) {missing} (leadrelay.runtime.SERVICE_NAMES)"
 
 
 @pytest.mark.parametrize("name", SERVICE_NAMES)

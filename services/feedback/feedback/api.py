@@ -13,6 +13,7 @@ from feedback import repository, service
 from feedback.domain import REASON_REQUIRED
 from leadrelay.auth import FEEDBACK_WRITERS, LEAD_READERS, PEOPLE, Principal, allow
 from leadrelay.events import Channel, Disposition
+from leadrelay.inputs import MultilineText, Text
 from leadrelay.rules import Role
 from leadrelay.runtime import ServiceContext
 from leadrelay.unit_of_work import UnitOfWork
@@ -25,16 +26,16 @@ REP_ID = (
 
 class TouchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    rep_id: str | None = Field(default=None, min_length=1, max_length=100, description=REP_ID)
+    rep_id: Text | None = Field(default=None, min_length=1, max_length=100, description=REP_ID)
     channel: Channel
-    note: str | None = Field(default=None, max_length=5000)
+    note: MultilineText | None = Field(default=None, max_length=5000)
 
 
 class DispositionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    rep_id: str | None = Field(default=None, min_length=1, max_length=100, description=REP_ID)
+    rep_id: Text | None = Field(default=None, min_length=1, max_length=100, description=REP_ID)
     disposition: Disposition
-    reason: str | None = Field(default=None, max_length=2000)
+    reason: MultilineText | None = Field(default=None, max_length=2000)
 
     @model_validator(mode="after")
     def _reason(self) -> DispositionIn:
@@ -139,7 +140,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
     async def metrics_funnel(
         who: Annotated[Principal, Depends(allow(*PEOPLE))],
         since: Annotated[datetime | None, Query(description="leads assigned at or after this time")] = None,
-        territory: Annotated[str | None, Query()] = None,
+        territory: Annotated[Text | None, Query()] = None,
     ) -> dict[str, Any]:
         """Closed-loop metrics: handed over, touched, time to first touch, dispositions, acceptance
         rate; over a rep's own leads, a manager's territories', or all for ops and admins."""

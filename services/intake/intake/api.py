@@ -14,12 +14,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from intake.domain import normalise_email
 from intake.service import Intake, Invalid, NotStored, UnknownForm
 from leadrelay.auth import EVENT_SENDERS, PUBLIC, Principal, allow
 from leadrelay.events import ActivityType, Envelope
 from leadrelay.http import ServiceUnavailable, field_errors
+from leadrelay.inputs import Text
 from leadrelay.runtime import ServiceContext
 
 
@@ -34,12 +36,14 @@ class ActivityIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: ActivityType
-    email: str | None = None
+    email: Text | None = None
     lead_id: uuid.UUID | None = None
-    url: str | None = Field(default=None, max_length=2000)
+    url: Text | None = Field(default=None, max_length=2000)
     occurred_at: datetime | None = Field(default=None, description="default: when intake receives it")
-    properties: dict[str, str] = Field(default_factory=dict, max_length=50)
-    message_id: str | None = Field(default=None, max_length=200, description="the client's id, for deduplication")
+    properties: dict[Annotated[Text, Field(max_length=100)], Annotated[Text, Field(max_length=1000)]] = Field(
+        default_factory=dict, max_length=50
+    )
+    message_id: Text | None = Field(default=None, max_length=200, description="the client's id, for deduplication")
 
     @field_validator("occurred_at")
     @classmethod
@@ -93,7 +97,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
     ) -> Accepted:
         if ctx.rules.form(form_id) is None:  # before reading a body meant for no form
             raise HTTPException(404, str(UnknownForm(form_id, [f.id for f in ctx.rules.forms])))
-        fields = await _read_fields(request)
+        fields = await _read_fields(request, ctx.settings.max_form_fields)
         return await accept(lambda: intake.form_submission(form_id, fields, idempotency_key))
 
     @router.post("/v1/events", status_code=202, response_model=Accepted)
@@ -139,13 +143,19 @@ async def _read_json(request: Request) -> Any:
         raise field_errors([{"loc": ["body"], "msg": f"invalid JSON: {exc}", "type": "json_invalid"}]) from None
 
 
-async def _read_fields(request: Request) -> dict[str, Any]:
-    """A JSON object of fields, or a form as a plain HTML form posts it."""
+async def _read_fields(request: Request, max_fields: int) -> dict[str, Any]:
+    """A JSON object of fields, or a form as a plain HTML form posts it; at most ``max_fields`` of them."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        form = await request.form()
+        try:
+            form = await request.form(max_fields=max_fields)
+        except StarletteHTTPException as exc:
+            # The form parser's refusals (too many fields or files, a part too large) are the body's fault.
+            raise field_errors([{"loc": ["body"], "msg": str(exc.detail), "type": "value_error"}]) from None
         return {k: v for k, v in form.items() if isinstance(v, str)}
     body = await _read_json(request)
     if not isinstance(body, dict):
         raise field_errors([{"loc": ["body"], "msg": "expected a JSON object of fields", "type": "type_error"}])
+    if len(body) > max_fields:
+        raise field_errors([{"loc": ["body"], "msg": f"more than {max_fields} fields", "type": "too_long"}])
     return body

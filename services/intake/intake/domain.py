@@ -16,6 +16,7 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
 from leadrelay.events import Contact
+from leadrelay.inputs import InvalidText, clean_text, displayable
 from leadrelay.rules import country_code
 
 CANONICAL = (
@@ -52,8 +53,10 @@ ALIASES = {
     "url": "website",
     "company_website": "website",
 }
+PAGE_KEYS = ("page_url", "page", "referrer_page")
 MAX_CUSTOM = 50
 MAX_VALUE = 1000
+MAX_NAME = 100
 _SIZE = re.compile(r"^\s*(\d[\d\s,.]*)\s*(?:[-–]\s*\d[\d\s,.]*|\+)?\s*$")
 
 
@@ -108,26 +111,40 @@ def normalise_submission(fields: dict[str, Any]) -> Normalised:
     page_url: str | None = None
     rejected: set[str] = set()
     for name, raw in fields.items():
-        key = _key(str(name))
+        # Names and values are under the input policy (leadrelay.inputs), custom ones included:
+        # NUL and unpaired surrogates are refused, other control characters removed, text NFC.
+        try:
+            label = clean_text(str(name))
+        except InvalidText as exc:
+            errors.append(_err(displayable(str(name)), f"field name {exc}"))
+            continue
+        key = _key(label)
         if raw is None:
             continue  # an empty field, as many form builders send it
         if isinstance(raw, bool) or not isinstance(raw, str | int | float):
-            errors.append(_err(str(name), "expected a string or a number", "type_error"))
+            errors.append(_err(label, "expected a string or a number", "type_error"))
             rejected.add(key)
             continue
         # 250.0 from a JSON client is 250 employees, not "250.0".
-        value = str(int(raw)) if isinstance(raw, float) and raw.is_integer() else str(raw).strip()
-        if len(value) > MAX_VALUE:
-            errors.append(_err(str(name), f"longer than {MAX_VALUE} characters"))
+        value = str(int(raw)) if isinstance(raw, float) and raw.is_integer() else str(raw)
+        try:
+            # Custom fields may come from a text area: they keep their line breaks.
+            value = clean_text(value, multiline=key not in CANONICAL and key not in PAGE_KEYS).strip()
+        except InvalidText as exc:
+            errors.append(_err(label, str(exc)))
             rejected.add(key)
             continue
-        if key in ("page_url", "page", "referrer_page"):
+        if len(value) > MAX_VALUE:
+            errors.append(_err(label, f"longer than {MAX_VALUE} characters"))
+            rejected.add(key)
+            continue
+        if key in PAGE_KEYS:
             page_url = value or None
         elif key in CANONICAL:
             if value:
                 values[key] = value
         elif value:
-            custom[str(name).strip()[:100]] = value
+            custom[label.strip()[:MAX_NAME]] = value
     if len(custom) > MAX_CUSTOM:
         errors.append(_err("(custom)", f"at most {MAX_CUSTOM} custom fields"))
 

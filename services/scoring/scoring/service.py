@@ -116,6 +116,7 @@ async def activity_recorded(batch: Batch, event: ActivityRecorded) -> None:
 def _record(
     batch: Batch, lead: Lead, activity: ActivityType, occurred_at: datetime, url: str | None, detail: str | None
 ) -> None:
+    detail = detail[:200] if detail else detail  # Activity.detail's width: a title, not a document
     batch.uow.session.add(
         Activity(lead_id=lead.lead_id, type=activity.value, occurred_at=occurred_at, url=url, detail=detail)
     )

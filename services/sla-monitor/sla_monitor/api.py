@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel
 
 from leadrelay.auth import LEAD_READERS, PEOPLE, Principal, allow, principal
+from leadrelay.inputs import Text
 from leadrelay.runtime import ServiceContext
 from sla_monitor import queue, repository
 from sla_monitor.models import Alert
@@ -88,7 +89,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
     async def alerts(
         who: Annotated[Principal, Depends(allow(*PEOPLE))],
         since: Annotated[datetime | None, Query(description="only alerts raised after this time")] = None,
-        territory: Annotated[str | None, Query()] = None,
+        territory: Annotated[Text | None, Query()] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[AlertOut]:
         """Breached deadlines, newest first: the feed ops acts on. A rep sees their own, a manager
@@ -113,7 +114,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
     async def my_leads(
         who: Annotated[Principal, Depends(allow(*PEOPLE))],
         status: Annotated[Stage | None, Query(description="new, touched or accepted")] = None,
-        territory: Annotated[str | None, Query()] = None,
+        territory: Annotated[Text | None, Query()] = None,
         sla: Annotated[DeadlineStatus | None, Query(description="the next deadline: running or breached")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[dict[str, Any]]:

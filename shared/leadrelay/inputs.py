@@ -1,0 +1,116 @@
+"""The input policy: which text Leadrelay accepts, and how it is normalised, for every way in.
+
+Every piece of text a client or another producer sends (form fields and their names,
+behaviour events, notes and reasons, query parameters, and every event payload read
+from a topic) goes through :func:`clean_text` before it is stored or compared, so the
+same input gets the same answer whichever service, database or bus handles it:
+
+- **Refused**: NUL (U+0000) and unpaired surrogates (U+D800-U+DFFF; ``"\\ud800"`` is
+  valid JSON syntax but not Unicode text and has no UTF-8 encoding). PostgreSQL can
+  store neither, so accepting them at the front door would acknowledge a lead that no
+  consumer can process. The error names the field: a 422 over HTTP, a dead letter with
+  the reason on a topic.
+- **Removed**: every other C0 and C1 control character (U+0001-U+001F, U+007F-U+009F),
+  except tab, line feed and carriage return. In multi-line text (notes, reasons, form
+  fields a form builder may fill from a text area) those three are kept, with CR LF and
+  lone CR turned into LF; in single-line text (names, ids, addresses, URLs) a tab or a
+  line break (CR LF counts as one) becomes a space.
+- **Normalised**: the result is NFC, so text that looks the same is the same string for
+  lead ids, comparisons, account matching and storage.
+
+Everything else is text and is kept as sent: letters of every script, combining marks,
+emoji, bidi and zero-width formatting characters, private-use characters.
+
+Pydantic models use the :data:`Text` and :data:`MultilineText` types for every string
+field; :func:`clean_text` is for code that reads text without a model (form fields).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Annotated, Any
+
+from pydantic import AfterValidator
+from pydantic_core import PydanticCustomError
+
+# Refused outright: NUL and any surrogate code point (a str can only hold an unpaired one:
+# a JSON decoder joins a valid pair into one character).
+_REFUSED = re.compile("[\x00\ud800-\udfff]")
+# Controls removed everywhere: C0 except tab, LF and CR; DEL; C1.
+_CONTROLS = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_LINE_BREAKS = re.compile("\r\n?")
+_SINGLE_LINE_SPACES = re.compile("[\t\n]")
+
+
+class InvalidText(ValueError):
+    """Text the policy refuses; the message says which character and why (never the text itself)."""
+
+
+def _refusal(match: re.Match[str]) -> InvalidText:
+    char = match.group()
+    if char == "\x00":
+        return InvalidText("contains a NUL character (U+0000), which is not accepted in text")
+    return InvalidText(
+        f"contains an unpaired surrogate (U+{ord(char):04X}), which is not valid Unicode text; send the"
+        " character itself or a complete surrogate pair"
+    )
+
+
+def clean_text(value: str, *, multiline: bool = False) -> str:
+    """``value`` under the input policy (see the module docstring), or :class:`InvalidText`."""
+    if value.isascii():
+        # Fast path: ASCII is already NFC; only controls can need work.
+        if value.isprintable():
+            return value
+        refused = _REFUSED.search(value)
+        if refused:
+            raise _refusal(refused)
+        return _controls(value, multiline)
+    refused = _REFUSED.search(value)
+    if refused:
+        raise _refusal(refused)
+    if not value.isprintable():
+        value = _controls(value, multiline)
+    if not unicodedata.is_normalized("NFC", value):
+        value = unicodedata.normalize("NFC", value)
+    return value
+
+
+def _controls(value: str, multiline: bool) -> str:
+    value = _LINE_BREAKS.sub("\n", _CONTROLS.sub("", value))
+    return value if multiline else _SINGLE_LINE_SPACES.sub(" ", value)
+
+
+def displayable(value: str) -> str:
+    """``value`` with unpaired surrogates written as ``\\udXXX``, so it can be encoded (error messages)."""
+    if value.isascii():
+        return value
+    return re.sub("[\ud800-\udfff]", lambda m: f"\\u{ord(m.group()):04x}", value)
+
+
+def _single_line(value: str) -> str:
+    try:
+        return clean_text(value)
+    except InvalidText as exc:
+        raise PydanticCustomError("text_invalid", str(exc)) from None
+
+
+def _multi_line(value: str) -> str:
+    try:
+        return clean_text(value, multiline=True)
+    except InvalidText as exc:
+        raise PydanticCustomError("text_invalid", str(exc)) from None
+
+
+Text = Annotated[str, AfterValidator(_single_line)]
+"""A single-line string under the input policy: names, ids, addresses, URLs, query parameters."""
+
+MultilineText = Annotated[str, AfterValidator(_multi_line)]
+"""A string under the input policy that keeps its line breaks and tabs: notes, reasons, form fields."""
+
+
+def is_policy_validator(obj: Any) -> bool:
+    """Whether ``obj`` (an item of a field's metadata) applies the input policy; for the tests that
+    check every string field of every model carries it."""
+    return isinstance(obj, AfterValidator) and obj.func in (_single_line, _multi_line)
