@@ -1,16 +1,29 @@
-"""SLA monitor's definition: consumes assignments and feedback, runs the deadline timer."""
+"""SLA monitor's definition: consumes assignments and feedback, runs the deadline timer, and
+notifies people (webhooks, Slack, e-mail) of handoffs, warnings, breaches and recycled leads."""
 
 from pathlib import Path
 
+from fastapi import APIRouter
+
 from leadrelay.events import LEADS_ASSIGNED, LEADS_FEEDBACK
-from leadrelay.service import ServiceDefinition, Subscription
+from leadrelay.service import ServiceContext, ServiceDefinition, Subscription
 from sla_monitor import service
 from sla_monitor.api import build_router
+from sla_monitor.delivery import delivery_loop
 from sla_monitor.models import Base
+from sla_monitor.notifications import warning_loop
+from sla_monitor.notifications_api import build_notifications_router
+
+
+def routes(ctx: ServiceContext) -> APIRouter:
+    router = build_router(ctx)
+    router.include_router(build_notifications_router(ctx))
+    return router
+
 
 SERVICE = ServiceDefinition(
     name="sla-monitor",
-    router=build_router,
+    router=routes,
     base=Base,
     migrations=Path(__file__).parent / "migrations",
     subscriptions=[
@@ -21,5 +34,5 @@ SERVICE = ServiceDefinition(
             prefetch=service.prefetch,
         )
     ],
-    background=[service.timer_loop],
+    background=[service.timer_loop, warning_loop, delivery_loop],
 )

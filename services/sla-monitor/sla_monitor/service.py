@@ -20,6 +20,7 @@ from leadrelay.db import UnitOfWork
 from leadrelay.events import DispositionRecorded, Envelope, LeadAssigned, SlaBreached, TouchLogged
 from leadrelay.logging import get_logger
 from leadrelay.service import ServiceContext
+from sla_monitor import notifications
 from sla_monitor.domain import BREACHED, MET, RUNNING, clocks_stopped_by, deadlines
 from sla_monitor.models import Alert, FeedbackSeen, SlaClock
 
@@ -48,6 +49,7 @@ async def prefetch(ctx: ServiceContext, uow: UnitOfWork, envelopes: list[Envelop
         for lead_id, kind, at in rows.all():
             seen[lead_id].append((kind, at))
     uow.batch["sla"] = Batch(clocks=clocks, seen=seen)
+    await notifications.prefetch(ctx, uow, envelopes)
 
 
 def _batch(uow: UnitOfWork) -> Batch:
@@ -63,7 +65,8 @@ async def lead_assigned(ctx: ServiceContext, uow: UnitOfWork, event: LeadAssigne
         name for kind, at in batch.seen[event.lead_id] if at >= event.assigned_at for name in clocks_stopped_by(kind)
     }
     existing = {c.name for c in batch.clocks[event.lead_id] if c.cycle == event.cycle}
-    for name, due in deadlines(ctx.rules.sla, event.handoff.qualification, event.assigned_at).items():
+    due_at = deadlines(ctx.rules.sla, event.handoff.qualification, event.assigned_at)
+    for name, due in due_at.items():
         if name in existing:
             continue
         clock = SlaClock(
@@ -76,9 +79,11 @@ async def lead_assigned(ctx: ServiceContext, uow: UnitOfWork, event: LeadAssigne
             due_at=due,
             status=MET if name in stopped else RUNNING,
             stopped_at=uow.now if name in stopped else None,
+            warn_at=ctx.rules.sla.warn_at(event.assigned_at, due),
         )
         uow.session.add(clock)
         batch.clocks[event.lead_id].append(clock)
+    await notifications.lead_assigned(ctx, uow, event, due_at, first=not existing)
 
 
 async def feedback(uow: UnitOfWork, lead_id: str, kind: str, at: datetime) -> None:
@@ -100,6 +105,7 @@ async def handle(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> No
         await feedback(uow, data.lead_id, "touch", data.touched_at)
     elif isinstance(data, DispositionRecorded):
         await feedback(uow, data.lead_id, "disposition", data.recorded_at)
+        await notifications.disposition_recorded(ctx, uow, envelope)
 
 
 async def fire_due(ctx: ServiceContext) -> int:
@@ -108,6 +114,7 @@ async def fire_due(ctx: ServiceContext) -> int:
 
     async def work(uow: UnitOfWork) -> None:
         nonlocal fired
+        breached: list[SlaClock] = []
         query = (
             select(SlaClock)
             .where(SlaClock.status == RUNNING, SlaClock.due_at <= uow.now)
@@ -151,6 +158,8 @@ async def fire_due(ctx: ServiceContext) -> int:
                 due_at=clock.due_at.isoformat(),
             )
             fired += 1
+            breached.append(clock)
+        await notifications.breached(ctx, uow, breached)
 
     await ctx.commit_and_relay(work)
     return fired
