@@ -79,9 +79,13 @@ def build_notifications_router(ctx: ServiceContext) -> APIRouter:
     @router.get("/v1/notifications/deliveries", response_model=list[DeliveryOut])
     async def deliveries(
         status: Annotated[Status | None, Query(description="pending, delivered or failed")] = None,
-        endpoint: Annotated[str | None, Query(description="e.g. webhook:crm, slack:nordics, email:someone@...")] = None,
+        endpoint: Annotated[
+            str | None, Query(max_length=400, description="e.g. webhook:crm, slack:nordics, email:someone@...")
+        ] = None,
         lead_id: Annotated[str | None, Query(max_length=64)] = None,
-        before: Annotated[int | None, Query(ge=1, description="only deliveries with a smaller id (paging)")] = None,
+        before: Annotated[
+            int | None, Query(ge=1, le=2**63 - 1, description="only deliveries with a smaller id (paging)")
+        ] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[dict[str, Any]]:
         """The delivery log, newest first."""

@@ -259,7 +259,7 @@ def slack_message(summary: Summary) -> dict[str, Any]:
                 ],
             }
         )
-    return {"text": summary.title, "blocks": blocks}
+    return {"text": _mrkdwn(summary.title), "blocks": blocks}
 
 
 # ------------------------------------------------------------------ e-mail
