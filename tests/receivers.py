@@ -104,6 +104,8 @@ class HttpReceiver:
         self.delay = 0.0  # seconds before answering (longer than the sender's timeout: a hanging endpoint)
         self.requests: list[Request] = []
         self.errors: list[str] = []
+        self.in_flight = 0
+        self.most_in_flight = 0  # the most requests it held at once
         self._server: asyncio.Server | None = None
 
     @property
@@ -135,8 +137,13 @@ class HttpReceiver:
             headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
             body = await reader.readexactly(int(headers.get("content-length", "0")))
             status, payload = self.check(headers, body)
-            if self.delay:
-                await asyncio.sleep(self.delay)
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            try:
+                if self.delay:
+                    await asyncio.sleep(self.delay)
+            finally:
+                self.in_flight -= 1
             self.requests.append(Request(method, path, headers, body, status))
             writer.write(
                 f"HTTP/1.1 {status} X\r\ncontent-length: {len(payload)}\r\nconnection: close\r\n\r\n".encode() + payload

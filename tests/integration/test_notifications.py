@@ -256,6 +256,13 @@ async def test_every_notification_reaches_its_people_once(
         assert await deliveries(h, status="failed") == []
         webhook_log = await deliveries(h, endpoint="webhook:crm")
         assert sorted(d["webhook_id"] for d in webhook_log) == sorted(ids)
+        metrics = (await h.client.get("/metrics")).text
+        assert (
+            'leadrelay_notification_deliveries_total{channel="webhook",endpoint="webhook:crm",outcome="delivered"}'
+            in metrics
+        )
+        assert 'leadrelay_notification_deliveries_total{channel="email",endpoint="smtp",outcome="delivered"}' in metrics
+        assert "leadrelay_notification_queue_depth" in metrics
 
 
 # ------------------------------------------------------------------ a receiver down for a while
@@ -530,14 +537,14 @@ async def test_no_secret_reaches_the_logs_or_the_delivery_log(
                 assignment = await h.wait_for(f"/v1/leads/{lead}/assignment")
                 rep_email = f"{assignment['rep_id']}@leadrelay.example"
                 await until(lambda: len(smtp.to(rep_email)) == 1, "the e-mail, sent with a login")
-                await until(lambda: crm.requests != [], "a failing webhook")
-                h.clock.advance(timedelta(seconds=61))
 
-                async def failed_twice() -> bool:
+                async def failed(times: int) -> bool:
                     log = await deliveries(h)
-                    return any(d["channel"] == "slack" and d["attempts"] >= 2 for d in log)
+                    return {d["channel"] for d in log if d["attempts"] >= times} == {"slack", "webhook"}
 
-                await until(failed_twice, "the Slack retries")
+                await until(lambda: failed(1), "the first failures")
+                h.clock.advance(timedelta(seconds=61))
+                await until(lambda: failed(2), "the retries")
                 api = (await h.client.get("/v1/notifications/deliveries")).text
                 api += (await h.client.get("/v1/notifications/deliveries/1")).text
                 api += (await h.client.get("/metrics")).text
@@ -571,3 +578,44 @@ async def test_the_delivery_log_pages_newest_first(settings: Settings, monkeypat
         [one] = await deliveries(h, lead_id=leads[0])
         assert one["lead_id"] == leads[0] and one["type"] == "lead.assigned"
         assert one["created_at"] == datetime(2026, 1, 5, 9, 0, tzinfo=UTC).isoformat().replace("+00:00", "Z")
+
+
+async def test_each_endpoint_has_its_own_concurrency_limit(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = new_secret()
+    slow = HttpReceiver(secret=secret)
+    slow.delay = 0.3
+    other = HttpReceiver(secret=secret)
+    monkeypatch.setenv("LEADRELAY_TEST_SECRET", secret)
+    hooks = [
+        {"id": name, "url": r.url, "secret_env": "LEADRELAY_TEST_SECRET", "events": ["lead.assigned"]}
+        for name, r in (("slow", slow), ("other", other))
+    ]
+    rules = rules_with({"webhooks": hooks}, warn_before=None)
+    async with receivers(slow, other), running(with_smtp(settings, notify_concurrency=2), rules=rules) as h:
+        for i in range(8):
+            await submit(h, {"email": f"c{i}@kunde{i}-test.ch", "country": "CH"})
+        await until(lambda: len(other.accepted()) == 8, "the other endpoint", timeout=10)
+        assert len(slow.accepted()) < 8, "the other endpoint waited for the slow one"
+        await until(lambda: len(slow.accepted()) == 8, "the slow endpoint")
+        assert slow.most_in_flight == 2  # in parallel, and never more than the limit
+        assert slow.errors == other.errors == []
+
+
+async def test_an_endpoint_removed_from_the_rules_fails_its_deliveries(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = new_secret()
+    gone = HttpReceiver(secret=secret)  # never listening
+    monkeypatch.setenv("LEADRELAY_TEST_SECRET", secret)
+    hook = {"id": "old-crm", "url": gone.url, "secret_env": "LEADRELAY_TEST_SECRET", "events": ["lead.assigned"]}
+    async with running(with_smtp(settings), rules=rules_with({"webhooks": [hook]}, warn_before=None)) as h:
+        lead = await submit(h, ANNA)
+        await until_list(h, lead_id=lead)
+        clock = h.clock
+    # Restarted without that webhook: what was pending for it fails, saying why; it cannot be redelivered.
+    async with running(with_smtp(settings), rules=rules_with({}, warn_before=None), clock=clock) as h:
+        h.clock.advance(timedelta(minutes=5))
+        [d] = await until_list(h, status="failed")
+        assert d["endpoint"] == "webhook:old-crm" and d["last_error"] == "webhook 'old-crm' is no longer configured"
+        r = await h.client.post(f"/v1/notifications/deliveries/{d['id']}/redeliver")
+        assert r.status_code == 409 and "no longer configured" in r.json()["detail"]
