@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import secrets
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from standardwebhooks.webhooks import Webhook
 from leadrelay.events import ActivitySummary, ActivityType, Contact, Handoff, Qualification, ScoreReason
 from leadrelay.rules import NotificationType, Rules, parse_rules
 from leadrelay.settings import Settings
-from sla_monitor.delivery import backoff, classify
+from sla_monitor.delivery import Job, backoff, classify, signed_webhook
 from sla_monitor.notifications import (
     EMAIL,
     SLACK,
@@ -327,7 +328,7 @@ def test_the_webhook_body_is_type_timestamp_and_data() -> None:
     body = webhook_body("lead.assigned", T0, assigned())
     parsed = json.loads(body)
     assert list(parsed) == ["type", "timestamp", "data"]
-    assert parsed["type"] == "lead.assigned" and parsed["timestamp"] == "2026-01-05T09:00:00+00:00"
+    assert parsed["type"] == "lead.assigned" and parsed["timestamp"] == "2026-01-05T09:00:00Z"
     assert parsed["data"]["handoff"]["contact"]["company"] == "Berg & Söner AB"
     assert parsed["data"]["deadlines"]["first_touch"] == "2026-01-05T10:00:00Z"
     assert webhook_body("lead.assigned", T0, assigned()) == body  # the same bytes on every attempt
@@ -449,3 +450,37 @@ def test_smtp_password_is_a_secret_setting() -> None:
     s = settings(smtp_password=password)
     assert isinstance(s.smtp_password, SecretStr) and s.smtp_password.get_secret_value() == password
     assert password not in repr(s) and password not in str(s.model_dump())
+
+
+def test_the_readmes_verification_snippet_accepts_leadrelays_webhooks(monkeypatch: pytest.MonkeyPatch) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    snippet = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "standardwebhooks" in b)
+    secret = new_secret()
+    monkeypatch.setenv("LEADRELAY_WEBHOOK_CRM_SECRET", secret)
+    seen: set[str] = set()
+    handled: list[tuple[str, Any]] = []
+    namespace: dict[str, Any] = {"already_handled": lambda i: i in seen, "handle": lambda t, d: handled.append((t, d))}
+    exec(snippet, namespace)  # noqa: S102 - the README's own code
+    receive = namespace["receive"]
+    job = Job(
+        id=1,
+        endpoint="webhook:crm",
+        channel=WEBHOOK,
+        lane="webhook:crm",
+        recipient=None,
+        recipient_name=None,
+        message_id="msg_readme",
+        type="lead.assigned",
+        data=assigned(),
+        occurred_at=T0,
+    )
+    body, headers = signed_webhook(job, (Webhook(secret),), datetime.now(UTC))
+    assert receive(body, headers) == 200
+    assert handled == [("lead.assigned", assigned())]
+    seen.add("msg_readme")
+    assert receive(body, headers) == 200 and len(handled) == 1  # a retry is acknowledged, not handled again
+    assert receive(body.replace(b"L1", b"L2"), headers) == 401  # tampered
+    stale, stale_headers = signed_webhook(job, (Webhook(secret),), datetime.now(UTC) - timedelta(minutes=10))
+    assert receive(stale, stale_headers) == 401  # replayed later
+    _, other = signed_webhook(job, (Webhook(new_secret()),), datetime.now(UTC))
+    assert receive(body, other) == 401  # another secret

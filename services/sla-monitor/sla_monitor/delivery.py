@@ -37,6 +37,7 @@ import aiosmtplib
 import httpx
 from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy import func, select
+from standardwebhooks.webhooks import Webhook as Signer
 
 from leadrelay import __version__
 from leadrelay.clock import Clock, SystemClock
@@ -130,6 +131,19 @@ def _transport_error(exc: Exception, secret_url: str | None = None) -> str:
     if secret_url:
         text = text.replace(secret_url, "<url>")
     return text[:ANSWER_CHARS]
+
+
+def signed_webhook(job: Job, signers: tuple[Signer, ...], sent_at: datetime) -> tuple[bytes, dict[str, str]]:
+    """A Standard Webhooks request: the body and the ``webhook-*`` headers, signed with every secret."""
+    body = webhook_body(job.type, job.occurred_at, job.data)
+    sent_at = sent_at.astimezone(UTC)
+    headers = {
+        "content-type": "application/json",
+        "webhook-id": job.message_id,
+        "webhook-timestamp": str(int(sent_at.timestamp())),
+        "webhook-signature": " ".join(s.sign(job.message_id, sent_at, body) for s in signers),
+    }
+    return body.encode(), headers
 
 
 class Dispatcher:
@@ -293,16 +307,9 @@ class Dispatcher:
             return await self.send_email(job)
         return Outcome(delivered=False, retry=False, error=f"unknown endpoint kind {kind!r}")
 
-    async def send_webhook(self, job: Job, url: str, signers: tuple[Any, ...]) -> Outcome:
-        body = webhook_body(job.type, job.occurred_at, job.data)
-        sent_at = self.wall_clock.now().astimezone(UTC)
-        headers = {
-            "content-type": "application/json",
-            "webhook-id": job.message_id,
-            "webhook-timestamp": str(int(sent_at.timestamp())),
-            "webhook-signature": " ".join(s.sign(job.message_id, sent_at, body) for s in signers),
-        }
-        return await self._post(url, body.encode(), headers, secret_url=None)
+    async def send_webhook(self, job: Job, url: str, signers: tuple[Signer, ...]) -> Outcome:
+        body, headers = signed_webhook(job, signers, self.wall_clock.now())
+        return await self._post(url, body, headers, secret_url=None)
 
     async def send_slack(self, job: Job, url: str) -> Outcome:
         message = slack_message(summarize(job.type, job.data, self.ctx.rules))

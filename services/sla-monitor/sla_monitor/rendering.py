@@ -35,7 +35,8 @@ DISPOSITIONS = {"recycle": "recycled", "unreachable": "unreachable"}
 
 def webhook_body(type_: str, occurred_at: datetime, data: dict[str, Any]) -> str:
     """The Standard Webhooks body: ``{"type", "timestamp", "data"}``, the same bytes on every attempt."""
-    body = {"type": type_, "timestamp": occurred_at.astimezone(UTC).isoformat(), "data": data}
+    timestamp = occurred_at.astimezone(UTC).isoformat().replace("+00:00", "Z")  # as the data's times
+    body = {"type": type_, "timestamp": timestamp, "data": data}
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
 
 
