@@ -216,7 +216,7 @@ async def test_every_notification_reaches_its_people_once(
         assert [m["id"] for m in breach["managers"]] == ["karin.ek"]
         manager_mail = smtp.to("karin.ek@leadrelay.example")[0]
         assert manager_mail.message["Subject"].startswith("SLA missed: first touch on Anna Berg")
-        assert "you manage the territory nordics" in manager_mail.part("plain")
+        assert "you manage the territory Nordics" in manager_mail.part("plain")
 
         # lead.recycled: to marketing, with the reason.
         await h.settle()
@@ -540,7 +540,7 @@ async def test_no_secret_reaches_the_logs_or_the_delivery_log(
 
                 async def failed(times: int) -> bool:
                     log = await deliveries(h)
-                    return {d["channel"] for d in log if d["attempts"] >= times} == {"slack", "webhook"}
+                    return {"slack", "webhook"} <= {d["channel"] for d in log if d["attempts"] >= times}
 
                 await until(lambda: failed(1), "the first failures")
                 h.clock.advance(timedelta(seconds=61))

@@ -392,7 +392,7 @@ def test_a_breach_tells_each_reader_why_they_hear_of_it() -> None:
     r = rules()
     assert "assigned to you" in summarize("sla.breached", breached(), r, "astrid.lindqvist@leadrelay.example").footer
     assert (
-        "you manage the territory nordics"
+        "you manage the territory Nordics"
         in summarize("sla.breached", breached(), r, "KARIN.EK@leadrelay.example").footer
     )
 

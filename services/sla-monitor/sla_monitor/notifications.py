@@ -202,6 +202,14 @@ class Notifier:
 
     # ---- who hears of what
 
+    def hears(self, type_: NotificationType) -> bool:
+        """Whether any endpoint is configured for this type (if none, nothing needs looking up)."""
+        return (
+            any(type_ in w.events for w in self.webhooks.values())
+            or any(type_ in s.events for s in self.slack.values())
+            or (self.smtp is not None and type_ in self.smtp.events)
+        )
+
     def targets(self, type_: NotificationType, territory: str | None, recipients: Iterable[Recipient]) -> list[Target]:
         people = list(recipients)
         person_ids = {r.person_id for r in people if r.person_id}
@@ -497,9 +505,9 @@ def _matching(row: HandoffRow | None, clock: SlaClock) -> HandoffRow | None:
 
 async def breached(ctx: ServiceContext, uow: UnitOfWork, clocks: list[SlaClock]) -> None:
     """Tell the rep and the territory's managers of each breach (called in the breach's transaction)."""
-    if not clocks:
-        return
     notifier = notifier_for(ctx)
+    if not clocks or not notifier.hears(NotificationType.SLA_BREACHED):
+        return
     handoffs = await _handoffs(uow, {c.lead_id for c in clocks})
     for clock in clocks:
         row = _matching(handoffs.get(clock.lead_id), clock)
@@ -553,9 +561,13 @@ async def fire_warnings(ctx: ServiceContext) -> int:
         if not clocks:
             return
         notifier = notifier_for(ctx)
-        handoffs = await _handoffs(uow, {c.lead_id for c in clocks})
+        heard = notifier.hears(NotificationType.SLA_WARNING)
+        handoffs = await _handoffs(uow, {c.lead_id for c in clocks}) if heard else {}
         for clock in clocks:
             clock.warned_at = uow.now
+            log.info("sla_warning", lead_id=clock.lead_id, clock=clock.name, due_at=clock.due_at.isoformat())
+            if not heard:
+                continue
             row = _matching(handoffs.get(clock.lead_id), clock)
             data = SlaWarningData(
                 lead_id=clock.lead_id,
@@ -579,7 +591,6 @@ async def fire_warnings(ctx: ServiceContext) -> int:
                 clock.territory,
                 notifier.recipient(clock.rep_id),
             )
-            log.info("sla_warning", lead_id=clock.lead_id, clock=clock.name, due_at=clock.due_at.isoformat())
         fired = len(clocks)
 
     await ctx.commit_and_relay(work)

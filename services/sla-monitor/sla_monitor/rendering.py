@@ -111,7 +111,7 @@ def summarize(type_: str, data: dict[str, Any], rules: Rules, recipient: str | N
     if isinstance(typed, SlaWarningData):
         return _warning(typed)
     if isinstance(typed, SlaBreachedData):
-        return _breached(typed, recipient)
+        return _breached(typed, rules, recipient)
     assert isinstance(typed, LeadRecycledData)
     return _recycled(typed)
 
@@ -171,22 +171,23 @@ def _warning(d: SlaWarningData) -> Summary:
     )
 
 
-def _breached(d: SlaBreachedData, recipient: str | None) -> Summary:
+def _breached(d: SlaBreachedData, rules: Rules, recipient: str | None) -> Summary:
     clock = CLOCKS.get(d.clock, d.clock)
+    territory = _territory(rules, d.territory)
     managers = ", ".join(person(m) for m in d.managers) or "none configured"
     is_rep = recipient is not None and d.rep.email is not None and recipient.lower() == d.rep.email.lower()
     is_manager = recipient is not None and any(m.email and recipient.lower() == m.email.lower() for m in d.managers)
     if is_rep:
         footer = "You get this because the lead is assigned to you in Leadrelay."
     elif is_manager:
-        footer = f"You get this because you manage the territory {d.territory} in Leadrelay."
+        footer = f"You get this because you manage the territory {territory} in Leadrelay."
     else:
         footer = "Sent by Leadrelay."
     return Summary(
         title=f"SLA missed: {SHORT_CLOCKS.get(d.clock, d.clock)} on {who(d.contact, d.lead_id)} ({person(d.rep)})",
         intro=(
             f"No {clock} was logged for {who(d.contact, d.lead_id)} by {when(d.due_at)}."
-            f" The lead is {person(d.rep)}'s, in {d.territory}."
+            f" The lead is {person(d.rep)}'s, in {territory}."
         ),
         facts=[
             Fact("Rep", person(d.rep), f"mailto:{d.rep.email}" if d.rep.email else None),
