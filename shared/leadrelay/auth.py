@@ -253,7 +253,7 @@ def source_keys_from_environment(rules: Rules) -> dict[str, list[str]]:
         if raw is None:
             log.warning("source_disabled", source=source.id, reason=f"{source.key_env} is not set")
             continue
-        out[source.id] = split_keys(raw, source.key_env)
+        out[source.id] = split_keys(raw.get_secret_value(), source.key_env)
     return out
 
 
@@ -271,7 +271,7 @@ def embedded_source_keys(rules: Rules, data_dir: Path) -> tuple[dict[str, list[s
     for source in rules.sources:
         raw = environment_secret(source.key_env)
         if raw is not None:
-            out[source.id] = split_keys(raw, source.key_env)
+            out[source.id] = split_keys(raw.get_secret_value(), source.key_env)
             continue
         if source.id not in stored or key_problem(stored[source.id]):
             stored[source.id] = generate_key()
@@ -491,6 +491,7 @@ EVENT_SENDERS = (*PEOPLE, SourceRole.TRACKING, SourceRole.CRM)  # behaviour even
 SUPPRESSION_READERS = (*PEOPLE, SourceRole.CRM)  # marketing tools read it through the CRM source
 AVAILABILITY_SETTERS = (Role.MANAGER, Role.OPS, Role.ADMIN)
 METRICS_READERS = (Role.OPS, Role.ADMIN, SourceRole.MONITORING)
+DELIVERY_OPERATORS = (Role.OPS, Role.ADMIN)  # the notification delivery log and redelivery
 
 
 def _depends_on(dependant: Dependant, targets: set[Callable[..., Any]]) -> bool:

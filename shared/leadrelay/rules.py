@@ -8,19 +8,23 @@ read-only by the API, because the definition must be shared and visible.
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import pycountry
 import yaml
+from email_validator import EmailNotValidError, validate_email
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
@@ -187,12 +191,60 @@ class SlaPolicy(_Strict):
     disposition: Duration = Field(description="a status from sales within this long after assignment")
 
 
+def _parse_warn_before(value: Any) -> Any:
+    """``"15m"`` (a duration before the deadline) or ``"25%"`` (that share of the deadline's window)."""
+    if isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            share = float(value.strip()[:-1]) / 100
+        except ValueError:
+            raise ValueError(f"{value!r} is not a percentage") from None
+        if not 0 < share < 1:
+            raise ValueError(f"{value!r}: a share of the deadline's window must be above 0% and below 100%")
+        return share
+    parsed = _parse_duration(value)
+    if isinstance(parsed, timedelta):
+        return parsed
+    if isinstance(parsed, int | float) and not isinstance(parsed, bool):
+        return timedelta(seconds=parsed)
+    try:
+        return TypeAdapter(timedelta).validate_python(parsed)
+    except ValidationError:
+        raise ValueError(f"{value!r}: give a duration (15m, 2h, PT15M) or a percentage (25%)") from None
+
+
+WarnBefore = Annotated[timedelta | float, BeforeValidator(_parse_warn_before)]
+
+
 class Sla(_Strict):
     mql: SlaPolicy
     handraiser: SlaPolicy
+    warn_before: WarnBefore | None = Field(
+        default=None,
+        description=(
+            "warn the rep this long before each deadline (e.g. 15m), or this share of the deadline's window"
+            " before it (e.g. 25%: 15 minutes before a 1-hour deadline); unset: no warnings"
+        ),
+    )
+
+    @field_validator("warn_before")
+    @classmethod
+    def _positive(cls, value: timedelta | float | None) -> timedelta | float | None:
+        if isinstance(value, timedelta) and value <= timedelta(0):
+            raise ValueError("warn_before must be a positive duration or a percentage")
+        return value
 
     def policy(self, qualification: Qualification) -> SlaPolicy:
         return self.handraiser if qualification is Qualification.HANDRAISER else self.mql
+
+    def warn_at(self, started_at: datetime, due_at: datetime) -> datetime | None:
+        """When to warn of a deadline (None: no warning, or it would come at or before the start)."""
+        if self.warn_before is None:
+            return None
+        before = (
+            self.warn_before if isinstance(self.warn_before, timedelta) else (due_at - started_at) * self.warn_before
+        )
+        at = due_at - before
+        return at if at > started_at else None
 
 
 class Routing(_Strict):
@@ -288,6 +340,81 @@ def _check_sources(rules: Rules) -> list[str]:
     return problems
 
 
+# ---------------------------------------------------------------- notifications
+
+
+class NotificationType(StrEnum):
+    """What Leadrelay tells people and systems of (the ``type`` of a webhook body)."""
+
+    LEAD_ASSIGNED = "lead.assigned"  # to the rep: the handoff packet, the deadlines, a link
+    SLA_WARNING = "sla.warning"  # to the rep, sla.warn_before a deadline
+    SLA_BREACHED = "sla.breached"  # to the rep and their territory's managers
+    LEAD_RECYCLED = "lead.recycled"  # to marketing: sales sent the lead back (recycle, unreachable)
+
+
+_ENV_NAME = r"^[A-Z_][A-Z0-9_]*$"
+_ENDPOINT_ID = r"^[a-z0-9][a-z0-9_.-]*$"
+
+
+def _email_address(value: str) -> str:
+    try:
+        return str(validate_email(value.strip(), check_deliverability=False).normalized)
+    except EmailNotValidError as exc:
+        raise ValueError(f"{value!r} is not an e-mail address: {exc}") from None
+
+
+class Webhook(_Strict):
+    """A system (a CRM...) told of events over HTTPS, signed per the Standard Webhooks specification."""
+
+    id: str = Field(pattern=_ENDPOINT_ID)
+    url: str
+    secret_env: str = Field(pattern=_ENV_NAME, description='environment variable holding the "whsec_..." secret')
+    events: list[NotificationType] = Field(min_length=1)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value
+
+
+class SlackWebhook(_Strict):
+    """A Slack incoming webhook: a territory's channel, one person, or (neither) every lead's events."""
+
+    id: str = Field(pattern=_ENDPOINT_ID)
+    url_env: str = Field(pattern=_ENV_NAME, description="environment variable holding the incoming webhook's URL")
+    territory: str | None = Field(default=None, description="only events about this territory's leads")
+    person: str | None = Field(default=None, description="only events this person is told of")
+    events: list[NotificationType] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _one_scope(self) -> SlackWebhook:
+        if self.territory is not None and self.person is not None:
+            raise ValueError(f"slack webhook {self.id!r}: give territory or person, not both")
+        return self
+
+
+class EmailNotifications(_Strict):
+    """E-mail over SMTP (LEADRELAY_SMTP_*) to each person an event concerns, at their address."""
+
+    events: list[NotificationType] = Field(min_length=1)
+
+
+class Marketing(_Strict):
+    emails: list[Annotated[str, AfterValidator(_email_address)]] = Field(
+        default_factory=list, description="who hears by e-mail of leads sales sent back (lead.recycled)"
+    )
+
+
+class Notifications(_Strict):
+    webhooks: list[Webhook] = Field(default_factory=list)
+    slack: list[SlackWebhook] = Field(default_factory=list)
+    email: EmailNotifications | None = None
+    marketing: Marketing = Field(default_factory=Marketing)
+
+
 class Rules(_Strict):
     forms: list[Form] = Field(min_length=1)
     lead_definition: LeadDefinition
@@ -297,6 +424,7 @@ class Rules(_Strict):
     sla: Sla
     # `people` in the file; the attribute has another name because `people()` lists everyone.
     staff: list[Person] = Field(default_factory=list, alias="people")
+    notifications: Notifications = Field(default_factory=Notifications)
     sources: list[Source] = Field(default_factory=list)
     _people: dict[str, Person] = PrivateAttr(default_factory=dict)
 
@@ -327,6 +455,7 @@ class Rules(_Strict):
                 problems.append(f"account {a.id!r}: owner {a.owner!r} is not a rep of any territory")
         problems += _check_people(self)
         problems += _check_sources(self)
+        problems += self._notification_problems()
         if problems:
             raise ValueError("; ".join(problems))
         self._people = {p.id: p for p in reversed(self._everyone())}  # the first of an id wins
@@ -375,6 +504,24 @@ class Rules(_Strict):
     @property
     def fallback_territory(self) -> Territory:
         return next(t for t in self.territories if t.fallback)
+
+    def _notification_problems(self) -> list[str]:
+        problems: list[str] = []
+        n = self.notifications
+        ids = [w.id for w in n.webhooks] + [s.id for s in n.slack]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            problems.append(f"notifications: endpoint id(s) used twice across webhooks and slack: {', '.join(dupes)}")
+        territories = {t.id for t in self.territories}
+        people = {p.id for p in self.people()}
+        for s in n.slack:
+            if s.territory is not None and s.territory not in territories:
+                problems.append(f"notifications.slack {s.id!r}: unknown territory {s.territory!r}")
+            if s.person is not None and s.person not in people:
+                problems.append(f"notifications.slack {s.id!r}: unknown person {s.person!r}")
+        if n.email is not None and NotificationType.LEAD_RECYCLED in n.email.events and not n.marketing.emails:
+            problems.append("notifications.email: lead.recycled goes to notifications.marketing.emails, which is empty")
+        return problems
 
 
 class RulesError(ValueError):

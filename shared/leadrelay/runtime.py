@@ -78,6 +78,9 @@ class ServiceContext:
     workers: list[ConsumerWorker[Any]] = field(default_factory=list)
     # Set when the process shuts down: background jobs finish their step and return.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    # What a service builds once and shares between its routes, handlers and jobs, by name
+    # (e.g. sla-monitor's notification endpoints, resolved against the environment at start-up).
+    state: dict[str, Any] = field(default_factory=dict)
 
     @property
     def database(self) -> Database:

@@ -116,6 +116,30 @@ class Settings(BaseSettings):
     # SLA timer resolution.
     sla_tick_seconds: float = Field(default=1.0, gt=0)
 
+    # Notifications (sent by sla-monitor; who hears of what is in the rules file).
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Where people reach Leadrelay's API; links in notifications are {public_base_url}/v1/leads/...",
+    )
+    smtp_host: str | None = Field(default=None, description="SMTP server for e-mail notifications.")
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_tls: Literal["starttls", "tls", "none"] = Field(
+        default="starttls", description="starttls (port 587), tls (implicit, port 465) or none (a local relay)."
+    )
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str | None = Field(
+        default=None, description='Sender of e-mails, e.g. "Leadrelay <leadrelay@example.com>".'
+    )
+    notify_timeout_seconds: float = Field(default=10.0, gt=0, description="Per delivery attempt (HTTP or SMTP).")
+    notify_concurrency: int = Field(default=4, ge=1, description="Sends in flight per endpoint (all e-mail: one).")
+    notify_retry_for_seconds: float = Field(
+        default=86400.0, ge=0, description="Keep retrying a failing delivery this long (24 h) before marking it failed."
+    )
+    notify_backoff_seconds: float = Field(default=5.0, gt=0, description="First retry delay; doubles per attempt.")
+    notify_backoff_max_seconds: float = Field(default=3600.0, gt=0, description="Longest delay between attempts.")
+    notify_poll_seconds: float = Field(default=1.0, gt=0, description="How often due deliveries are looked for.")
+
     @field_validator("log_level")
     @classmethod
     def _upper(cls, value: str) -> str:
@@ -127,7 +151,8 @@ class Settings(BaseSettings):
         return 8000 if service is None else DEFAULT_PORTS[service]
 
 
-def environment_secret(name: str) -> str | None:
-    """A secret the rules file names by its variable (a source's API key, ``sources[].key_env``)."""
+def environment_secret(name: str) -> SecretStr | None:
+    """A secret the rules file names by its environment variable (a webhook's ``secret_env``...):
+    the rules say which variable, the environment holds the value. None when unset or empty."""
     value = os.environ.get(name)
-    return value if value else None
+    return SecretStr(value) if value else None

@@ -4,16 +4,23 @@ form -> score -> assignment -> SLA alert -> touch -> disposition, with the SLA
 policy shortened to seconds, the rep signed in with a token that every service verifies on
 its own. Then the delivery guarantees that only a real broker can show: a poison record is
 dead-lettered while its partition keeps flowing, and SIGTERM shuts every service down
-cleanly; no token or API key shows up in any service's log.
+cleanly; no token or API key shows up in any service's log. The rep and their manager are
+notified by e-mail (a real SMTP server) and a CRM by signed webhooks, the CRM being down until
+after the breach and then answering 500 for a while.
 """
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 import signal
 import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -22,8 +29,9 @@ import yaml
 from leadrelay.auth import Tokens, generate_key
 from leadrelay.bus.kafka import KafkaBus, create_topics
 from leadrelay.events import LEADS_INTAKE, Record, all_topics, dlq_topic
-from tests.e2e.distributed import cluster
+from tests.e2e.distributed import Cluster, cluster
 from tests.harness import EXAMPLE, SIGNING_KEY, bearer, example_rules
+from tests.receivers import HttpReceiver, SmtpServer, new_secret, serve_in_thread
 
 # A protected endpoint of each service: each must check credentials by itself.
 PROTECTED = {
@@ -37,23 +45,65 @@ PROTECTED = {
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
 
 
-def fast_sla_config(tmp_path: Path) -> Path:
+def fast_sla_config(tmp_path: Path, notifications: dict[str, Any] | None = None) -> Path:
     rules = yaml.safe_load(EXAMPLE.read_text())
     rules["sla"] = {
         "handraiser": {"first_touch": "3s", "disposition": "1h"},
         "mql": {"first_touch": "1h", "disposition": "2h"},
     }
+    if notifications is not None:
+        rules["notifications"] = {**rules["notifications"], **notifications}
     path = tmp_path / "rules.yaml"
     path.write_text(yaml.safe_dump(rules, allow_unicode=True))
     return path
 
 
+@dataclass
+class Notified:
+    """Where the distributed run's notifications go: a CRM's webhook receiver and an SMTP server."""
+
+    crm: HttpReceiver
+    smtp: SmtpServer
+    notifications: dict[str, Any]
+    env: dict[str, str]
+    secrets: list[str]
+
+
+@pytest.fixture
+def notified() -> Iterator[Notified]:
+    secret = new_secret()
+    crm = HttpReceiver(secret=secret)  # down (its port refuses connections) until after the breach
+    password = secrets.token_urlsafe(12)
+    smtp = SmtpServer(login=("leadrelay", password))
+    smtp.start()
+    events = ["lead.assigned", "sla.breached"]
+    hook = {"id": "crm", "url": crm.url, "secret_env": "LEADRELAY_WEBHOOK_CRM_SECRET", "events": events}
+    env = {
+        "LEADRELAY_WEBHOOK_CRM_SECRET": secret,
+        "LEADRELAY_SMTP_HOST": "127.0.0.1",
+        "LEADRELAY_SMTP_PORT": str(smtp.port),
+        "LEADRELAY_SMTP_TLS": "none",
+        "LEADRELAY_SMTP_FROM": "Leadrelay <leadrelay@leadrelay.example>",
+        "LEADRELAY_SMTP_USERNAME": "leadrelay",
+        "LEADRELAY_SMTP_PASSWORD": password,
+        "LEADRELAY_PUBLIC_BASE_URL": "https://leadrelay.example.com",
+        "LEADRELAY_NOTIFY_BACKOFF_SECONDS": "0.2",
+        "LEADRELAY_NOTIFY_BACKOFF_MAX_SECONDS": "1",
+        "LEADRELAY_NOTIFY_POLL_SECONDS": "0.2",
+    }
+    try:
+        yield Notified(crm, smtp, {"webhooks": [hook], "email": {"events": events}}, env, [secret, password])
+    finally:
+        smtp.stop()
+
+
 def test_end_to_end_on_kafka_and_postgres(
-    tmp_path: Path, pg_url: str, kafka_bootstrap: str, unique: str, pg_schema_cleanup: str
+    tmp_path: Path, pg_url: str, kafka_bootstrap: str, unique: str, pg_schema_cleanup: str, notified: Notified
 ) -> None:
     prefix = pg_schema_cleanup.rstrip("_")
     asyncio.run(create_topics(kafka_bootstrap, all_topics(), prefix=f"{prefix}."))
-    with cluster(tmp_path, pg_url, kafka_bootstrap, prefix, fast_sla_config(tmp_path)) as c:
+    config = fast_sla_config(tmp_path, notified.notifications)
+    with cluster(tmp_path, pg_url, kafka_bootstrap, prefix, config, **notified.env) as c:
         started = time.monotonic()
         r = c.post(
             "intake",
@@ -94,6 +144,8 @@ def test_end_to_end_on_kafka_and_postgres(
         queue = c.get("sla-monitor", "/v1/me/leads", as_=rep).json()
         assert [(q["lead_id"], q["next_deadline"]["status"]) for q in queue] == [(lead, "breached")]
         assert c.get("sla-monitor", "/v1/me/leads", as_="astrid.lindqvist").json() == []
+        check_notifications(c, notified, lead, rep)
+
         # The rep signs in; feedback learns of the assignment from Kafka, and until then a rep
         # may not touch a lead feedback does not know as theirs.
         deadline = time.monotonic() + 30
@@ -186,3 +238,58 @@ def test_end_to_end_on_kafka_and_postgres(
         assert len(c.sent) > 10
         for secret in [*c.sent, SIGNING_KEY, expired, stranger]:
             assert secret not in logs and secret.split(".")[-1] not in logs, "a credential was logged"
+
+
+def wait_until(check: Callable[[], bool], what: str, c: Cluster, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}\n{c.tail('sla-monitor')}"
+        time.sleep(0.2)
+
+
+def crm_deliveries(c: Cluster) -> list[dict[str, Any]]:
+    r = c.get("sla-monitor", "/v1/notifications/deliveries?endpoint=webhook:crm")
+    assert r.status_code == 200, r.text
+    return list(r.json())
+
+
+def check_notifications(c: Cluster, n: Notified, lead: str, rep: str) -> None:
+    """The CRM was down through the handoff and the breach: both wait, then arrive once each."""
+    crm, smtp = n.crm, n.smtp
+
+    def waiting_with_errors() -> bool:
+        log = crm_deliveries(c)
+        return len(log) == 2 and all(
+            d["status"] == "pending" and (d["last_error"] or "").startswith("connection failed") for d in log
+        )
+
+    wait_until(waiting_with_errors, "attempts against the CRM while it is down", c)
+    crm.status = 500
+    with serve_in_thread(crm):
+        ids = {d["webhook_id"] for d in crm_deliveries(c)}
+        wait_until(lambda: {r.headers["webhook-id"] for r in crm.requests} == ids, "the 500s", c)
+        crm.status = 200
+        wait_until(lambda: {d["status"] for d in crm_deliveries(c)} == {"delivered"}, "delivery to the CRM", c)
+        time.sleep(1.5)  # several polls and backoff periods: nothing more may arrive
+    accepted = Counter(r.headers["webhook-id"] for r in crm.accepted())
+    assert sorted(accepted) == sorted(ids) and set(accepted.values()) == {1}, accepted
+    assert crm.errors == [], crm.errors  # every request verified with the standardwebhooks library
+    bodies = {r.json()["type"]: r.json()["data"] for r in crm.accepted()}
+    assert bodies["lead.assigned"]["lead_id"] == lead and bodies["lead.assigned"]["rep"]["id"] == rep
+    assert bodies["lead.assigned"]["link"] == f"https://leadrelay.example.com/v1/leads/{lead}/assignment"
+    assert bodies["sla.breached"]["clock"] == "first_touch"
+    assert [m["id"] for m in bodies["sla.breached"]["managers"]] == ["karin.ek"]
+
+    # E-mail: the rep hears of the lead and of the breach, their manager (Karin Ek, Benelux) of the breach.
+    rep_email = f"{rep}@leadrelay.example"
+    wait_until(lambda: len(smtp.to(rep_email)) == 2 and len(smtp.to("karin.ek@leadrelay.example")) == 1, "e-mails", c)
+    subjects = sorted(m.message["Subject"] for m in smtp.to(rep_email))
+    assert subjects[0].startswith("New lead for you: Jan Bakker (Bakker Logistiek B.V.)"), subjects
+    assert subjects[1].startswith("SLA missed: first touch on Jan Bakker"), subjects
+    assert smtp.logins and all(ok for _user, ok in smtp.logins)
+
+    # No secret in the process's logs.
+    log = (c.logs / "sla-monitor.log").read_text(errors="replace")
+    assert "notification_delivered" in log and "notification_retry" in log
+    for secret in [*n.secrets, n.secrets[0].removeprefix("whsec_")]:
+        assert secret not in log, "a secret reached the logs"

@@ -177,6 +177,21 @@ MATRIX: list[tuple[str, str, str, dict[str, Any] | None, dict[str, int]]] = [
     ("GET", "/v1/me", "/v1/me", None, row(200, *EVERYONE)),
     ("GET", "/v1/me/leads", "/v1/me/leads", None, row(200, *PERSONS)),
     ("GET", "/v1/me/leads", "/v1/me/leads?territory=dach", None, row(200, "jonas", "tom", "ops", "admin")),
+    ("GET", "/v1/notifications/deliveries", "/v1/notifications/deliveries", None, row(200, "ops", "admin")),
+    (
+        "GET",
+        "/v1/notifications/deliveries/{delivery_id}",
+        "/v1/notifications/deliveries/999999",
+        None,
+        row(404, "ops", "admin"),
+    ),
+    (
+        "POST",
+        "/v1/notifications/deliveries/{delivery_id}/redeliver",
+        "/v1/notifications/deliveries/999999/redeliver",
+        None,
+        row(404, "ops", "admin"),
+    ),
     # feedback
     ("POST", "/v1/leads/{lead_id}/touches", "/v1/leads/{A}/touches", {"channel": "call"}, row(202, *NORDICS_AND_CRM)),
     (

@@ -26,6 +26,7 @@ class ClockOut(BaseModel):
     due_at: datetime
     status: str
     stopped_at: datetime | None
+    warned_at: datetime | None = None  # when the rep was warned of the deadline (sla.warn_before)
 
 
 class AlertOut(BaseModel):
@@ -79,6 +80,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
                     due_at=c.due_at,
                     status=c.status,
                     stopped_at=c.stopped_at,
+                    warned_at=c.warned_at,
                 )
                 for c in clocks
             ],

@@ -19,7 +19,18 @@ async def prefetch(ctx: ServiceContext, uow: UnitOfWork, envelopes: list[Envelop
     assigning = any(isinstance(env.data, LeadAssigned) for env in envelopes)
     seen = await repository.feedback_seen(uow.session, ids) if assigning else {}
     queued = await repository.queued_of(uow.session, ids)
-    return Batch(uow=uow, rules=ctx.rules, clocks=clocks, seen=defaultdict(list, seen), queue=queued)
+    # The handoffs the notifications need: only for assignments and dispositions.
+    notified = list({env.subject for env in envelopes if isinstance(env.data, LeadAssigned | DispositionRecorded)})
+    handoffs = await repository.handoffs_of(uow.session, notified)
+    return Batch(
+        uow=uow,
+        rules=ctx.rules,
+        clocks=clocks,
+        seen=defaultdict(list, seen),
+        queue=queued,
+        handoffs=handoffs,
+        ctx=ctx,
+    )
 
 
 HANDLERS = (

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from leadrelay.auth import Principal, scoped
 from leadrelay.events import Disposition
 from sla_monitor.domain import RUNNING
-from sla_monitor.models import Alert, FeedbackSeen, QueuedLead, SlaClock
+from sla_monitor.models import Alert, FeedbackSeen, Handoff, QueuedLead, SlaClock
 from sla_monitor.queue import DeadlineStatus, Stage
 
 
@@ -116,3 +116,11 @@ async def open_queue(
         query = query.where(_next_due() > now)
     query = query.order_by(_next_due().is_(None), _next_due(), q.assigned_at, q.lead_id).limit(limit)
     return list((await session.execute(query)).scalars())
+
+
+async def handoffs_of(session: AsyncSession, lead_ids: list[str]) -> dict[str, Handoff]:
+    """The leads' latest handoffs (who the lead is, to whom it went), for the notifications about them."""
+    if not lead_ids:
+        return {}
+    rows = await session.execute(select(Handoff).where(Handoff.lead_id.in_(lead_ids)))
+    return {row.lead_id: row for row in rows.scalars()}

@@ -20,7 +20,7 @@ from leadrelay.logging import get_logger
 from leadrelay.rules import Rules
 from leadrelay.runtime import ServiceContext
 from leadrelay.unit_of_work import UnitOfWork
-from sla_monitor import queue, repository
+from sla_monitor import notifications, queue, repository
 from sla_monitor.domain import (
     BREACHED,
     DISPOSITION_KIND,
@@ -32,6 +32,7 @@ from sla_monitor.domain import (
     stopped_before_start,
 )
 from sla_monitor.models import Alert, FeedbackSeen, QueuedLead, SlaClock
+from sla_monitor.models import Handoff as HandoffRow
 from sla_monitor.repository import Seen
 
 log = get_logger("sla_monitor")
@@ -48,6 +49,10 @@ class Batch:
     seen: dict[str, list[Seen]]
     # The leads' rows in their reps' queues (see ``sla_monitor.queue``).
     queue: dict[str, QueuedLead]
+    # The leads' latest handoffs, for the notifications about them (see ``sla_monitor.notifications``).
+    handoffs: dict[str, HandoffRow]
+    # The service, for its notifier (who hears of what, on which channel).
+    ctx: ServiceContext
 
 
 async def lead_assigned(batch: Batch, event: LeadAssigned) -> None:
@@ -69,9 +74,11 @@ async def lead_assigned(batch: Batch, event: LeadAssigned) -> None:
             due_at=due,
             status=MET if name in stopped else RUNNING,
             stopped_at=uow.now if name in stopped else None,
+            warn_at=batch.rules.sla.warn_at(event.assigned_at, due),
         )
         uow.session.add(clock)
         batch.clocks[event.lead_id].append(clock)
+    await notifications.lead_assigned(batch.ctx, uow, batch.handoffs, event, due_at, first=not existing)
 
 
 async def touch_logged(batch: Batch, event: TouchLogged) -> None:
@@ -80,6 +87,7 @@ async def touch_logged(batch: Batch, event: TouchLogged) -> None:
 
 async def disposition_recorded(batch: Batch, event: DispositionRecorded) -> None:
     _feedback(batch, event.lead_id, DISPOSITION_KIND, event.recorded_at, event.disposition.value)
+    await notifications.disposition_recorded(batch.ctx, batch.uow, batch.handoffs, event)
 
 
 def _feedback(batch: Batch, lead_id: str, kind: str, at: datetime, detail: str | None = None) -> None:
@@ -102,6 +110,7 @@ async def fire_due(ctx: ServiceContext) -> int:
 
     async def work(uow: UnitOfWork) -> None:
         nonlocal fired
+        breached: list[SlaClock] = []
         for clock in await repository.claim_due(uow.session, uow.now, CLAIM_BATCH):
             clock.status = BREACHED
             clock.stopped_at = uow.now
@@ -138,6 +147,8 @@ async def fire_due(ctx: ServiceContext) -> int:
                 due_at=clock.due_at.isoformat(),
             )
             fired += 1
+            breached.append(clock)
+        await notifications.breached(ctx, uow, breached)
 
     await ctx.commit_and_relay(work)
     return fired

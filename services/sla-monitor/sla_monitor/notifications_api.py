@@ -1,0 +1,163 @@
+"""The delivery log ops watches, and the redeliver action.
+
+``GET /v1/notifications/deliveries?status=failed`` lists deliveries newest
+first; ``GET .../{id}`` adds what was sent; ``POST .../{id}/redeliver`` sends a
+delivery again (delivered or failed: the receiver lost it, or the endpoint is
+fixed), with the same ``webhook-id`` and a fresh retry window. Slack URLs and
+webhook secrets never appear here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from leadrelay.auth import DELIVERY_OPERATORS, allow
+from leadrelay.runtime import ServiceContext
+from sla_monitor.models import Delivery, Notification
+from sla_monitor.notifications import EMAIL, PENDING, SLACK, WEBHOOK, notifier_for
+
+Status = Literal["pending", "delivered", "failed"]
+
+
+class DeliveryOut(BaseModel):
+    id: int
+    type: str
+    lead_id: str
+    endpoint: str
+    channel: str
+    recipient: str | None
+    webhook_id: str
+    status: Status
+    attempts: int
+    created_at: datetime
+    last_attempt_at: datetime | None
+    next_attempt_at: datetime | None
+    retry_until: datetime
+    last_status: int | None
+    last_error: str | None
+    delivered_at: datetime | None
+
+
+class DeliveryDetail(DeliveryOut):
+    occurred_at: datetime
+    data: dict[str, Any]
+
+
+def _out(d: Delivery, n: Notification) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "type": n.type,
+        "lead_id": n.lead_id,
+        "endpoint": d.endpoint,
+        "channel": d.channel,
+        "recipient": d.recipient,
+        "webhook_id": d.message_id,
+        "status": d.status,
+        "attempts": d.attempts,
+        "created_at": d.created_at,
+        "last_attempt_at": d.last_attempt_at,
+        "next_attempt_at": d.next_attempt_at,
+        "retry_until": d.retry_until,
+        "last_status": d.last_status,
+        "last_error": d.last_error,
+        "delivered_at": d.delivered_at,
+    }
+
+
+DeliveryId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+
+
+def build_notifications_router(ctx: ServiceContext) -> APIRouter:
+    # Resolve the endpoints now, at start-up: a missing secret stops sla-monitor with its name.
+    notifier = notifier_for(ctx)
+    router = APIRouter(tags=["notifications"])
+    ops = Depends(allow(*DELIVERY_OPERATORS))  # the delivery log is for ops and admins
+
+    @router.get("/v1/notifications/deliveries", response_model=list[DeliveryOut], dependencies=[ops])
+    async def deliveries(
+        status: Annotated[Status | None, Query(description="pending, delivered or failed")] = None,
+        endpoint: Annotated[
+            str | None, Query(max_length=400, description="e.g. webhook:crm, slack:nordics, email:someone@...")
+        ] = None,
+        lead_id: Annotated[str | None, Query(max_length=64)] = None,
+        before: Annotated[
+            int | None, Query(ge=1, le=2**63 - 1, description="only deliveries with a smaller id (paging)")
+        ] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[dict[str, Any]]:
+        """The delivery log, newest first."""
+        query = (
+            select(Delivery, Notification)
+            .join(Notification, Delivery.notification_id == Notification.id)
+            .order_by(Delivery.id.desc())
+            .limit(limit)
+        )
+        if status is not None:
+            query = query.where(Delivery.status == status)
+        if endpoint is not None:
+            query = query.where(Delivery.endpoint == endpoint)
+        if lead_id is not None:
+            query = query.where(Notification.lead_id == lead_id)
+        if before is not None:
+            query = query.where(Delivery.id < before)
+        async with ctx.database.transaction() as session:
+            return [_out(d, n) for d, n in (await session.execute(query)).all()]
+
+    async def _load(delivery_id: int) -> tuple[Delivery, Notification]:
+        async with ctx.database.transaction() as session:
+            row = (
+                await session.execute(
+                    select(Delivery, Notification)
+                    .join(Notification, Delivery.notification_id == Notification.id)
+                    .where(Delivery.id == delivery_id)
+                )
+            ).one_or_none()
+        if row is None:
+            raise HTTPException(404, f"delivery {delivery_id} not found")
+        return row[0], row[1]
+
+    @router.get("/v1/notifications/deliveries/{delivery_id}", response_model=DeliveryDetail, dependencies=[ops])
+    async def delivery(delivery_id: DeliveryId) -> dict[str, Any]:
+        """One delivery, with the notification's data (the webhook body's ``data``)."""
+        d, n = await _load(delivery_id)
+        return {**_out(d, n), "occurred_at": n.occurred_at, "data": n.data}
+
+    @router.post(
+        "/v1/notifications/deliveries/{delivery_id}/redeliver",
+        response_model=DeliveryOut,
+        status_code=202,
+        dependencies=[ops],
+    )
+    async def redeliver(delivery_id: DeliveryId) -> dict[str, Any]:
+        """Send the delivery again now (same webhook-id), retrying for a fresh window if it fails."""
+        kind, _, name = (await _load(delivery_id))[0].endpoint.partition(":")
+        configured = {
+            WEBHOOK: name in notifier.webhooks,
+            SLACK: name in notifier.slack,
+            EMAIL: notifier.smtp is not None,
+        }.get(kind, False)
+        if not configured:
+            raise HTTPException(
+                409,
+                f"the endpoint {kind}:{name} is no longer configured" if kind != EMAIL else "e-mail is not configured",
+            )
+        async with ctx.database.transaction() as session:
+            d = await session.get(Delivery, delivery_id, with_for_update=True)
+            if d is None:
+                raise HTTPException(404, f"delivery {delivery_id} not found")
+            now = ctx.clock.now()
+            d.status = PENDING
+            d.next_attempt_at = now
+            d.retry_until = now + notifier.retry_for
+            n = await session.get(Notification, d.notification_id)
+            assert n is not None
+            out = _out(d, n)
+        notifier.wake()
+        return out
+
+    return router
