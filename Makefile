@@ -9,7 +9,7 @@ KAFKA_PORT ?= 9092
 PG_PORT    ?= 55432
 export KAFKA_PORT PG_PORT
 
-.PHONY: run test install infra infra-stop run-distributed stop-distributed lint schemas bench clean
+.PHONY: run test contract install infra infra-stop run-distributed stop-distributed lint schemas bench clean
 
 ## run: all five services embedded on http://127.0.0.1:8000 (SQLite, in-process bus)
 run: $(STAMP)
@@ -21,6 +21,11 @@ test: lint infra
 	LEADRELAY_TEST_DATABASE_URL=$$(deploy/postgres.sh url) \
 	LEADRELAY_TEST_KAFKA=127.0.0.1:$(KAFKA_PORT) \
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+## contract: only the API contract: schemathesis (--checks all) against the embedded server, the AsyncAPI
+## document against the code (no Kafka or PostgreSQL needed)
+contract: $(STAMP)
+	$(BIN)/pytest tests/contract $(PYTEST_ARGS)
 
 install: $(STAMP)
 
@@ -62,9 +67,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check $(LINT_PATHS)
 	$(BIN)/mypy $(SOURCES)
 
-## schemas: regenerate the events' JSON Schemas (shared/leadrelay/schemas)
+## schemas: regenerate the events' JSON Schemas (shared/leadrelay/schemas) and the AsyncAPI document
+## (shared/leadrelay/asyncapi.json)
 schemas: $(STAMP)
 	$(BIN)/leadrelay schemas
+	$(BIN)/leadrelay asyncapi
 
 clean:
 	rm -rf .leadrelay .run

@@ -5,6 +5,7 @@ leadrelay serve SERVICE         one service against Kafka and PostgreSQL
 leadrelay create-topics         create the Kafka topics with their partition counts
 leadrelay check-config [PATH]   validate a rules file
 leadrelay schemas [--check]     write (or check) the events' JSON Schemas
+leadrelay asyncapi [--check]    write (or check) the AsyncAPI document of the topics
 """
 
 from __future__ import annotations
@@ -82,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("path", nargs="?", type=Path)
     schemas = sub.add_parser("schemas", help="write the events' JSON Schemas")
     schemas.add_argument("--check", action="store_true", help="fail if the stored schemas are out of date")
+    asyncapi = sub.add_parser("asyncapi", help="write the AsyncAPI 3.0 document of the topics")
+    asyncapi.add_argument("--check", action="store_true", help="fail if the stored document is out of date")
     args = parser.parse_args(argv)
 
     settings = Settings()
@@ -111,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"ok: {len(rules.forms)} forms, {len(rules.territories)} territories, {reps} reps")
         elif args.command == "schemas":
             return write_schemas(check=args.check)
+        elif args.command == "asyncapi":
+            return write_asyncapi(check=args.check)
     except RulesError as exc:
         print(str(exc), file=sys.stderr)
         return 2
@@ -129,6 +134,15 @@ def write_schemas(check: bool = False, directory: Path = SCHEMA_DIR) -> int:
                 path.write_text(text)
     if check and stale:
         print("stale JSON Schemas (run `leadrelay schemas`): " + ", ".join(stale), file=sys.stderr)
+        return 1
+    return 0
+
+
+def write_asyncapi(check: bool = False) -> int:
+    from leadrelay import asyncapi
+
+    if not asyncapi.write(check=check) and check:
+        print(f"stale AsyncAPI document (run `leadrelay asyncapi`): {asyncapi.DOCUMENT.name}", file=sys.stderr)
         return 1
     return 0
 

@@ -10,11 +10,13 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.routing import APIRoute
 from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import OperationalError
 
-from leadrelay import __version__
+from leadrelay import __version__, contract
+from leadrelay.asyncapi import stored_document
 from leadrelay.logging import get_logger
 from leadrelay.service import Runtime
 
@@ -40,14 +42,27 @@ def create_app(runtime: Runtime, title: str) -> FastAPI:
     telemetry = None if otel else TelemetryConfig(tracing=False, metrics=False, logs=False)
     app = FastAPI(title=title, version=__version__, lifespan=lifespan, telemetry=telemetry)
     app.state.runtime = runtime
+    app.add_middleware(contract.BodyLimit, max_bytes=runtime.settings.max_body_bytes)
+    # A route touches a database (its service has one) or the broker (it publishes: every POST).
+    storage: set[tuple[str, str]] = set()
     for svc, ctx in zip(runtime.definitions, runtime.contexts, strict=True):
-        app.include_router(svc.router(ctx))
+        router = svc.router(ctx)
+        for route in router.routes:
+            if isinstance(route, APIRoute):
+                storage.update((route.path, m) for m in route.methods or () if ctx.db is not None or m == "POST")
+        app.include_router(router)
+    contract.install(app, runtime.contexts[0].rules if runtime.contexts else None, storage)
 
     @app.get("/livez", tags=["health"])
     async def livez() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"])
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        response_model=contract.Readiness,
+        responses={503: {"model": contract.Readiness, "description": "A dependency is down or a consumer is stuck."}},
+    )
     async def readyz() -> JSONResponse:
         checks = await runtime.readiness()
         ok = all(v == "ok" for v in checks.values())
@@ -56,6 +71,11 @@ def create_app(runtime: Runtime, title: str) -> FastAPI:
     @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
     async def metrics() -> PlainTextResponse:
         return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/asyncapi.json", tags=["contract"])
+    async def asyncapi() -> dict[str, Any]:
+        """The AsyncAPI 3.0 document of the topics: channels, keys, CloudEvents headers, payload schemas."""
+        return stored_document()
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

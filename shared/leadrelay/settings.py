@@ -55,6 +55,9 @@ class Settings(BaseSettings):
             " you configure). Off, each request skips its checks; /metrics and the JSON logs stay."
         ),
     )
+    max_body_bytes: int = Field(
+        default=1_048_576, ge=1, description="Largest request body the HTTP API reads; a larger one is a 413."
+    )
     lead_id_namespace: str = Field(
         default="6f1b6d0e-6c1e-4d8e-9a55-3b7f2c9d0a11",
         description="UUID namespace lead ids are derived from (uuid5 of the normalised email).",

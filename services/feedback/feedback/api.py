@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Query
@@ -13,6 +12,7 @@ from sqlalchemy import select
 from feedback import service
 from feedback.domain import REASON_REQUIRED
 from feedback.models import DispositionRow, HandedOver, Touch
+from leadrelay.contract import RepId, Since
 from leadrelay.db import UnitOfWork
 from leadrelay.events import Channel, Disposition
 from leadrelay.service import ServiceContext
@@ -20,14 +20,24 @@ from leadrelay.service import ServiceContext
 
 class TouchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    rep_id: str = Field(min_length=1, max_length=100)
+    rep_id: RepId
     channel: Channel
     note: str | None = Field(default=None, max_length=5000)
 
 
 class DispositionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    rep_id: str = Field(min_length=1, max_length=100)
+    model_config = ConfigDict(
+        extra="forbid",
+        # _reason's rule, for the OpenAPI document: these dispositions need a reason that is not blank.
+        json_schema_extra={
+            "if": {
+                "properties": {"disposition": {"enum": [d.value for d in sorted(REASON_REQUIRED)]}},
+                "required": ["disposition"],
+            },
+            "then": {"properties": {"reason": {"type": "string", "pattern": r"\S"}}, "required": ["reason"]},
+        },
+    )
+    rep_id: RepId
     disposition: Disposition
     reason: str | None = Field(default=None, max_length=2000)
 
@@ -131,7 +141,8 @@ def build_router(ctx: ServiceContext) -> APIRouter:
 
     @router.get("/v1/review-board")
     async def review_board(
-        since: Annotated[datetime | None, Query()] = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+        since: Annotated[Since | None, Query(description="dispositions recorded at or after this time")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[dict[str, Any]]:
         """Leads sales rejected or handed back, with the reason and how hard it tried (touches)."""
         query = (
@@ -159,12 +170,10 @@ def build_router(ctx: ServiceContext) -> APIRouter:
 
     @router.get("/v1/metrics/funnel")
     async def metrics_funnel(
-        since: Annotated[datetime | None, Query(description="leads assigned at or after this time")] = None,
+        since: Annotated[Since | None, Query(description="leads assigned at or after this time")] = None,
         territory: Annotated[str | None, Query()] = None,
     ) -> dict[str, Any]:
         """Closed-loop metrics: handed over, touched, time to first touch, dispositions, acceptance rate."""
-        if since is not None and since.tzinfo is None:
-            raise HTTPException(422, "since needs a timezone, e.g. 2026-05-01T00:00:00Z")
         async with ctx.database.unit_of_work(ctx.clock.now()) as uow:
             return await service.closed_loop(uow, since, territory)
 

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from intake.domain import lead_id_for, normalise_email, normalise_submission
+from intake.schema import SUBMISSION_BODY, event_body
+from leadrelay.contract import AwareDateTime, FormId
 from leadrelay.events import ActivityRecorded, ActivityType, FormSubmitted
 from leadrelay.http import ServiceUnavailable, field_errors
 from leadrelay.logging import get_logger
@@ -41,16 +43,9 @@ class ActivityIn(BaseModel):
     email: str | None = None
     lead_id: uuid.UUID | None = None
     url: str | None = Field(default=None, max_length=2000)
-    occurred_at: datetime | None = Field(default=None, description="default: when intake receives it")
+    occurred_at: AwareDateTime | None = Field(default=None, description="default: when intake receives it")
     properties: dict[str, str] = Field(default_factory=dict, max_length=50)
     message_id: str | None = Field(default=None, max_length=200, description="the client's id, for deduplication")
-
-    @field_validator("occurred_at")
-    @classmethod
-    def _aware(cls, v: datetime | None) -> datetime | None:
-        if v is not None and v.tzinfo is None:
-            raise ValueError("occurred_at needs a timezone, e.g. 2026-05-01T10:00:00Z")
-        return v
 
     @field_validator("email")
     @classmethod
@@ -89,9 +84,11 @@ def build_router(ctx: ServiceContext) -> APIRouter:
     async def list_forms() -> list[dict[str, Any]]:
         return [f.model_dump() for f in ctx.rules.forms]
 
-    @router.post("/v1/forms/{form_id}/submissions", status_code=202, response_model=Accepted)
+    @router.post(
+        "/v1/forms/{form_id}/submissions", status_code=202, response_model=Accepted, openapi_extra=SUBMISSION_BODY
+    )
     async def submit_form(
-        form_id: str,
+        form_id: FormId,
         request: Request,
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     ) -> Accepted:
@@ -118,7 +115,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         )
         return Accepted(lead_id=lead_id, event_id=eid)
 
-    @router.post("/v1/events", status_code=202, response_model=Accepted)
+    @router.post("/v1/events", status_code=202, response_model=Accepted, openapi_extra=event_body(ActivityIn))
     async def record_event(
         request: Request,
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,

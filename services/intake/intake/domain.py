@@ -116,11 +116,12 @@ def normalise_submission(fields: dict[str, Any]) -> Normalised:
             rejected.add(key)
             continue
         # 250.0 from a JSON client is 250 employees, not "250.0".
-        value = str(int(raw)) if isinstance(raw, float) and raw.is_integer() else str(raw).strip()
-        if len(value) > MAX_VALUE:
+        value = str(int(raw)) if isinstance(raw, float) and raw.is_integer() else str(raw)
+        if len(value) > MAX_VALUE:  # as sent, surrounding spaces included: the documented maxLength
             errors.append(_err(str(name), f"longer than {MAX_VALUE} characters"))
             rejected.add(key)
             continue
+        value = value.strip()
         if key in ("page_url", "page", "referrer_page"):
             page_url = value or None
         elif key in CANONICAL:

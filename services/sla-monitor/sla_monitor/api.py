@@ -10,6 +10,7 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel
 from sqlalchemy import select
 
+from leadrelay.contract import Since
 from leadrelay.service import ServiceContext
 from sla_monitor.models import Alert, SlaClock
 
@@ -93,13 +94,11 @@ def build_router(ctx: ServiceContext) -> APIRouter:
 
     @router.get("/v1/alerts", response_model=list[AlertOut])
     async def alerts(
-        since: Annotated[datetime | None, Query(description="only alerts raised after this time")] = None,
+        since: Annotated[Since | None, Query(description="only alerts raised after this time")] = None,
         territory: Annotated[str | None, Query()] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[AlertOut]:
         """Breached deadlines, newest first: the feed ops acts on."""
-        if since is not None and since.tzinfo is None:
-            raise HTTPException(422, "since needs a timezone, e.g. 2026-05-01T00:00:00Z")
         query = select(Alert).order_by(Alert.raised_at.desc(), Alert.id.desc()).limit(limit)
         if since is not None:
             query = query.where(Alert.raised_at > since)
