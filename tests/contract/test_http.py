@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from leadrelay.settings import Settings
 from tests.harness import Harness, example_rules, running, settings_for
 
 SINCE_ROUTES = ["/v1/alerts", "/v1/review-board", "/v1/metrics/funnel"]
@@ -30,7 +31,15 @@ def operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]
     return [(path, method, op) for path, ops in document["paths"].items() for method, op in ops.items()]
 
 
-async def test_since_is_an_iso_datetime_with_a_timezone(h: Harness) -> None:
+@pytest.fixture(params=["sqlite", "postgres"])
+def on_both(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    if request.param == "sqlite":
+        return settings_for(tmp_path)
+    url = request.getfixturevalue("pg_url")
+    return settings_for(tmp_path, database_url=url, schema_prefix=request.getfixturevalue("pg_schema_cleanup"))
+
+
+async def test_since_is_an_iso_datetime_with_a_timezone(on_both: Settings) -> None:
     refused = ["0.5", "1700000000", "-1", "1e5", "yesterday", "2026-05-01T00:00:00", "2026-05-01", "2026-13-01T00:00Z"]
     # Also the two that lie outside what UTC can hold (year 1 east of Greenwich, 9999 west of it).
     answered = [
@@ -39,15 +48,16 @@ async def test_since_is_an_iso_datetime_with_a_timezone(h: Harness) -> None:
         "0001-01-01T00:00:00+01:00",
         "9999-12-31T23:00-05:00",
     ]
-    for route in SINCE_ROUTES:
-        for since in refused:
-            r = await h.client.get(route, params={"since": since})
-            assert r.status_code == 422, (route, since, r.text)
-            (error,) = r.json()["detail"]
-            assert error["loc"] == ["query", "since"]
-        for since in answered:
-            r = await h.client.get(route, params={"since": since})
-            assert r.status_code == 200, (route, since, r.text)
+    async with running(on_both) as h:
+        for route in SINCE_ROUTES:
+            for since in refused:
+                r = await h.client.get(route, params={"since": since})
+                assert r.status_code == 422, (route, since, r.text)
+                (error,) = r.json()["detail"]
+                assert error["loc"] == ["query", "since"]
+            for since in answered:
+                r = await h.client.get(route, params={"since": since})
+                assert r.status_code == 200, (route, since, r.text)
 
 
 async def test_an_event_time_outside_the_utc_range_is_refused_at_the_door(h: Harness) -> None:

@@ -5,7 +5,7 @@ reads its /openapi.json and runs every check (status codes, content types,
 headers and bodies as documented, schema-valid requests accepted and invalid
 ones refused, no 5xx, stateful links) on every operation, with a bounded number
 of cases per operation so the run stays well under two minutes.
-LEADRELAY_CONTRACT_EXAMPLES (default 25) and LEADRELAY_CONTRACT_SEED change
+LEADRELAY_CONTRACT_EXAMPLES (default 50) and LEADRELAY_CONTRACT_SEED change
 the budget and replay a run.
 """
 
@@ -28,7 +28,7 @@ from tests.harness import EXAMPLE, ROOT
 
 pytestmark = pytest.mark.contract
 
-EXAMPLES = int(os.environ.get("LEADRELAY_CONTRACT_EXAMPLES", "25"))
+EXAMPLES = int(os.environ.get("LEADRELAY_CONTRACT_EXAMPLES", "50"))
 SEED = os.environ.get("LEADRELAY_CONTRACT_SEED")
 
 

@@ -48,14 +48,15 @@ _DESCRIPTIONS = {
 def _field(name: str, form: bool) -> dict[str, Any]:
     """The schema of one canonical field, as JSON (``form=False``) or as a posted HTML form field."""
     text: dict[str, Any] = {"type": "string", "maxLength": MAX_VALUE}
+    blank = [_BLANK] if form else [_BLANK, _NULL]
     if name == "email":
         schema: dict[str, Any] = dict(EMAIL)
     elif name == "phone":
-        schema = {"anyOf": [{**text, "format": "phone"}, _BLANK] + ([] if form else [_NULL])}
+        schema = {"anyOf": [{"type": "string", "format": "phone"}, *blank]}
     elif name == "country":
-        schema = {"anyOf": [{**text, "format": "country"}, _BLANK] + ([] if form else [_NULL])}
+        schema = {"anyOf": [{"type": "string", "format": "country"}, *blank]}
     elif name == "website":
-        schema = {"anyOf": [{**text, "format": "web-address"}, _BLANK] + ([] if form else [_NULL])}
+        schema = {"anyOf": [{"type": "string", "format": "web-address"}, *blank]}
     elif name == "company_size":
         size = {**text, "pattern": _SIZE.pattern}
         numbers = [] if form else [{"type": "integer", "minimum": 0}, _NULL]
