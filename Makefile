@@ -9,7 +9,7 @@ KAFKA_PORT ?= 9092
 PG_PORT    ?= 55432
 export KAFKA_PORT PG_PORT
 
-.PHONY: run test test-fast install infra infra-stop run-distributed stop-distributed lint schemas bench clean
+.PHONY: run test test-fast contract install infra infra-stop run-distributed stop-distributed lint schemas bench clean
 
 ## run: all five services embedded on http://127.0.0.1:8000 (SQLite, in-process bus)
 run: $(STAMP)
@@ -28,6 +28,10 @@ FAST_PATHS := tests/intake tests/scoring tests/routing tests/sla_monitor tests/f
 test-fast: $(STAMP)
 	env -u LEADRELAY_TEST_DATABASE_URL -u LEADRELAY_TEST_KAFKA -u LEADRELAY_REQUIRE_INFRA \
 	$(BIN)/pytest -q -k "not postgres and not kafka" $(FAST_PATHS) $(PYTEST_ARGS)
+## contract: only the API contract: schemathesis (--checks all) against the embedded server, the AsyncAPI
+## document against the code (no Kafka or PostgreSQL needed)
+contract: $(STAMP)
+	$(BIN)/pytest tests/contract $(PYTEST_ARGS)
 
 install: $(STAMP)
 
@@ -69,9 +73,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check $(LINT_PATHS)
 	$(BIN)/mypy $(SOURCES)
 
-## schemas: regenerate the events' JSON Schemas (shared/leadrelay/schemas)
+## schemas: regenerate the events' JSON Schemas (shared/leadrelay/schemas) and the AsyncAPI document
+## (shared/leadrelay/asyncapi.json)
 schemas: $(STAMP)
 	$(BIN)/leadrelay schemas
+	$(BIN)/leadrelay asyncapi
 
 clean:
 	rm -rf .leadrelay .run

@@ -498,6 +498,16 @@ def _depends_on(dependant: Dependant, targets: set[Callable[..., Any]]) -> bool:
     return any(d.call in targets or _depends_on(d, targets) for d in dependant.dependencies)
 
 
+def authenticated_operations(routes: Iterable[BaseRoute]) -> set[tuple[str, str]]:
+    """(path, METHOD) of every route that needs a credential: it may answer 401 and 403."""
+    return {
+        (route.path, method)
+        for route in routes
+        if isinstance(route, APIRoute) and _depends_on(route.dependant, {principal})
+        for method in route.methods or ()
+    }
+
+
 def check_routes(routes: Iterable[BaseRoute]) -> None:
     """Every API route must authenticate its caller or be marked public: raises otherwise."""
     missing = []

@@ -10,6 +10,7 @@ leadrelay token USER_ID [--ttl 12h] | --role ROLE
 leadrelay dlq list TOPIC        the dead letters of TOPIC with their errors
 leadrelay dlq replay TOPIC [--id EVENT_ID]...
                                 publish them again to TOPIC after a fix (the inboxes drop repeats)
+leadrelay asyncapi [--check]    write (or check) the AsyncAPI document of the topics
 """
 
 from __future__ import annotations
@@ -202,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--id", action="append", default=[], dest="ids", help="only this event id (repeatable)")
         else:
             p.add_argument("--json", action="store_true", help="one JSON object per line")
+    asyncapi = sub.add_parser("asyncapi", help="write the AsyncAPI 3.0 document of the topics")
+    asyncapi.add_argument("--check", action="store_true", help="fail if the stored document is out of date")
     args = parser.parse_args(argv)
 
     settings = Settings()
@@ -247,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
             print(token_)
         elif args.command == "dlq":
             return asyncio.run(_dlq(settings, args))
+        elif args.command == "asyncapi":
+            return write_asyncapi(check=args.check)
     except (RulesError, BusInUse, LookupError) as exc:
         print(str(exc), file=sys.stderr)
         return 2
@@ -298,6 +303,15 @@ def write_schemas(check: bool = False, directory: Path = SCHEMA_DIR) -> int:
                 path.write_text(text)
     if check and stale:
         print("stale JSON Schemas (run `leadrelay schemas`): " + ", ".join(stale), file=sys.stderr)
+        return 1
+    return 0
+
+
+def write_asyncapi(check: bool = False) -> int:
+    from leadrelay import asyncapi
+
+    if not asyncapi.write(check=check) and check:
+        print(f"stale AsyncAPI document (run `leadrelay asyncapi`): {asyncapi.DOCUMENT.name}", file=sys.stderr)
         return 1
     return 0
 

@@ -10,12 +10,14 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.routing import APIRoute
 from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import OperationalError
 
-from leadrelay import __version__
-from leadrelay.auth import METRICS_READERS, PUBLIC, Authenticator, allow, check_routes
+from leadrelay import __version__, contract
+from leadrelay.asyncapi import stored_document
+from leadrelay.auth import METRICS_READERS, PUBLIC, Authenticator, allow, authenticated_operations, check_routes
 from leadrelay.inputs import displayable
 from leadrelay.limits import RequestLimits, declared_limits
 from leadrelay.logging import get_logger
@@ -49,11 +51,24 @@ def create_app(runtime: Runtime, title: str, auth: Authenticator | None = None) 
     app.state.runtime = runtime
     app.state.auth = auth
     declared = []
+    # A route touches a database (its service has one) or the broker (it publishes: every POST).
+    storage: set[tuple[str, str]] = set()
     for svc, ctx in zip(runtime.definitions, runtime.contexts, strict=True):
         router = svc.router(ctx)
         check_routes(router.routes)  # each route authenticates its caller or is public on purpose
         declared += declared_limits(router.routes)
+        before = len(app.routes)
         app.include_router(router)
+        for route in app.routes[before:]:  # the service's routes, nested routers flattened
+            if isinstance(route, APIRoute):
+                storage.update((route.path, m) for m in route.methods or () if ctx.db is not None or m == "POST")
+    # Every status each route can answer, in the OpenAPI document (leadrelay.contract).
+    contract.install(
+        app,
+        runtime.contexts[0].rules if runtime.contexts else None,
+        storage,
+        lambda: authenticated_operations(app.routes),
+    )
     # Size and depth limits before anything parses the request (leadrelay.limits).
     settings = runtime.settings
     app.add_middleware(
@@ -68,7 +83,13 @@ def create_app(runtime: Runtime, title: str, auth: Authenticator | None = None) 
     async def livez() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"], dependencies=[PUBLIC])
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        dependencies=[PUBLIC],
+        response_model=contract.Readiness,
+        responses={503: {"model": contract.Readiness, "description": "A dependency is down or a consumer is stuck."}},
+    )
     async def readyz() -> JSONResponse:
         checks = await runtime.readiness()
         ok = all(v == "ok" for v in checks.values())
@@ -81,6 +102,11 @@ def create_app(runtime: Runtime, title: str, auth: Authenticator | None = None) 
     @app.get("/metrics", tags=["health"], response_class=PlainTextResponse, dependencies=[metrics_access])
     async def metrics() -> PlainTextResponse:
         return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/asyncapi.json", tags=["contract"], dependencies=[PUBLIC])
+    async def asyncapi() -> dict[str, Any]:
+        """The AsyncAPI 3.0 document of the topics: channels, keys, CloudEvents headers, payload schemas."""
+        return stored_document()
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query
@@ -12,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from feedback import repository, service
 from feedback.domain import REASON_REQUIRED
 from leadrelay.auth import FEEDBACK_WRITERS, LEAD_READERS, PEOPLE, Principal, allow
+from leadrelay.contract import Since
 from leadrelay.events import Channel, Disposition
 from leadrelay.inputs import MultilineText, Text
 from leadrelay.rules import Role
@@ -32,7 +32,17 @@ class TouchIn(BaseModel):
 
 
 class DispositionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        # _reason's rule, for the OpenAPI document: these dispositions need a reason that is not blank.
+        json_schema_extra={
+            "if": {
+                "properties": {"disposition": {"enum": [d.value for d in sorted(REASON_REQUIRED)]}},
+                "required": ["disposition"],
+            },
+            "then": {"properties": {"reason": {"type": "string", "pattern": r"\S"}}, "required": ["reason"]},
+        },
+    )
     rep_id: Text | None = Field(default=None, min_length=1, max_length=100, description=REP_ID)
     disposition: Disposition
     reason: MultilineText | None = Field(default=None, max_length=2000)
@@ -129,7 +139,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
     @router.get("/v1/review-board")
     async def review_board(
         who: Annotated[Principal, Depends(allow(*PEOPLE))],
-        since: Annotated[datetime | None, Query()] = None,
+        since: Annotated[Since | None, Query(description="dispositions recorded at or after this time")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[dict[str, Any]]:
         """Leads sales rejected or handed back, with the reason and how hard it tried (touches).
@@ -139,13 +149,11 @@ def build_router(ctx: ServiceContext) -> APIRouter:
     @router.get("/v1/metrics/funnel")
     async def metrics_funnel(
         who: Annotated[Principal, Depends(allow(*PEOPLE))],
-        since: Annotated[datetime | None, Query(description="leads assigned at or after this time")] = None,
+        since: Annotated[Since | None, Query(description="leads assigned at or after this time")] = None,
         territory: Annotated[Text | None, Query()] = None,
     ) -> dict[str, Any]:
         """Closed-loop metrics: handed over, touched, time to first touch, dispositions, acceptance
         rate; over a rep's own leads, a manager's territories', or all for ops and admins."""
-        if since is not None and since.tzinfo is None:
-            raise HTTPException(422, "since needs a timezone, e.g. 2026-05-01T00:00:00Z")
         who.check_territory(territory)
         return await service.closed_loop(ctx, who, since, territory)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
@@ -17,8 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from intake.domain import normalise_email
+from intake.schema import SUBMISSION_BODY, event_body
 from intake.service import Intake, Invalid, NotStored, UnknownForm
 from leadrelay.auth import EVENT_SENDERS, PUBLIC, Principal, allow
+from leadrelay.contract import AwareDateTime, FormId
 from leadrelay.events import ActivityType, Envelope
 from leadrelay.http import ServiceUnavailable, field_errors
 from leadrelay.inputs import Text
@@ -39,18 +40,11 @@ class ActivityIn(BaseModel):
     email: Text | None = None
     lead_id: uuid.UUID | None = None
     url: Text | None = Field(default=None, max_length=2000)
-    occurred_at: datetime | None = Field(default=None, description="default: when intake receives it")
+    occurred_at: AwareDateTime | None = Field(default=None, description="default: when intake receives it")
     properties: dict[Annotated[Text, Field(max_length=100)], Annotated[Text, Field(max_length=1000)]] = Field(
         default_factory=dict, max_length=50
     )
     message_id: Text | None = Field(default=None, max_length=200, description="the client's id, for deduplication")
-
-    @field_validator("occurred_at")
-    @classmethod
-    def _aware(cls, v: datetime | None) -> datetime | None:
-        if v is not None and v.tzinfo is None:
-            raise ValueError("occurred_at needs a timezone, e.g. 2026-05-01T10:00:00Z")
-        return v
 
     @field_validator("email")
     @classmethod
@@ -89,9 +83,15 @@ def build_router(ctx: ServiceContext) -> APIRouter:
     async def list_forms() -> list[dict[str, Any]]:
         return [f.model_dump() for f in ctx.rules.forms]
 
-    @router.post("/v1/forms/{form_id}/submissions", status_code=202, response_model=Accepted, dependencies=[PUBLIC])
+    @router.post(
+        "/v1/forms/{form_id}/submissions",
+        status_code=202,
+        response_model=Accepted,
+        dependencies=[PUBLIC],
+        openapi_extra=SUBMISSION_BODY,
+    )
     async def submit_form(
-        form_id: str,
+        form_id: FormId,
         request: Request,
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     ) -> Accepted:
@@ -100,7 +100,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         fields = await _read_fields(request, ctx.settings.max_form_fields)
         return await accept(lambda: intake.form_submission(form_id, fields, idempotency_key))
 
-    @router.post("/v1/events", status_code=202, response_model=Accepted)
+    @router.post("/v1/events", status_code=202, response_model=Accepted, openapi_extra=event_body(ActivityIn))
     async def record_event(
         request: Request,
         who: Annotated[Principal, Depends(allow(*EVENT_SENDERS))],

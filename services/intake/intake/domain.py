@@ -129,15 +129,16 @@ def normalise_submission(fields: dict[str, Any]) -> Normalised:
         value = str(int(raw)) if isinstance(raw, float) and raw.is_integer() else str(raw)
         try:
             # Custom fields may come from a text area: they keep their line breaks.
-            value = clean_text(value, multiline=key not in CANONICAL and key not in PAGE_KEYS).strip()
+            value = clean_text(value, multiline=key not in CANONICAL and key not in PAGE_KEYS)
         except InvalidText as exc:
             errors.append(_err(label, str(exc)))
             rejected.add(key)
             continue
-        if len(value) > MAX_VALUE:
+        if len(value) > MAX_VALUE:  # as sent, surrounding spaces included: the documented maxLength
             errors.append(_err(label, f"longer than {MAX_VALUE} characters"))
             rejected.add(key)
             continue
+        value = value.strip()
         if key in PAGE_KEYS:
             page_url = value or None
         elif key in CANONICAL:

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel
 
 from leadrelay.auth import LEAD_READERS, PEOPLE, Principal, allow, principal
+from leadrelay.contract import Since
 from leadrelay.inputs import Text
 from leadrelay.runtime import ServiceContext
 from sla_monitor import queue, repository
@@ -90,14 +91,12 @@ def build_router(ctx: ServiceContext) -> APIRouter:
     @router.get("/v1/alerts", response_model=list[AlertOut])
     async def alerts(
         who: Annotated[Principal, Depends(allow(*PEOPLE))],
-        since: Annotated[datetime | None, Query(description="only alerts raised after this time")] = None,
+        since: Annotated[Since | None, Query(description="only alerts raised after this time")] = None,
         territory: Annotated[Text | None, Query()] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[AlertOut]:
         """Breached deadlines, newest first: the feed ops acts on. A rep sees their own, a manager
         their territories'."""
-        if since is not None and since.tzinfo is None:
-            raise HTTPException(422, "since needs a timezone, e.g. 2026-05-01T00:00:00Z")
         who.check_territory(territory)
         async with ctx.database.transaction() as session:
             return [_alert(a) for a in await repository.alerts(session, who, since, territory, limit)]
