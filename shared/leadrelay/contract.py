@@ -21,6 +21,7 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Path
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, WithJsonSchema
 
+from leadrelay.inputs import Text
 from leadrelay.rules import Rules
 
 # ---------------------------------------------------------------- parameter types
@@ -78,7 +79,7 @@ Since = Annotated[
 # Marks a schema whose allowed values come from the rules file; :func:`install` replaces it with an enum.
 RULES_VALUES = "x-leadrelay-rules"
 
-RepId = Annotated[str, Field(min_length=1, max_length=100, json_schema_extra={RULES_VALUES: "reps"})]
+RepId = Annotated[Text, Field(min_length=1, max_length=100, json_schema_extra={RULES_VALUES: "reps"})]
 """A rep id: one of the reps in the rules file (an unknown rep is a 422)."""
 
 FormId = Annotated[str, Path(description="a form of the rules file", json_schema_extra={RULES_VALUES: "forms"})]

@@ -10,14 +10,21 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
-from fastapi.routing import APIRoute
 from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import OperationalError
 
 from leadrelay import __version__, contract
 from leadrelay.asyncapi import stored_document
-from leadrelay.auth import METRICS_READERS, PUBLIC, Authenticator, allow, authenticated_operations, check_routes
+from leadrelay.auth import (
+    METRICS_READERS,
+    PUBLIC,
+    Authenticator,
+    allow,
+    api_routes,
+    authenticated_operations,
+    check_routes,
+)
 from leadrelay.inputs import displayable
 from leadrelay.limits import RequestLimits, declared_limits
 from leadrelay.logging import get_logger
@@ -59,9 +66,8 @@ def create_app(runtime: Runtime, title: str, auth: Authenticator | None = None) 
         declared += declared_limits(router.routes)
         before = len(app.routes)
         app.include_router(router)
-        for route in app.routes[before:]:  # the service's routes, nested routers flattened
-            if isinstance(route, APIRoute):
-                storage.update((route.path, m) for m in route.methods or () if ctx.db is not None or m == "POST")
+        for route in api_routes(app.routes[before:]):  # the service's routes, nested routers included
+            storage.update((route.path, m) for m in route.methods or () if ctx.db is not None or m == "POST")
     # Every status each route can answer, in the OpenAPI document (leadrelay.contract).
     contract.install(
         app,

