@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from leadrelay.auth import LEAD_READERS, PEOPLE, Principal, allow, principal
 from leadrelay.runtime import ServiceContext
 from sla_monitor import queue, repository
+from sla_monitor.domain import attainment
 from sla_monitor.models import Alert
 from sla_monitor.queue import DeadlineStatus, Stage
 
@@ -124,5 +125,34 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         async with ctx.database.transaction() as session:
             rows = await repository.open_queue(session, who, now, status, territory, sla, limit)
         return [queue.item(row, now) for row in rows]
+
+    @router.get("/v1/metrics/sla")
+    async def sla_attainment(
+        who: Annotated[Principal, Depends(allow(*PEOPLE))],
+        since: Annotated[
+            datetime | None, Query(description="deadlines of assignments made at or after this time")
+        ] = None,
+        territory: Annotated[str | None, Query()] = None,
+    ) -> dict[str, Any]:
+        """SLA attainment per deadline (first touch, disposition): met, breached, still running, and
+        the share met of those decided; over a rep's own leads, a manager's territories', or all."""
+        if since is not None and since.tzinfo is None:
+            raise HTTPException(422, "since needs a timezone, e.g. 2026-05-01T00:00:00Z")
+        who.check_territory(territory)
+        async with ctx.database.transaction() as session:
+            counts = await repository.clock_outcomes(session, who, since, territory)
+        return attainment(counts)
+
+    @router.get("/v1/sla-policy", dependencies=[Depends(allow(*LEAD_READERS))])
+    async def sla_policy() -> dict[str, dict[str, int]]:
+        """The deadlines of the rules, per qualification, in seconds after the assignment."""
+        sla = ctx.rules.sla
+        return {
+            q: {
+                "first_touch_seconds": int(p.first_touch.total_seconds()),
+                "disposition_seconds": int(p.disposition.total_seconds()),
+            }
+            for q, p in (("handraiser", sla.handraiser), ("mql", sla.mql))
+        }
 
     return router
