@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-PACKAGES := -e shared -e services/intake -e services/scoring -e services/routing -e services/sla-monitor -e services/feedback
+PACKAGES := -e shared -e services/intake -e services/scoring -e services/routing -e services/sla-monitor -e services/feedback \
+	-e services/console
 
 KAFKA_PORT ?= 9092
 PG_PORT    ?= 55432
@@ -56,7 +57,7 @@ stop-distributed:
 
 LINT_PATHS := shared services tests $(wildcard bench)
 SOURCES := shared/leadrelay services/intake/intake services/scoring/scoring services/routing/routing \
-	services/sla-monitor/sla_monitor services/feedback/feedback
+	services/sla-monitor/sla_monitor services/feedback/feedback services/console/console
 
 ## bench: throughput and latency on real Kafka and PostgreSQL, against baselines (docs/performance.md);
 ## BENCH_ARGS=--quick for a short smoke run. Results go to bench/results/.
