@@ -191,7 +191,9 @@ def test_queue_signature_ignores_the_ticking_seconds() -> None:
 
 
 def test_names_in_any_script() -> None:
-    assert views.person_name({"first_name": "娜", "last_name": "李", "email": "li@x.cn"}) == "娜 李"
+    assert views.person_name({"first_name": "娜", "last_name": "李", "email": "li@x.cn"}) == "李娜"
+    assert views.person_name({"first_name": "Wei", "last_name": "Chen", "email": "c@x.cn"}) == "Wei Chen"
+    assert views.person_name({"first_name": "Åsa", "last_name": "Öberg", "email": "a@x.se"}) == "Åsa Öberg"
     assert views.person_name({"first_name": "Zoë", "email": "z@x.nl"}) == "Zoë"
     assert views.person_name({"email": "only@x.se"}) == "only@x.se"
 

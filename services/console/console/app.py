@@ -344,6 +344,7 @@ def router(console: Console) -> APIRouter:
         fb = feedback.data if feedback.ok else None
         cycle = a.get("cycle") if a else None
         hform = views.handraiser_form(activities, handraiser_forms)
+        closed = views.closed_by(fb, cycle) or (a.get("release_reason") if a and a.get("status") != "active" else None)
         return {
             "lead_id": lead_id,
             "assignment": a,
@@ -355,12 +356,14 @@ def router(console: Console) -> APIRouter:
             "timeline": views.timeline(activities, fb, reps, form_names),
             "handraiser_form": form_names.get(hform, hform) if hform else None,
             "rep_name": reps.get((a or {}).get("rep_id", ""), (a or {}).get("rep_id")),
-            "can_act": bool(a and a.get("status") == "active"),
+            "can_act": bool(a and not closed),
+            "closed": closed,
             "channels": views.CHANNELS,
             "dispositions": views.DISPOSITIONS,
             "idempotency": str(uuid.uuid4()),
             "flash": None,
             "problem": None,
+            "oob": False,
         }
 
     def lead_problem(request: Request, me: Me, reply: Reply) -> Response:
@@ -409,7 +412,8 @@ def router(console: Console) -> APIRouter:
         ctx.update(flash=flash if problem is None else None, problem=problem)
         status = 200 if problem is None else (reply.status if reply.status in (403, 404, 422) else 400)
         # htmx swaps only 2xx answers by default; the panel shows the problem either way.
-        response = console.render(request, "_work.html", me, status=200, **ctx)
+        # The work panel, and the timeline out of band (htmx swaps both).
+        response = console.render(request, "_after_action.html", me, status=200, **ctx)
         response.headers["X-Leadrelay-Status"] = str(status)
         return response
 

@@ -35,10 +35,18 @@ def iso(value: datetime | None) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else ""
 
 
+def _cjk(text: str) -> bool:
+    return any("\u3040" <= ch <= "\u30ff" or "\u3400" <= ch <= "\u9fff" or "\uac00" <= ch <= "\ud7af" for ch in text)
+
+
 def person_name(contact: Mapping[str, Any] | None) -> str:
-    """A contact's name as they wrote it (any script), else their address."""
+    """A contact's name as they wrote it (any script), else their address. Chinese, Japanese and
+    Korean names read family name first, with no space: 李娜, not 娜 李."""
     contact = contact or {}
-    name = " ".join(str(p) for p in (contact.get("first_name"), contact.get("last_name")) if p)
+    first, last = (str(contact.get(k) or "").strip() for k in ("first_name", "last_name"))
+    if first and last and _cjk(first) and _cjk(last):
+        return last + first
+    name = " ".join(p for p in (first, last) if p)
     return name or str(contact.get("email") or "")
 
 
@@ -98,6 +106,19 @@ def clocks_now(
         out.append({"name": c.get("name"), "due_at": c.get("due_at"), "status": status})
     order = {FIRST_TOUCH: 0, DISPOSITION: 1}
     return sorted(out, key=lambda c: order.get(str(c["name"]), 9))
+
+
+CLOSING = ("recycle", "junk", "unreachable")
+
+
+def closed_by(feedback: Mapping[str, Any] | None, cycle: int | None) -> str | None:
+    """The status that took the lead away from sales in this cycle (recycle, junk, unreachable),
+    as soon as feedback has it: the work panel stops offering actions at once."""
+    latest = None
+    for d in (feedback or {}).get("dispositions", []):
+        if d.get("cycle") == cycle:
+            latest = d.get("disposition")
+    return latest if latest in CLOSING else None
 
 
 def timeline(
