@@ -223,6 +223,8 @@ async def test_a_rep_works_a_lead(site: Site) -> None:
             data={"csrf": csrf, "disposition": "recycle", "reason": "no budget this year"},
         )
         assert "Status saved: recycled." in r.text
+        # Handed back: the panel offers no more actions, at once.
+        assert 'name="channel"' not in r.text and "No longer with sales: recycled." in r.text
     async with site.api("astrid.lindqvist") as api:
         fb = (await api.get(f"/v1/leads/{lead}/feedback")).json()
     assert [t["note"] for t in fb["touches"]] == ["left a voicemail"]

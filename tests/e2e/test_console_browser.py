@@ -368,6 +368,7 @@ def test_a_rep_works_a_new_lead_live(site: Site, browser: Browser) -> None:
     page.get_by_label("Reason (required for recycle and junk)").fill("No budget until next year")
     page.get_by_role("button", name="Recycle").click()
     expect(page.locator("#work .notice")).to_have_text("Status saved: recycled.")
+    expect(page.get_by_role("button", name="Called")).to_have_count(0)  # handed back: nothing more to do
     expect(page.locator(".timeline")).to_contain_text("No budget until next year")
     tab.shot("lead-done")
     feedback = site.api("feedback", f"/v1/leads/{lead}/feedback", "astrid.lindqvist")
