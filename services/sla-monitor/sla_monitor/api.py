@@ -8,9 +8,10 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from leadrelay.auth import LEAD_READERS, PEOPLE, Principal, allow, principal
+from leadrelay.rules import SlaPolicy
 from leadrelay.runtime import ServiceContext
 from sla_monitor import queue, repository
 from sla_monitor.domain import attainment
@@ -36,6 +37,28 @@ class AlertOut(BaseModel):
     territory: str
     due_at: datetime
     raised_at: datetime
+
+
+class DeadlineOutcomes(BaseModel):
+    met: int
+    breached: int
+    running: int
+    attainment: float | None = Field(description="the share met of the deadlines decided; null while none is")
+
+
+class SlaAttainment(BaseModel):
+    first_touch: DeadlineOutcomes
+    disposition: DeadlineOutcomes
+
+
+class SlaPolicyOut(BaseModel):
+    first_touch_seconds: int
+    disposition_seconds: int
+
+
+class SlaPolicies(BaseModel):
+    handraiser: SlaPolicyOut
+    mql: SlaPolicyOut
 
 
 class LeadSla(BaseModel):
@@ -126,14 +149,14 @@ def build_router(ctx: ServiceContext) -> APIRouter:
             rows = await repository.open_queue(session, who, now, status, territory, sla, limit)
         return [queue.item(row, now) for row in rows]
 
-    @router.get("/v1/metrics/sla")
+    @router.get("/v1/metrics/sla", response_model=SlaAttainment)
     async def sla_attainment(
         who: Annotated[Principal, Depends(allow(*PEOPLE))],
         since: Annotated[
             datetime | None, Query(description="deadlines of assignments made at or after this time")
         ] = None,
         territory: Annotated[str | None, Query()] = None,
-    ) -> dict[str, Any]:
+    ) -> SlaAttainment:
         """SLA attainment per deadline (first touch, disposition): met, breached, still running, and
         the share met of those decided; over a rep's own leads, a manager's territories', or all."""
         if since is not None and since.tzinfo is None:
@@ -141,18 +164,18 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         who.check_territory(territory)
         async with ctx.database.transaction() as session:
             counts = await repository.clock_outcomes(session, who, since, territory)
-        return attainment(counts)
+        return SlaAttainment.model_validate(attainment(counts))
 
-    @router.get("/v1/sla-policy", dependencies=[Depends(allow(*LEAD_READERS))])
-    async def sla_policy() -> dict[str, dict[str, int]]:
+    @router.get("/v1/sla-policy", response_model=SlaPolicies, dependencies=[Depends(allow(*LEAD_READERS))])
+    async def sla_policy() -> SlaPolicies:
         """The deadlines of the rules, per qualification, in seconds after the assignment."""
-        sla = ctx.rules.sla
-        return {
-            q: {
-                "first_touch_seconds": int(p.first_touch.total_seconds()),
-                "disposition_seconds": int(p.disposition.total_seconds()),
-            }
-            for q, p in (("handraiser", sla.handraiser), ("mql", sla.mql))
-        }
+
+        def seconds(p: SlaPolicy) -> SlaPolicyOut:
+            return SlaPolicyOut(
+                first_touch_seconds=int(p.first_touch.total_seconds()),
+                disposition_seconds=int(p.disposition.total_seconds()),
+            )
+
+        return SlaPolicies(handraiser=seconds(ctx.rules.sla.handraiser), mql=seconds(ctx.rules.sla.mql))
 
     return router
