@@ -288,3 +288,11 @@ def test_no_inline_script_or_style_in_templates(template: str) -> None:
     assert not re.search(r"<style", text), "an inline <style>"
     assert "hx-on" not in text and "javascript:" not in text
     assert not re.search(r"https?://(?!\{\{)", text.replace("http://www.w3.org/2000/svg", "")), "an outside URL"
+
+
+def test_every_message_the_templates_ask_for_exists() -> None:
+    asked = set()
+    for path in (PACKAGE / "templates").glob("*.html"):
+        asked |= set(re.findall(r"\bt\('([a-z0-9_]+)'(?!\s*\+)", path.read_text(encoding="utf-8")))
+    assert asked, "no t('...') found: the pattern is wrong"
+    assert asked - set(i18n.EN) == set(), f"messages missing from the catalogues: {asked - set(i18n.EN)}"

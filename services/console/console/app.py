@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import jinja2
 from fastapi import APIRouter, FastAPI, Request
@@ -112,7 +113,7 @@ class Console:
         request: Request,
         template: str,
         me: Me | None = None,
-        status: int = 200,
+        code: int = 200,
         **ctx: Any,
     ) -> HTMLResponse:
         lang = self.lang(request)
@@ -131,14 +132,14 @@ class Console:
             version=__version__,
             **ctx,
         )
-        response = HTMLResponse(html, status_code=status)
+        response = HTMLResponse(html, status_code=code)
         secure_headers(response.headers)
         if new:
             Csrf.set_nonce(response, request, nonce)
         return response
 
     def error(self, request: Request, me: Me | None, status: int, message: str) -> HTMLResponse:
-        return self.render(request, "error.html", me, status=status, message=message)
+        return self.render(request, "error.html", me, code=status, message=message)
 
     def unavailable(self, request: Request, me: Me | None, exc: Unavailable) -> HTMLResponse:
         t = i18n.translator(self.lang(request))
@@ -179,8 +180,6 @@ class Console:
 
 
 def _quote(path: str) -> str:
-    from urllib.parse import quote
-
     return quote(path, safe="/")
 
 
@@ -217,11 +216,11 @@ def router(console: Console) -> APIRouter:
                 reply = await services.get(token.strip(), "sla-monitor", "/v1/me")
             except Unavailable as exc:
                 return console.unavailable(request, None, exc)
-            if reply.ok and reply.data.get("kind") == "person":
+            if reply.ok and isinstance(reply.data, dict) and reply.data.get("kind") == "person":
                 ctx["confirm"] = {"token": token.strip(), "name": reply.data["name"], "role": reply.data["role"]}
             else:
                 ctx["error"] = t("login_invalid", reason=reply.detail if not reply.ok else "not a person")
-        return console.render(request, "login.html", None, status=200 if not ctx["error"] else 401, **ctx)
+        return console.render(request, "login.html", None, code=200 if not ctx["error"] else 401, **ctx)
 
     @r.post("/login")
     async def login(request: Request) -> Response:
@@ -243,7 +242,7 @@ def router(console: Console) -> APIRouter:
             reply = await services.get(token, "sla-monitor", "/v1/me")
         except Unavailable as exc:
             return console.unavailable(request, None, exc)
-        if not reply.ok or reply.data.get("kind") != "person":
+        if not reply.ok or not isinstance(reply.data, dict) or reply.data.get("kind") != "person":
             reason = reply.detail if not reply.ok else "an API key is not a person's token"
             return console.render(
                 request,
@@ -413,7 +412,7 @@ def router(console: Console) -> APIRouter:
         status = 200 if problem is None else (reply.status if reply.status in (403, 404, 422) else 400)
         # htmx swaps only 2xx answers by default; the panel shows the problem either way.
         # The work panel, and the timeline out of band (htmx swaps both).
-        response = console.render(request, "_after_action.html", me, status=200, **ctx)
+        response = console.render(request, "_after_action.html", me, **ctx)
         response.headers["X-Leadrelay-Status"] = str(status)
         return response
 
@@ -761,8 +760,6 @@ def _queue_filters(params: Mapping[str, str]) -> dict[str, str]:
 
 
 def _urlencode(values: Mapping[str, Any]) -> str:
-    from urllib.parse import urlencode
-
     return urlencode({k: v for k, v in values.items() if v not in (None, "")})
 
 

@@ -236,9 +236,7 @@ EN: dict[str, str] = {
     # errors
     "error_title": "Something went wrong",
     "unavailable": "{service} is not answering right now. Try again in a moment.",
-    "forbidden": "You may not do this: {reason}",
     "csrf_failed": "This form has expired. Reload the page and try again.",
-    "page_not_found": "There is no such page.",
     "back_to_queue": "Back to the queue",
 }
 
@@ -454,9 +452,7 @@ SV: dict[str, str] = {
     "lstatus_junk": "Skräp",
     "error_title": "Något gick fel",
     "unavailable": "{service} svarar inte just nu. Försök igen om en stund.",
-    "forbidden": "Du får inte göra detta: {reason}",
     "csrf_failed": "Formuläret har gått ut. Ladda om sidan och försök igen.",
-    "page_not_found": "Det finns ingen sådan sida.",
     "back_to_queue": "Tillbaka till kön",
 }
 
@@ -672,9 +668,7 @@ DE: dict[str, str] = {
     "lstatus_junk": "Verworfen",
     "error_title": "Etwas ist schiefgegangen",
     "unavailable": "{service} antwortet gerade nicht. Versuchen Sie es gleich noch einmal.",
-    "forbidden": "Das dürfen Sie nicht: {reason}",
     "csrf_failed": "Dieses Formular ist abgelaufen. Laden Sie die Seite neu und versuchen Sie es erneut.",
-    "page_not_found": "Diese Seite gibt es nicht.",
     "back_to_queue": "Zurück zur Warteschlange",
 }
 
@@ -890,9 +884,7 @@ NL: dict[str, str] = {
     "lstatus_junk": "Afgewezen",
     "error_title": "Er ging iets mis",
     "unavailable": "{service} antwoordt nu niet. Probeer het zo opnieuw.",
-    "forbidden": "Dit mag je niet doen: {reason}",
     "csrf_failed": "Dit formulier is verlopen. Laad de pagina opnieuw en probeer het nog eens.",
-    "page_not_found": "Deze pagina bestaat niet.",
     "back_to_queue": "Terug naar de wachtrij",
 }
 
@@ -1108,9 +1100,7 @@ ZH: dict[str, str] = {
     "lstatus_junk": "无效",
     "error_title": "出错了",
     "unavailable": "{service} 暂时没有响应，请稍后再试。",
-    "forbidden": "你无权执行此操作：{reason}",
     "csrf_failed": "此表单已过期。请刷新页面后重试。",
-    "page_not_found": "没有这个页面。",
     "back_to_queue": "返回队列",
 }
 
