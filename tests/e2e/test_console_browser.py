@@ -37,7 +37,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 import yaml
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from leadrelay.events import all_topics
 from tests.e2e.distributed import CONSOLE, Cluster, cluster, free_port
@@ -63,14 +63,26 @@ LIVE_WITHIN_SECONDS = 2.0
 
 
 @pytest.fixture(scope="session")
-def browser_type_launch_args() -> dict[str, Any]:
-    """pytest-playwright launches Debian's Chromium, never a downloaded one."""
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
+    """pytest-playwright's launch options (--headed, --slowmo…) with Debian's Chromium, never a
+    downloaded one."""
     if not Path(CHROMIUM).exists():
         message = f"{CHROMIUM} is missing: run deploy/chromium.sh install (make test does)"
         if REQUIRE:
             pytest.fail(message)
         pytest.skip(message)
-    return {"executable_path": CHROMIUM, "args": CHROMIUM_ARGS, "headless": True}
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
+
+
+@pytest.fixture(scope="module")
+def browser(browser_type_launch_args: dict[str, Any]) -> Iterator[Browser]:
+    """For this module only, instead of pytest-playwright's session-wide browser: while Playwright's
+    sync API lives, its event loop counts as running in this thread, and the asyncio tests of the
+    other modules would fail after this one."""
+    with sync_playwright() as pw:
+        launched = pw.chromium.launch(**browser_type_launch_args)
+        yield launched
+        launched.close()
 
 
 def fast_rules(tmp: Path) -> Path:
