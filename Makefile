@@ -3,20 +3,21 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-PACKAGES := -e shared -e services/intake -e services/scoring -e services/routing -e services/sla-monitor -e services/feedback
+PACKAGES := -e shared -e services/intake -e services/scoring -e services/routing -e services/sla-monitor -e services/feedback \
+	-e services/console
 
 KAFKA_PORT ?= 9092
 PG_PORT    ?= 55432
 export KAFKA_PORT PG_PORT
 
-.PHONY: run test test-fast contract install infra infra-stop run-distributed stop-distributed lint schemas bench clean
+.PHONY: run test test-fast contract install infra infra-stop browser run-distributed stop-distributed lint schemas bench clean
 
 ## run: all five services embedded on http://127.0.0.1:8000 (SQLite, in-process bus)
 run: $(STAMP)
 	LEADRELAY_LOG_FORMAT=$${LEADRELAY_LOG_FORMAT:-console} $(BIN)/leadrelay run
 
-## test: lint, then every test on real Kafka and PostgreSQL (installs and starts them)
-test: lint infra
+## test: lint, then every test on real Kafka and PostgreSQL (installs and starts them), the console's in Chromium
+test: lint infra browser
 	LEADRELAY_REQUIRE_INFRA=1 LEADRELAY_TEST_RESTART_INFRA=1 \
 	LEADRELAY_TEST_DATABASE_URL=$$(deploy/postgres.sh url) \
 	LEADRELAY_TEST_KAFKA=127.0.0.1:$(KAFKA_PORT) \
@@ -24,7 +25,8 @@ test: lint infra
 
 ## test-fast: the inner loop (under two minutes, nothing to start): unit tests, the embedded bus,
 ## and the integration suite on SQLite; the Kafka and PostgreSQL variants are deselected
-FAST_PATHS := tests/intake tests/scoring tests/routing tests/sla_monitor tests/feedback tests/shared tests/integration
+FAST_PATHS := tests/intake tests/scoring tests/routing tests/sla_monitor tests/feedback tests/shared tests/integration \
+	tests/console
 test-fast: $(STAMP)
 	env -u LEADRELAY_TEST_DATABASE_URL -u LEADRELAY_TEST_KAFKA -u LEADRELAY_REQUIRE_INFRA \
 	$(BIN)/pytest -q -k "not postgres and not kafka" $(FAST_PATHS) $(PYTEST_ARGS)
@@ -47,6 +49,10 @@ infra: $(STAMP)
 	deploy/kafka.sh start
 	LEADRELAY_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(KAFKA_PORT) $(BIN)/leadrelay create-topics
 
+## browser: Debian's Chromium (and CJK fonts) for the console's browser tests, if missing
+browser:
+	deploy/chromium.sh install
+
 infra-stop:
 	-deploy/kafka.sh stop
 	-deploy/postgres.sh stop
@@ -60,7 +66,7 @@ stop-distributed:
 
 LINT_PATHS := shared services tests $(wildcard bench)
 SOURCES := shared/leadrelay services/intake/intake services/scoring/scoring services/routing/routing \
-	services/sla-monitor/sla_monitor services/feedback/feedback
+	services/sla-monitor/sla_monitor services/feedback/feedback services/console/console
 
 ## bench: throughput and latency on real Kafka and PostgreSQL, against baselines (docs/performance.md);
 ## BENCH_ARGS=--quick for a short smoke run. Results go to bench/results/.

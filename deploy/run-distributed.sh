@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Run Leadrelay distributed on this machine: each service as its own
-# `leadrelay serve SERVICE` process, against the PostgreSQL and Kafka that
+# Run Leadrelay distributed on this machine: each service, and the web console,
+# as its own `leadrelay serve SERVICE` process, against the PostgreSQL and Kafka that
 # `make infra` started (deploy/postgres.sh, deploy/kafka.sh) and the topics it
 # created. `make run-distributed` / `make stop-distributed` call this script.
 #
@@ -11,7 +11,7 @@
 #   stop      SIGTERM (graceful: consumers finish their batch, outboxes drain),
 #             SIGKILL after 30 s (idempotent)
 #   restart   stop, then start
-#   status    one line per service; exit 0 when all five are up and ready
+#   status    one line per service; exit 0 when all are up and ready
 #   logs      tail a service's log, e.g. `logs routing -f` (default -n 100)
 #
 # Settings (environment); any other LEADRELAY_* variable is passed on as is:
@@ -20,16 +20,17 @@
 #   LEADRELAY_CONFIG                   (default: config/example.yaml)
 #   LEADRELAY_AUTH_SIGNING_KEY         (default: a random key generated once into
 #                                       .run/auth-signing-key, mode 0600)
+#   LEADRELAY_CONSOLE_SECRET_KEY       (default: likewise, .run/console-secret-key)
 #   SERVICES_START_TIMEOUT             seconds to wait for readiness (90)
 #
 # HTTP ports are the code's defaults (leadrelay.settings.DEFAULT_PORTS,
-# 8001-8005). Pid files and logs are in .run/services/.
+# 8001-8005, the console 8000). Pid files and logs are in .run/services/.
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO_ROOT"
 
-SERVICES=(intake scoring routing sla-monitor feedback)
+SERVICES=(intake scoring routing sla-monitor feedback console)
 RUN_DIR=.run/services
 LEADRELAY_BIN=.venv/bin/leadrelay
 PYTHON_BIN=.venv/bin/python
@@ -48,7 +49,7 @@ is_service() {
     return 1
 }
 
-# The HTTP port of each service, from the code (one Python start for all five).
+# The HTTP port of each service, from the code (one Python start for all of them).
 declare -A PORTS=()
 load_ports() {
     (( ${#PORTS[@]} )) && return 0
@@ -117,7 +118,7 @@ start_one() {
     [[ -f $logf ]] && mv -f "$logf" "$logf.1"
     # setsid: own session, so a Ctrl-C in this terminal does not reach it; stdin
     # from /dev/null and both outputs to the log, so it holds no fd of ours.
-    # --port: a LEADRELAY_PORT in the environment would give all five one port.
+    # --port: a LEADRELAY_PORT in the environment would give them all one port.
     setsid nohup "$LEADRELAY_BIN" serve "$svc" --port "${PORTS[$svc]}" \
         </dev/null >>"$logf" 2>&1 &
     pid=$!
@@ -150,6 +151,16 @@ cmd_start() {
         LEADRELAY_AUTH_SIGNING_KEY="$(cat "$keyfile")"
         export LEADRELAY_AUTH_SIGNING_KEY
         log "sign in with: LEADRELAY_AUTH_SIGNING_KEY=\$(cat $keyfile) $LEADRELAY_BIN token --role ops"
+    fi
+    # The console signs its forms' CSRF tokens with a key of its own: likewise, made once.
+    if [[ -z ${LEADRELAY_CONSOLE_SECRET_KEY:-} ]]; then
+        local consolekey=.run/console-secret-key
+        if [[ ! -s $consolekey ]]; then
+            (umask 077 && "$PYTHON_BIN" -c 'from leadrelay.auth import generate_key; print(generate_key())' >"$consolekey")
+            log "generated the console's secret key into $consolekey"
+        fi
+        LEADRELAY_CONSOLE_SECRET_KEY="$(cat "$consolekey")"
+        export LEADRELAY_CONSOLE_SECRET_KEY
     fi
     log "database $(sed -E 's#(://[^:/@]*):[^@/]*@#\1:***@#' <<<"$LEADRELAY_DATABASE_URL"), kafka $LEADRELAY_KAFKA_BOOTSTRAP_SERVERS, rules $LEADRELAY_CONFIG"
 

@@ -1,7 +1,8 @@
 """The ``leadrelay`` command.
 
 leadrelay run                   all five services in one process (SQLite, in-process bus)
-leadrelay serve SERVICE         one service against Kafka and PostgreSQL
+leadrelay serve SERVICE         one service against Kafka and PostgreSQL (or `console`: the web
+                                console alone, reaching the services at their URLs)
 leadrelay create-topics         create the Kafka topics with their partition counts
 leadrelay check-config [PATH]   validate a rules file
 leadrelay schemas [--check]     write (or check) the events' JSON Schemas
@@ -20,7 +21,9 @@ import asyncio
 import json
 import sys
 from datetime import UTC, datetime
+from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Any
 
 from pydantic import SecretStr
 
@@ -47,6 +50,13 @@ from leadrelay.runtime import SERVICE_NAMES, Runtime, load_services
 from leadrelay.settings import Settings
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
+CONSOLE = "console"
+
+
+def console_plugin() -> Any | None:
+    """The web console (the ``leadrelay.console`` entry point of the console package), if installed."""
+    found = [ep for ep in entry_points(group="leadrelay.console") if ep.name == CONSOLE]
+    return found[0].load() if found else None
 
 
 def embedded_auth(settings: Settings, rules: Rules) -> tuple[Settings, Authenticator, dict[str, str]]:
@@ -71,7 +81,21 @@ def build_embedded_app(settings: Settings):  # type: ignore[no-untyped-def]
     runtime = Runtime(load_services(), settings, rules, SystemClock(), bus)
     app = create_app(runtime, "Leadrelay (embedded)", auth)
     app.state.generated_api_keys = generated
+    plugin = console_plugin()
+    if plugin is not None:  # the console at /, calling this same app over ASGI
+        plugin.embedded(app, settings)
     return app
+
+
+def build_console_app(settings: Settings):  # type: ignore[no-untyped-def]
+    """`leadrelay serve console`: the web console alone, reaching each service at its base URL."""
+    plugin = console_plugin()
+    if plugin is None:
+        raise SystemExit("leadrelay serve console: the console package (leadrelay-console) is not installed")
+    try:
+        return plugin.standalone(settings)
+    except AuthConfigError as exc:
+        raise SystemExit(f"leadrelay serve console: {exc}") from None
 
 
 def build_service_app(settings: Settings, service: str):  # type: ignore[no-untyped-def]
@@ -100,18 +124,20 @@ def sign_in_banner(auth: Authenticator, generated: dict[str, str], url: str, dat
     each territory, the managers, ops and admins) and the API keys it generated."""
     rules = auth.rules
     shown = [t.reps[0].id for t in rules.territories] + [p.id for p in rules.staff]
+    hours = DEFAULT_TTL.seconds // 3600
     lines = [
         "",
-        f"Sign in to {url} with one of these (Authorization: Bearer <token>, valid {DEFAULT_TTL.seconds // 3600} h;",
-        "`leadrelay token USER_ID` for anyone else, or paste one into Authorize at /docs):",
+        f"Open {url}/ and sign in: click a person's link below (valid {hours} h), or paste their token.",
+        "The API takes the same token (Authorization: Bearer <token>; Authorize at /docs);",
+        "`leadrelay token USER_ID` signs in anyone else.",
     ]
     for person_id in shown:
         person = rules.person(person_id)
         if person is None:
             continue
         where = f" ({', '.join(person.territories)})" if person.territories else ""
-        lines.append(f"  {person.role.value:<8} {person.id}{where}")
-        lines.append(f"           {auth.issue(person.id)}")
+        lines.append(f"  {person.role.value:<8} {person.name}, {person.id}{where}")
+        lines.append(f"           {url}/login?token={auth.issue(person.id)}")
     if generated:
         lines.append(f"API keys of the sources (X-API-Key; generated into {data_dir / API_KEYS_FILE}):")
         for source_id, key in generated.items():
@@ -159,17 +185,23 @@ def _serve(app, settings: Settings, port: int) -> None:  # type: ignore[no-untyp
     # uvicorn turns SIGTERM/SIGINT into a graceful shutdown: the lifespan stops consumers
     # after the batch in hand, commits, and drains the outbox. Its own log lines go through
     # our logging configuration (log_config=None), so they are structured and escaped too.
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=port,
-        log_level=settings.log_level.lower(),
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=20,
-        http=http_protocol(settings.max_header_bytes),
-        h11_max_incomplete_event_size=settings.max_header_bytes,
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=settings.host,
+            port=port,
+            log_level=settings.log_level.lower(),
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=20,
+            http=http_protocol(settings.max_header_bytes),
+            h11_max_incomplete_event_size=settings.max_header_bytes,
+        )
     )
+    console = getattr(app.state, "console", None)
+    if console is not None:  # the console's live streams end at once instead of holding the shutdown
+        console.should_exit = lambda: server.should_exit
+    server.run()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -178,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="run all services embedded (one process, SQLite, in-process bus)")
     run.add_argument("--port", type=int)
     serve = sub.add_parser("serve", help="run one service against Kafka and PostgreSQL")
-    serve.add_argument("service", choices=SERVICE_NAMES)
+    serve.add_argument("service", choices=[*SERVICE_NAMES, CONSOLE])
     serve.add_argument("--port", type=int)
     sub.add_parser("create-topics", help="create the Kafka topics (idempotent)")
     check = sub.add_parser("check-config", help="validate a rules file")
@@ -219,6 +251,12 @@ def main(argv: list[str] | None = None) -> int:
             # For the person at the terminal (stdout), never through the logs.
             print(sign_in_banner(app.state.auth, app.state.generated_api_keys, url, settings.data_dir), flush=True)
             _serve(app, settings, port)
+        elif args.command == "serve" and args.service == CONSOLE:
+            _serve(
+                build_console_app(settings),
+                settings,
+                args.port if args.port is not None else settings.http_port(CONSOLE),
+            )
         elif args.command == "serve":
             app = build_service_app(settings, args.service)
             _serve(app, settings, args.port if args.port is not None else settings.http_port(args.service))

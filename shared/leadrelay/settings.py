@@ -20,6 +20,7 @@ DEFAULT_PORTS: dict[str, int] = {
     "routing": 8003,
     "sla-monitor": 8004,
     "feedback": 8005,
+    "console": 8000,  # the web console's own process (`leadrelay serve console`)
 }
 
 
@@ -90,6 +91,23 @@ class Settings(BaseSettings):
     )
     max_form_fields: int = Field(default=200, ge=1, description="Most fields in one form submission (422 above).")
 
+    # The web console (`leadrelay serve console`; embedded, `leadrelay run` serves it at / itself).
+    console_secret_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Signs the console's CSRF tokens: random, at least 32 characters, the same for every console"
+            " replica. Required by `leadrelay serve console`; `leadrelay run` generates one into data_dir."
+        ),
+    )
+    console_poll_seconds: float = Field(
+        default=1.0, gt=0, le=10, description="How often the console asks the services for news per open page."
+    )
+    intake_url: str = Field(default="http://127.0.0.1:8001", description="Where the console reaches intake.")
+    scoring_url: str = Field(default="http://127.0.0.1:8002", description="Where the console reaches scoring.")
+    routing_url: str = Field(default="http://127.0.0.1:8003", description="Where the console reaches routing.")
+    sla_monitor_url: str = Field(default="http://127.0.0.1:8004", description="Where the console reaches sla-monitor.")
+    feedback_url: str = Field(default="http://127.0.0.1:8005", description="Where the console reaches feedback.")
+
     # Consumer tuning.
     consumer_max_records: int = Field(default=500, ge=1)
     consumer_fetch_timeout_ms: int = Field(default=100, ge=1)
@@ -144,6 +162,16 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, value: str) -> str:
         return value.upper()
+
+    def service_urls(self) -> dict[str, str]:
+        """The base URL of each service, as the console reaches them in distributed mode."""
+        return {
+            "intake": self.intake_url,
+            "scoring": self.scoring_url,
+            "routing": self.routing_url,
+            "sla-monitor": self.sla_monitor_url,
+            "feedback": self.feedback_url,
+        }
 
     def http_port(self, service: str | None) -> int:
         if self.port is not None:

@@ -33,7 +33,7 @@ COMPOSE_FILE = REPO / "docker-compose.yml"
 DOCKERFILE = REPO / "deploy" / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
 ENV_PREFIX = "LEADRELAY_"
-SCRIPTS = ["deploy/kafka.sh", "deploy/postgres.sh", "deploy/run-distributed.sh"]
+SCRIPTS = ["deploy/kafka.sh", "deploy/postgres.sh", "deploy/run-distributed.sh", "deploy/chromium.sh"]
 
 
 # ------------------------------------------------------------------ helpers

@@ -1,5 +1,6 @@
 """Starts Leadrelay distributed for tests: each service its own `leadrelay serve` process,
 on the real Kafka broker and PostgreSQL, isolated by a topic/group prefix and a schema prefix.
+``console`` among the services starts the web console too (last: it is given the others' URLs).
 
 Every process gets the tests' signing key and the example sources' API keys in its
 environment; ``get``/``post`` call as the admin unless ``as_`` names another person, a source,
@@ -21,8 +22,13 @@ from typing import Any
 
 import httpx
 
+from leadrelay.auth import generate_key
 from leadrelay.runtime import SERVICE_NAMES
+from leadrelay.settings import Settings
 from tests.harness import ADMIN, SIGNING_KEY, SOURCE_KEYS, bearer, source_env, token_for
+
+CONSOLE = "console"
+CONSOLE_SECRET_KEY = generate_key()
 
 
 def free_port() -> int:
@@ -53,12 +59,22 @@ class Cluster:
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]}"
 
+    def console_env(self) -> dict[str, str]:
+        """The console reaches each service at its URL (the settings' ``<service>_url``)."""
+        fields = {"sla-monitor": "sla_monitor"}
+        return {
+            f"LEADRELAY_{fields.get(s, s).upper()}_URL": self.url(s)
+            for s in Settings().service_urls()
+            if s in self.ports
+        } | {"LEADRELAY_CONSOLE_SECRET_KEY": CONSOLE_SECRET_KEY}
+
     def start(self, service: str) -> None:
         port = self.ports.setdefault(service, free_port())
         log = open(self.logs / f"{service}.log", "ab")  # noqa: SIM115 - owned by the process
+        env = {**self.env, **self.console_env()} if service == CONSOLE else self.env
         self.procs[service] = subprocess.Popen(  # noqa: S603
             [sys.executable, "-m", "leadrelay.cli", "serve", service, "--port", str(port)],
-            env=self.env,
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -145,7 +161,7 @@ def cluster(
     logs.mkdir(exist_ok=True)
     c = Cluster(env=env, logs=logs)
     try:
-        for s in services:
+        for s in sorted(services, key=lambda s: s == CONSOLE):  # the console last, with the others' URLs
             c.start(s)
         c.wait_ready()
         yield c

@@ -35,6 +35,7 @@ def test_no_leads_at_all() -> None:
         "acceptance_rate": None,
         "median_seconds_to_first_touch": None,
         "p90_seconds_to_first_touch": None,
+        "p95_seconds_to_first_touch": None,
         "mean_touches": None,
     }
 
@@ -93,12 +94,14 @@ def test_untouched_leads_do_not_count_in_time_to_first_touch() -> None:
     m = funnel([outcome(4), outcome(None), outcome(None), outcome(None)])
     assert m["median_seconds_to_first_touch"] == 240
     assert m["p90_seconds_to_first_touch"] == 240
+    assert m["p95_seconds_to_first_touch"] == 240
 
 
 def test_single_touched_lead_is_its_own_p90() -> None:
     m = funnel([outcome(90)])
     assert m["median_seconds_to_first_touch"] == 5400
     assert m["p90_seconds_to_first_touch"] == 5400
+    assert m["p95_seconds_to_first_touch"] == 5400
 
 
 def test_p90_of_many_leads() -> None:
@@ -136,3 +139,18 @@ def test_only_a_newer_cycle_replaces_what_feedback_knew() -> None:
     assert not supersedes(2, 2)
     assert not supersedes(3, 2)
     assert Disposition.ACCEPTED not in REVIEWED and set(REVIEWED) == set(Disposition) - {Disposition.ACCEPTED}
+
+
+def test_p95_of_many_leads() -> None:
+    # 1..100 minutes: the inclusive 95th percentile is at rank 0.95 * 99 = 94.05 -> 95.05 minutes.
+    m = funnel([outcome(d) for d in range(1, 101)])
+    p95 = m["p95_seconds_to_first_touch"]
+    assert isinstance(p95, float)
+    assert p95 == pytest.approx(95.05 * 60)
+    assert m["p90_seconds_to_first_touch"] == pytest.approx(90.1 * 60)
+
+
+def test_p95_sees_the_slow_tail_the_median_hides() -> None:
+    m = funnel([outcome(5)] * 18 + [outcome(600), outcome(900)])
+    assert m["median_seconds_to_first_touch"] == 5 * 60
+    assert m["p95_seconds_to_first_touch"] > 600 * 60

@@ -192,6 +192,9 @@ MATRIX: list[tuple[str, str, str, dict[str, Any] | None, dict[str, int]]] = [
         None,
         row(404, "ops", "admin"),
     ),
+    ("GET", "/v1/metrics/sla", "/v1/metrics/sla", None, row(200, *PERSONS)),
+    ("GET", "/v1/metrics/sla", "/v1/metrics/sla?territory=dach", None, row(200, "jonas", "tom", "ops", "admin")),
+    ("GET", "/v1/sla-policy", "/v1/sla-policy", None, row(200, *PERSONS, "crm")),
     # feedback
     ("POST", "/v1/leads/{lead_id}/touches", "/v1/leads/{A}/touches", {"channel": "call"}, row(202, *NORDICS_AND_CRM)),
     (
@@ -322,6 +325,23 @@ async def test_lists_hold_only_what_the_caller_may_see(world: World) -> None:
     assert funnel["dispositions"]["recycle"] == 1
     funnel = (await h.as_("rita.admin").get("/v1/metrics/funnel")).json()
     assert funnel["handed_to_sales"] == 4
+
+    # SLA attainment: A, B and C missed their first touch; E was handed back in time (both met).
+    sla = (await h.as_("jonas.becker").get("/v1/metrics/sla")).json()
+    assert sla["first_touch"] == {"met": 0, "breached": 1, "running": 0, "attainment": 0.0}
+    assert sla["disposition"] == {"met": 0, "breached": 0, "running": 1, "attainment": None}
+    sla = (await h.as_("karin.ek").get("/v1/metrics/sla")).json()
+    assert sla["first_touch"] == {"met": 1, "breached": 2, "running": 0, "attainment": round(1 / 3, 4)}
+    assert sla["disposition"] == {"met": 1, "breached": 0, "running": 2, "attainment": 1.0}
+    sla = (await h.as_("ops.desk").get("/v1/metrics/sla?territory=greater-china")).json()
+    assert sla["first_touch"] == {"met": 0, "breached": 0, "running": 0, "attainment": None}
+    sla = (await h.as_("rita.admin").get("/v1/metrics/sla")).json()
+    assert (sla["first_touch"]["met"], sla["first_touch"]["breached"]) == (1, 3)
+    policy = (await h.as_("astrid.lindqvist").get("/v1/sla-policy")).json()
+    assert policy == {
+        "handraiser": {"first_touch_seconds": 3600, "disposition_seconds": 2 * 86400},
+        "mql": {"first_touch_seconds": 48 * 3600, "disposition_seconds": 5 * 86400},
+    }
 
 
 async def test_me_says_who_is_calling(world: World) -> None:

@@ -109,7 +109,10 @@ def test_run_generates_its_keys_and_prints_a_token_per_example_person(
         assert stat.S_IMODE((data / name).stat().st_mode) == 0o600, name
     key = (data / KEY_FILE).read_text().strip()
     banner = cli.sign_in_banner(app.state.auth, app.state.generated_api_keys, "http://127.0.0.1:8000", data)
-    tokens = [line.strip() for line in banner.splitlines() if line.strip().startswith("eyJ")]
+    # One sign-in link per person, for the console: http://127.0.0.1:8000/login?token=<token>
+    links = [line.strip() for line in banner.splitlines() if "/login?token=" in line]
+    assert all(link.startswith("http://127.0.0.1:8000/login?token=eyJ") for link in links), links
+    tokens = [link.split("/login?token=", 1)[1] for link in links]
     people = {Tokens(key).verify(t)["sub"]: Tokens(key).verify(t)["role"] for t in tokens}
     assert people == {
         "astrid.lindqvist": "rep",

@@ -9,7 +9,16 @@ import pytest
 
 from leadrelay.events import Qualification
 from leadrelay.rules import Sla, load_rules
-from sla_monitor.domain import DISPOSITION, FIRST_TOUCH, clocks_stopped_by, deadlines
+from sla_monitor.domain import (
+    BREACHED,
+    DISPOSITION,
+    FIRST_TOUCH,
+    MET,
+    RUNNING,
+    attainment,
+    clocks_stopped_by,
+    deadlines,
+)
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example.yaml"
 STOCKHOLM = timezone(timedelta(hours=2), "CEST")
@@ -96,3 +105,15 @@ def test_feedback_seen_before_an_assignment_arrives_counts_from_the_assignment_t
     assert stopped_before_start([("disposition", assigned, "accepted")], assigned) == {FIRST_TOUCH, DISPOSITION}
     # Feedback of an earlier cycle (before this assignment) stops nothing.
     assert stopped_before_start([("disposition", assigned - timedelta(days=3), "recycle")], assigned) == set()
+
+
+def test_attainment_is_the_share_met_of_the_deadlines_decided() -> None:
+    out = attainment({(FIRST_TOUCH, MET): 9, (FIRST_TOUCH, BREACHED): 1, (FIRST_TOUCH, RUNNING): 5})
+    assert out[FIRST_TOUCH] == {"met": 9, "breached": 1, "running": 5, "attainment": 0.9}
+    # Nothing decided yet: no attainment rather than 0% or 100%.
+    assert out[DISPOSITION] == {"met": 0, "breached": 0, "running": 0, "attainment": None}
+
+
+def test_attainment_zero_and_one() -> None:
+    assert attainment({(DISPOSITION, BREACHED): 3})[DISPOSITION]["attainment"] == 0.0
+    assert attainment({(DISPOSITION, MET): 2, (DISPOSITION, RUNNING): 7})[DISPOSITION]["attainment"] == 1.0

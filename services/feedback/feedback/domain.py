@@ -34,13 +34,17 @@ def funnel(outcomes: list[LeadOutcome]) -> dict[str, object]:
         "awaiting_disposition": handed - with_status,
         "acceptance_rate": round(by_disposition["accepted"] / with_status, 4) if with_status else None,
         "median_seconds_to_first_touch": statistics.median(delays) if delays else None,
-        "p90_seconds_to_first_touch": (
-            statistics.quantiles(delays, n=10, method="inclusive")[-1]
-            if len(delays) >= 2
-            else (delays[0] if delays else None)
-        ),
+        "p90_seconds_to_first_touch": _percentile(delays, 90),
+        "p95_seconds_to_first_touch": _percentile(delays, 95),
         "mean_touches": round(sum(o.touches for o in outcomes) / handed, 2) if handed else None,
     }
+
+
+def _percentile(values: list[float], p: int) -> float | None:
+    """The ``p``-th percentile (inclusive method: within the observed range); one value is its own."""
+    if len(values) >= 2:
+        return statistics.quantiles(values, n=100, method="inclusive")[p - 1]
+    return values[0] if values else None
 
 
 # What the review board shows: every verdict except an acceptance.

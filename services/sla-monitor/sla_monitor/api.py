@@ -8,13 +8,15 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from leadrelay.auth import LEAD_READERS, PEOPLE, Principal, allow, principal
 from leadrelay.contract import Since
 from leadrelay.inputs import Text
+from leadrelay.rules import SlaPolicy
 from leadrelay.runtime import ServiceContext
 from sla_monitor import queue, repository
+from sla_monitor.domain import attainment
 from sla_monitor.models import Alert
 from sla_monitor.queue import DeadlineStatus, Stage
 
@@ -38,6 +40,28 @@ class AlertOut(BaseModel):
     territory: str
     due_at: datetime
     raised_at: datetime
+
+
+class DeadlineOutcomes(BaseModel):
+    met: int
+    breached: int
+    running: int
+    attainment: float | None = Field(description="the share met of the deadlines decided; null while none is")
+
+
+class SlaAttainment(BaseModel):
+    first_touch: DeadlineOutcomes
+    disposition: DeadlineOutcomes
+
+
+class SlaPolicyOut(BaseModel):
+    first_touch_seconds: int
+    disposition_seconds: int
+
+
+class SlaPolicies(BaseModel):
+    handraiser: SlaPolicyOut
+    mql: SlaPolicyOut
 
 
 class LeadSla(BaseModel):
@@ -126,5 +150,34 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         async with ctx.database.transaction() as session:
             rows = await repository.open_queue(session, who, now, status, territory, sla, limit)
         return [queue.item(row, now) for row in rows]
+
+    @router.get("/v1/metrics/sla", response_model=SlaAttainment)
+    async def sla_attainment(
+        who: Annotated[Principal, Depends(allow(*PEOPLE))],
+        since: Annotated[
+            datetime | None, Query(description="deadlines of assignments made at or after this time")
+        ] = None,
+        territory: Annotated[str | None, Query()] = None,
+    ) -> SlaAttainment:
+        """SLA attainment per deadline (first touch, disposition): met, breached, still running, and
+        the share met of those decided; over a rep's own leads, a manager's territories', or all."""
+        if since is not None and since.tzinfo is None:
+            raise HTTPException(422, "since needs a timezone, e.g. 2026-05-01T00:00:00Z")
+        who.check_territory(territory)
+        async with ctx.database.transaction() as session:
+            counts = await repository.clock_outcomes(session, who, since, territory)
+        return SlaAttainment.model_validate(attainment(counts))
+
+    @router.get("/v1/sla-policy", response_model=SlaPolicies, dependencies=[Depends(allow(*LEAD_READERS))])
+    async def sla_policy() -> SlaPolicies:
+        """The deadlines of the rules, per qualification, in seconds after the assignment."""
+
+        def seconds(p: SlaPolicy) -> SlaPolicyOut:
+            return SlaPolicyOut(
+                first_touch_seconds=int(p.first_touch.total_seconds()),
+                disposition_seconds=int(p.disposition.total_seconds()),
+            )
+
+        return SlaPolicies(handraiser=seconds(ctx.rules.sla.handraiser), mql=seconds(ctx.rules.sla.mql))
 
     return router

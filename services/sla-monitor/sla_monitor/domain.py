@@ -35,3 +35,19 @@ def stopped_before_start(seen: list[tuple[str, datetime, str | None]], assigned_
     """Clocks already met when an assignment arrives: feedback travels on another topic and can
     overtake its assignment, so a touch or disposition seen at or after the assignment time counts."""
     return {name for kind, at, _ in seen if at >= assigned_at for name in clocks_stopped_by(kind)}
+
+
+def attainment(counts: dict[tuple[str, str], int]) -> dict[str, dict[str, int | float | None]]:
+    """Per clock (first touch, disposition): how many deadlines were met, breached or are still
+    running, and the attainment: the share met of those decided (None while none is)."""
+    out: dict[str, dict[str, int | float | None]] = {}
+    for name in (FIRST_TOUCH, DISPOSITION):
+        met, breached = counts.get((name, MET), 0), counts.get((name, BREACHED), 0)
+        decided = met + breached
+        out[name] = {
+            "met": met,
+            "breached": breached,
+            "running": counts.get((name, RUNNING), 0),
+            "attainment": round(met / decided, 4) if decided else None,
+        }
+    return out

@@ -6,7 +6,7 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, select, true
+from sqlalchemy import ColumnElement, and_, case, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadrelay.auth import Principal, scoped
@@ -124,3 +124,16 @@ async def handoffs_of(session: AsyncSession, lead_ids: list[str]) -> dict[str, H
         return {}
     rows = await session.execute(select(Handoff).where(Handoff.lead_id.in_(lead_ids)))
     return {row.lead_id: row for row in rows.scalars()}
+
+
+async def clock_outcomes(
+    session: AsyncSession, who: Principal, since: datetime | None, territory: str | None
+) -> dict[tuple[str, str], int]:
+    """How many of the clocks ``who`` may see are in each (name, status), started at or after ``since``."""
+    c = SlaClock
+    query = scoped(select(c.name, c.status, func.count()), who, c.rep_id, c.territory).group_by(c.name, c.status)
+    if since is not None:
+        query = query.where(c.started_at >= since)
+    if territory is not None:
+        query = query.where(c.territory == territory)
+    return {(name, status): int(n) for name, status, n in (await session.execute(query)).all()}
