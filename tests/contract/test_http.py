@@ -11,7 +11,7 @@ import pytest
 from leadrelay.settings import Settings
 from tests.harness import Harness, example_rules, running, settings_for
 
-SINCE_ROUTES = ["/v1/alerts", "/v1/review-board", "/v1/metrics/funnel"]
+SINCE_ROUTES = ["/v1/alerts", "/v1/review-board", "/v1/metrics/funnel", "/v1/metrics/sla"]
 
 
 @pytest.fixture

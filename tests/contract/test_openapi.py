@@ -5,8 +5,8 @@ reads its /openapi.json and runs every check (status codes, content types,
 headers and bodies as documented, schema-valid requests accepted and invalid
 ones refused, no 5xx, stateful links) on every operation, with a bounded number
 of cases per operation so the run stays well under two minutes.
-LEADRELAY_CONTRACT_EXAMPLES (default 50) and LEADRELAY_CONTRACT_SEED change
-the budget and replay a run.
+LEADRELAY_CONTRACT_EXAMPLES (default 50) and LEADRELAY_CONTRACT_SEED (a fixed
+default, or `random`) change the budget and replay or vary a run.
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ from tests.harness import EXAMPLE, ROOT
 pytestmark = pytest.mark.contract
 
 EXAMPLES = int(os.environ.get("LEADRELAY_CONTRACT_EXAMPLES", "50"))
-SEED = os.environ.get("LEADRELAY_CONTRACT_SEED")
+# A fixed seed by default, so that `make test` is reproducible: a finding fails every run until
+# it is fixed, not one run in ten. LEADRELAY_CONTRACT_SEED=random explores new cases.
+SEED = os.environ.get("LEADRELAY_CONTRACT_SEED", "20261125")
 TOKENS: dict[str, str] = {}
 
 
@@ -109,7 +111,7 @@ def test_schemathesis_finds_nothing(embedded: str, tmp_path: Path) -> None:
         "--header",
         f"Authorization: Bearer {TOKENS[embedded]}",
     ]
-    if SEED:
+    if SEED and SEED != "random":
         command += ["--seed", SEED]
     env = dict(os.environ, SCHEMATHESIS_HOOKS="tests.contract.hooks", PYTHONPATH=str(ROOT))
     started = time.monotonic()

@@ -218,6 +218,7 @@ MATRIX: list[tuple[str, str, str, dict[str, Any] | None, dict[str, int]]] = [
     # every service
     ("GET", "/livez", "/livez", None, public(200)),
     ("GET", "/readyz", "/readyz", None, public(200)),
+    ("GET", "/asyncapi.json", "/asyncapi.json", None, public(200)),
     ("GET", "/metrics", "/metrics", None, row(200, "ops", "admin", "prometheus")),
 ]
 

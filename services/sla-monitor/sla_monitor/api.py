@@ -154,15 +154,11 @@ def build_router(ctx: ServiceContext) -> APIRouter:
     @router.get("/v1/metrics/sla", response_model=SlaAttainment)
     async def sla_attainment(
         who: Annotated[Principal, Depends(allow(*PEOPLE))],
-        since: Annotated[
-            datetime | None, Query(description="deadlines of assignments made at or after this time")
-        ] = None,
-        territory: Annotated[str | None, Query()] = None,
+        since: Annotated[Since | None, Query(description="deadlines of assignments made at or after this time")] = None,
+        territory: Annotated[Text | None, Query()] = None,
     ) -> SlaAttainment:
         """SLA attainment per deadline (first touch, disposition): met, breached, still running, and
         the share met of those decided; over a rep's own leads, a manager's territories', or all."""
-        if since is not None and since.tzinfo is None:
-            raise HTTPException(422, "since needs a timezone, e.g. 2026-05-01T00:00:00Z")
         who.check_territory(territory)
         async with ctx.database.transaction() as session:
             counts = await repository.clock_outcomes(session, who, since, territory)
