@@ -50,6 +50,8 @@ from tests.harness import EXAMPLE, SIGNING_KEY, SOURCE_KEYS, source_env, token_f
 
 pytestmark = [pytest.mark.slow]
 
+SHOTS = Path(__file__).resolve().parents[2] / ".run" / "website-screenshots"
+
 WRITE_KEY = SOURCE_KEYS.get("website", SOURCE_KEYS["website-tracking"])
 SWEDISH = {
     "email": "E-post (jobb)",
@@ -242,6 +244,12 @@ class Visit:
         return [r for r in self.sent if r.method == "POST" and r.url.endswith(path_end)]
 
 
+def shot(page: Page, stack: Stack, name: str) -> None:
+    """A screenshot for people to look at (git-ignored)."""
+    (SHOTS / stack.mode).mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / stack.mode / f"{name}.png"), full_page=True)
+
+
 def visit(browser: Browser, stack: Stack, **context: Any) -> Visit:
     ctx = browser.new_context(**({"viewport": {"width": 1000, "height": 900}} | context))
     page = ctx.new_page()
@@ -290,6 +298,7 @@ def test_a_visitor_reads_pages_then_fills_in_the_form(
     page.locator("form.leadrelay-form button[type=submit]").click()
     expect(page.get_by_text(words["email_error"])).to_be_visible()
     expect(page.get_by_text(words["consent_error"])).to_be_visible()
+    shot(page, stack, f"form-errors-{locale}")
     assert v.posts("/submissions") == []
 
     # The server's check: its error next to the field.
@@ -308,6 +317,7 @@ def test_a_visitor_reads_pages_then_fills_in_the_form(
     with page.expect_response(lambda r: r.url.endswith("/submissions") and r.status == 202) as answer:
         page.locator("form.leadrelay-form button[type=submit]").dblclick()
     expect(page.get_by_text(words["thanks"])).to_be_visible()
+    shot(page, stack, f"thanks-{locale}")
     assert len(v.posts("/submissions")) == 2  # the refused one and this one: the double click sent once
     lead_id = answer.value.json()["lead_id"]
     posted = dict(pair.split("=", 1) for pair in (v.posts("/submissions")[-1].post_data or "").split("&"))
@@ -352,3 +362,24 @@ def test_a_page_on_another_origin_cannot_post(stack: Stack, website: Website, br
         headers={"Origin": website.other_origin},
     )
     assert r.status_code == 403 and "access-control-allow-origin" not in r.headers
+
+
+def test_global_privacy_control_means_no_tracking(stack: Stack, website: Website, browser: Browser) -> None:
+    v = visit(browser, stack)
+    v.page.add_init_script("Object.defineProperty(navigator, 'globalPrivacyControl', {get: () => true})")
+    v.page.goto(f"{website.origin}/en/pricing")
+    v.page.wait_for_function("() => window.leadrelay")
+    v.page.evaluate("() => leadrelay.track('Pricing calculator used')")
+    v.page.goto(f"{website.origin}/en/demo")
+    expect(v.page.get_by_label("Work email")).to_be_visible()
+    assert v.posts("/v1/p") == [] and v.posts("/v1/t") == []
+    assert v.page.evaluate("() => localStorage.getItem('leadrelay.anonymous_id')") is None
+    # Without it, the same page is recorded, and a named event too.
+    w = visit(browser, stack)
+    w.page.goto(f"{website.origin}/en/pricing")
+    w.page.wait_for_function("() => window.leadrelay")
+    w.page.evaluate("() => leadrelay.track('Pricing calculator used', {plan: 'team'})")
+    w.page.wait_for_timeout(300)
+    (track,) = [json.loads(r.post_data or "{}") for r in w.posts("/v1/t")]
+    assert track["type"] == "track" and track["event"] == "Pricing calculator used"
+    assert track["properties"] == {"plan": "team"} and len(w.posts("/v1/p")) == 1

@@ -39,8 +39,12 @@
     form.setAttribute("method", "post");
     form.setAttribute("novalidate", "");
     form.className = (form.className + " leadrelay-form").trim();
-    var inputs = {};
-    C.fields.forEach(function (f) {
+    // A little layout unless the site styles the classes itself (data-leadrelay-style="none").
+    var inputs = {}, plain = host.getAttribute("data-leadrelay-style") !== "none";
+    var fields = C.fields.slice(), fi = fields.map(function (f) { return f.name; });
+    var gi = fi.indexOf("first_name"), fa = fi.indexOf("last_name");
+    if (l === "zh" && gi >= 0 && fa === gi + 1) fields.splice(gi, 2, fields[fa], fields[gi]);  // family name first
+    fields.forEach(function (f) {
       var id = prefix + f.name, wrap = el("div", { "class": "lr-field" });
       var label = el("label", { "for": id }, txt(f.label, l) + (f.required ? " *" : ""));
       var input = f.type === "textarea" ? el("textarea", { rows: "4" }) : el("input", {
@@ -52,8 +56,10 @@
       input.id = id; input.name = f.name;
       if (f.required) input.setAttribute("aria-required", "true");
       var err = el("span", { "class": "lr-error", id: id + "-error" });
+      if (plain) err.style.color = "#b3261e";
       input.setAttribute("aria-describedby", id + "-error");
       wrap.appendChild(label); wrap.appendChild(input); wrap.appendChild(err);
+      if (plain) { wrap.style.margin = "0 0 .8em"; label.style.display = err.style.display = "block"; input.style.maxWidth = "100%"; }
       form.appendChild(wrap);
       inputs[f.name] = { input: input, error: err, field: f };
     });
@@ -62,7 +68,9 @@
       var box = el("input", { type: "checkbox", id: cid, name: C.consent.field, value: "yes", "aria-describedby": cid + "-error" });
       var cl = el("label", { "for": cid }, txt(C.consent.text, l) + (C.consent.required ? " *" : ""));
       var cerr = el("span", { "class": "lr-error", id: cid + "-error" });
+      if (plain) cerr.style.color = "#b3261e";
       cw.appendChild(box); cw.appendChild(cl); cw.appendChild(cerr);
+      if (plain) { cw.style.margin = "0 0 .8em"; cerr.style.display = "block"; }
       form.appendChild(cw);
       inputs[C.consent.field] = { input: box, error: cerr, field: { name: C.consent.field, type: "consent", required: C.consent.required } };
     }
