@@ -37,18 +37,16 @@ import yaml
 from playwright.sync_api import Browser, Page, Request, expect
 
 from leadrelay.events import all_topics
+from tests.e2e import test_console_browser as console_e2e
 from tests.e2e.distributed import cluster, free_port
-from tests.e2e.test_console_browser import (  # noqa: F401 - fixtures
-    _drop_schemas,
-    _infra,
-    _wait_ready,
-    browser,
-    browser_type_launch_args,
-    run_async,
-)
+from tests.e2e.test_console_browser import _drop_schemas, _infra, _wait_ready, run_async
 from tests.harness import EXAMPLE, SIGNING_KEY, SOURCE_KEYS, source_env, token_for
 
 pytestmark = [pytest.mark.slow]
+
+# Debian's Chromium, launched as the console's browser tests launch it.
+browser_type_launch_args = console_e2e.browser_type_launch_args
+browser = console_e2e.browser
 
 SHOTS = Path(__file__).resolve().parents[2] / ".run" / "website-screenshots"
 
