@@ -12,7 +12,9 @@ distributed (``leadrelay serve`` per service, on the real Kafka and PostgreSQL):
   inline; the post carries the anonymous id, and the lead is scored;
 - once intake has the tracking endpoints and the anonymous-to-known join, the earlier page views
   count in the lead's score (skipped, saying so, while intake has no ``/v1/p``);
-- with scripts disabled, the plain form posts and lands on the thank-you page;
+- with scripts disabled, the plain form posts and lands on the thank-you page, or with errors on
+  the error page, where the script (once it runs) shows them next to their fields;
+- with Global Privacy Control nothing is tracked; without it, page views and named events are;
 - a page on an origin the rules do not allow cannot post (no CORS, 403) and the visitor is told.
 """
 
@@ -136,6 +138,7 @@ def website_rules(tmp: Path, origin: str) -> Path:
         if form["id"] == "demo-request":
             form["origins"] = [origin]
             form["thank_you_url"] = f"{origin}/en/thanks"
+            form["error_url"] = f"{origin}/sv/demo"
             form["consent"]["required"] = True
     for source in rules["sources"]:
         source["origins"] = [origin]
@@ -342,6 +345,25 @@ def test_with_scripts_blocked_the_plain_form_lands_on_the_thank_you_page(
     page.get_by_role("button", name="Send").click()
     page.wait_for_url(f"{website.origin}/en/thanks")
     expect(page.get_by_text("Thank you page")).to_be_visible()
+
+
+def test_with_scripts_blocked_errors_land_on_the_error_page_and_the_script_shows_them(
+    stack: Stack, website: Website, browser: Browser
+) -> None:
+    v = visit(browser, stack, java_script_enabled=False)
+    v.page.goto(f"{website.origin}/en/demo")
+    v.page.get_by_label("Work email").fill(f"berit.{uuid.uuid4().hex[:8]}@nordvik.se")
+    v.page.locator("input[name=phone]").fill("+46 12345")
+    v.page.get_by_label("I agree that Leadrelay may contact me").check()
+    v.page.get_by_role("button", name="Send").click()
+    v.page.wait_for_url(f"{website.origin}/sv/demo?**")
+    assert "lr_form=demo-request" in v.page.url and "lr_error.phone=" in v.page.url
+    # The error page with the script running: the server's message next to its field.
+    w = visit(browser, stack)
+    w.page.goto(v.page.url)
+    expect(w.page.locator("[id$='-phone-error']")).not_to_be_empty()
+    expect(w.page.get_by_label("E-post (jobb)")).to_be_visible()
+    assert w.posts("/submissions") == []
 
 
 def test_a_page_on_another_origin_cannot_post(stack: Stack, website: Website, browser: Browser) -> None:
