@@ -15,6 +15,7 @@ distributed (``leadrelay serve`` per service, on the real Kafka and PostgreSQL):
 - with scripts disabled, the plain form posts and lands on the thank-you page, or with errors on
   the error page, where the script (once it runs) shows them next to their fields;
 - with Global Privacy Control nothing is tracked; without it, page views and named events are;
+  where the rules require consent, nothing (not even an id) before it, then what waited;
 - a page on an origin the rules do not allow cannot post (no CORS, 403) and the visitor is told.
 """
 
@@ -38,7 +39,9 @@ import pytest
 import yaml
 from playwright.sync_api import Browser, Page, Request, expect
 
+from intake.website import track_script
 from leadrelay.events import all_topics
+from leadrelay.rules import Website as RulesWebsite
 from tests.e2e import test_console_browser as console_e2e
 from tests.e2e.distributed import cluster, free_port
 from tests.e2e.test_console_browser import _drop_schemas, _infra, _wait_ready, run_async
@@ -93,6 +96,8 @@ class Website:
         lang, _, name = path.strip("/").partition("/")
         lang_attr = "" if lang == "auto" else f' lang="{lang}"'
         tracking = self.embed["tracking_html"].replace("YOUR_WRITE_KEY", WRITE_KEY)
+        if lang == "consent":  # the tracking script as a site needing consent gets it, served from here
+            tracking = f'<script src="/track-consent.js" data-write-key="{WRITE_KEY}" async></script>'
         if name == "thanks" or lang == "thanks":
             body = "<h1>Thank you page</h1>"
         elif name == "demo":
@@ -111,12 +116,21 @@ def website() -> Iterator[Website]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - the standard library's name
-            body = site.page(self.path.split("?")[0]).encode()
+            path = self.path.split("?")[0]
+            if path == "/track-consent.js":
+                body, kind = track_script(RulesWebsite(require_consent=True)).body, "text/javascript"
+            else:
+                body, kind = site.page(path).encode(), "text/html; charset=utf-8"
             self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+
+        def do_POST(self) -> None:  # noqa: N802 - the consent page's tracking calls land here
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(204)
+            self.end_headers()
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
@@ -403,3 +417,30 @@ def test_global_privacy_control_means_no_tracking(stack: Stack, website: Website
     (track,) = [json.loads(r.post_data or "{}") for r in w.posts("/v1/t")]
     assert track["type"] == "track" and track["event"] == "Pricing calculator used"
     assert track["properties"] == {"plan": "team"} and len(w.posts("/v1/p")) == 1
+
+
+def test_where_the_rules_require_consent_nothing_is_tracked_before_it(
+    stack: Stack, website: Website, browser: Browser
+) -> None:
+    """track.js as rendered for ``website.require_consent: true`` (served by the site itself here, so
+    its calls land on the site's server)."""
+    v = visit(browser, stack)
+    sent: list[Request] = []
+    v.page.on("request", lambda r: sent.append(r) if r.method == "POST" else None)
+    v.page.goto(f"{website.origin}/consent/pricing")
+    v.page.wait_for_function("() => window.leadrelay")
+    v.page.evaluate("() => leadrelay.track('Pricing calculator used')")
+    v.page.wait_for_timeout(300)
+    assert sent == [] and v.page.evaluate("() => localStorage.getItem('leadrelay.anonymous_id')") is None
+    assert v.page.evaluate("() => leadrelay.anonymousId()") is None
+    v.page.evaluate("() => leadrelay.consent(true)")  # what a form's consent box does too
+    v.page.wait_for_function("() => localStorage.getItem('leadrelay.anonymous_id')")
+    v.page.wait_for_timeout(300)
+    calls = [json.loads(r.post_data or "{}") for r in sent]
+    assert [c["type"] for c in calls] == ["page", "track"]  # what waited for consent, in order
+    anonymous_id = v.page.evaluate("() => localStorage.getItem('leadrelay.anonymous_id')")
+    assert {c["anonymousId"] for c in calls} == {anonymous_id}
+    v.page.evaluate("() => leadrelay.consent(false)")  # withdrawn: the id is forgotten, nothing more is sent
+    v.page.evaluate("() => leadrelay.page()")
+    v.page.wait_for_timeout(200)
+    assert len(sent) == 2 and v.page.evaluate("() => localStorage.getItem('leadrelay.anonymous_id')") is None
