@@ -159,7 +159,7 @@ class LeadDefinition(_Strict):
 LANGUAGES = ("en", "sv", "de", "nl", "zh")
 
 
-def _origin(value: Any) -> Any:
+def web_origin(value: Any) -> Any:
     """A web origin as browsers send it: ``scheme://host[:port]``, nothing else (no path, no ``*``)."""
     if not isinstance(value, str):
         return value
@@ -178,7 +178,7 @@ def _origin(value: Any) -> Any:
     return f"{parts.scheme}://{host}" + (f":{port}" if port not in (None, default) else "")
 
 
-Origin = Annotated[str, BeforeValidator(_origin)]
+Origin = Annotated[str, BeforeValidator(web_origin)]
 
 
 def _web_url(value: Any) -> Any:
@@ -259,7 +259,7 @@ class Form(_Strict):
         if clash := sorted(special & set(names)):
             raise ValueError(f"form {self.id!r}: {', '.join(clash)} is the honeypot or consent field, not a field")
         for url in (self.thank_you_url, self.error_url):
-            if url is not None and _origin(_origin_of(url)) not in self.origins:
+            if url is not None and web_origin(_origin_of(url)) not in self.origins:
                 raise ValueError(f"form {self.id!r}: {url!r} is not on one of the form's origins")
         return self
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from intake.cors import ALLOW_HEADERS, decide
-from intake.website import DEFAULT_FIELDS, fields_of, missing
+from intake.website import DEFAULT_FIELDS, error_page, fields_of, missing, page_of, thank_you, wants_html
 from leadrelay.bus.memory import MemoryBus
 from leadrelay.events import LEADS_INTAKE, Envelope, FormSubmitted, Record
 from leadrelay.rules import Rules, RulesError, parse_rules
@@ -304,3 +304,26 @@ async def test_bad_headers_and_pages_never_give_a_500(
     assert r.status_code < 500 and r.status_code in (202, 303, 403, 422), (r.status_code, r.text)
     r = await h.as_(None).get("/v1/forms/demo-request/embed.js", headers=headers)
     assert r.status_code == 200
+
+
+# ---------------------------------------------------------------- the pure rules
+
+
+def test_where_a_plain_post_lands() -> None:
+    form = website_rules(thank_you_url=None).form("demo-request")
+    assert form is not None
+    assert wants_html("application/x-www-form-urlencoded", "text/html,*/*") and wants_html(
+        "multipart/form-data", "TEXT/HTML"
+    )
+    assert not wants_html("application/json", "text/html") and not wants_html(
+        "application/x-www-form-urlencoded", "*/*"
+    )
+    assert thank_you(form, f"{SITE}/demo#form") == f"{SITE}/demo?lr_form=demo-request&lr_submitted=1"
+    assert thank_you(form, f"{SITE}:443/demo") == f"{SITE}:443/demo?lr_form=demo-request&lr_submitted=1"
+    assert thank_you(form, f"{EVIL}/demo") is None and thank_you(form, None) is None
+    errors = [{"loc": ["body", "email"], "msg": "bad"}, {"loc": ["body"], "msg": "too many fields"}]
+    assert error_page(form, f"{SITE}/demo?a=1", errors) == (
+        f"{SITE}/demo?a=1&lr_form=demo-request&lr_error.email=bad&lr_error=too+many+fields"
+    )
+    assert error_page(form, "https://www.leadrelay.example.evil.example/", "x") is None
+    assert page_of({"Page URL": f"{SITE}/a"}, f"{SITE}/b") == f"{SITE}/a" and page_of({}, f"{SITE}/b") == f"{SITE}/b"

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from intake.domain import _key
-from leadrelay.rules import LANGUAGES, FieldType, Form, FormField, Labels, Website, _origin
+from leadrelay.rules import LANGUAGES, FieldType, Form, FormField, Labels, Website, web_origin
 
 # Labels of the fields the snippet knows, in the five languages.
 _LABELS: dict[str, dict[str, str]] = {
@@ -270,7 +270,7 @@ def _on_origins(form: Form, url: str | None) -> str | None:
         parts = urlsplit(url.strip())
         if parts.scheme not in ("http", "https") or not parts.netloc:
             return None
-        origin = _origin(f"{parts.scheme}://{parts.netloc}")
+        origin = web_origin(f"{parts.scheme}://{parts.netloc}")
     except ValueError:
         return None
     return urlunsplit(parts._replace(fragment="")) if origin in form.origins else None
