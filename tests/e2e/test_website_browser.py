@@ -186,6 +186,14 @@ class Stack:
         return "/v1/p" in paths or "/v1/page" in paths
 
 
+def write_key_env(with_sources: bool = True) -> dict[str, str]:
+    """The sources' keys, and the website source's write key (LEADRELAY_WRITE_KEY_WEBSITE) when the
+    rules do not define that source yet."""
+    sources = source_env()
+    extra = {} if "LEADRELAY_WRITE_KEY_WEBSITE" in sources else {"LEADRELAY_WRITE_KEY_WEBSITE": WRITE_KEY}
+    return {**sources, **extra} if with_sources else extra
+
+
 @pytest.fixture(scope="module")
 def embedded(tmp_path_factory: pytest.TempPathFactory, website: Website) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("website-embedded")
@@ -195,8 +203,7 @@ def embedded(tmp_path_factory: pytest.TempPathFactory, website: Website) -> Iter
         LEADRELAY_DATA_DIR=str(tmp / "data"),
         LEADRELAY_CONFIG=str(website_rules(tmp, website.origin)),
         LEADRELAY_AUTH_SIGNING_KEY=SIGNING_KEY,
-        LEADRELAY_WRITE_KEY_WEBSITE=WRITE_KEY,
-        **source_env(),
+        **write_key_env(),
     )
     log = tmp / "leadrelay-run.log"
     with open(log, "wb") as out:
@@ -228,7 +235,7 @@ def distributed(tmp_path_factory: pytest.TempPathFactory, website: Website) -> I
     rules = website_rules(tmp, website.origin)
     try:
         with cluster(
-            tmp, pg_url, kafka, prefix, rules, services=("intake", "scoring"), LEADRELAY_WRITE_KEY_WEBSITE=WRITE_KEY
+            tmp, pg_url, kafka, prefix, rules, services=("intake", "scoring"), **write_key_env(with_sources=False)
         ) as c:
             yield Stack("distributed", c.url("intake"), c.url("scoring"))
     finally:
