@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from intake.domain import lead_id_for, normalise_submission
+from intake.website import missing
 from leadrelay.bus import Bus
 from leadrelay.clock import Clock
 from leadrelay.events import ActivityRecorded, ActivityType, Actor, Envelope, Event, FormSubmitted
@@ -75,11 +76,13 @@ class Intake:
     def form_submission(self, form_id: str, fields: dict[str, Any], client_key: str | None = None) -> Envelope:
         """A form's fields, normalised, as a ``FormSubmitted`` event; raises :class:`UnknownForm`
         or :class:`Invalid`."""
-        if self.rules.form(form_id) is None:
+        form = self.rules.form(form_id)
+        if form is None:
             raise UnknownForm(form_id, [f.id for f in self.rules.forms])
         result = normalise_submission(fields)
-        if result.contact is None:
-            raise Invalid(result.errors)
+        errors = result.errors + missing(form, fields)  # and what the rules file requires of this form
+        if result.contact is None or errors:
+            raise Invalid(errors)
         data = FormSubmitted(
             lead_id=lead_id_for(result.contact.email, self.namespace),
             form_id=form_id,
