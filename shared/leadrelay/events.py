@@ -119,6 +119,12 @@ class Contact(_Model):
     company_size: int | None = Field(default=None, description="employees")
     industry: Text | None = None
     website: Text | None = Field(default=None, description="domain, e.g. example.com")
+    email_type: Literal["business", "free", "disposable", "role"] | None = Field(
+        default=None, description="what kind of address (leadrelay.emails): a company's, free mail, throwaway, shared"
+    )
+    company_domain: Text | None = Field(
+        default=None, description="registrable domain of a business address, else of the website"
+    )
 
     @property
     def email_domain(self) -> str:

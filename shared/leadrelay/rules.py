@@ -151,6 +151,13 @@ class LeadDefinition(_Strict):
         default_factory=lambda: [ActivityType.DEMO_REQUESTED],
         description="behaviour events that hand the lead to sales at once, like a handraiser form",
     )
+    handraiser_requires: list[Condition] = Field(
+        default_factory=list,
+        description=(
+            "conditions a handraiser (form or activity) must meet to go to sales at once; one that does not"
+            " (e.g. a free-mail address) is scored as usual and goes to sales when it reaches the threshold"
+        ),
+    )
     history_limit: int = Field(default=20, ge=1, description="activities carried in the handoff packet")
 
 

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
+from leadrelay.emails import facts, fold_email
 from leadrelay.events import Contact
 from leadrelay.inputs import InvalidText, clean_text, displayable
 from leadrelay.rules import country_code
@@ -83,8 +84,13 @@ def normalise_email(raw: str) -> str:
 
 
 def lead_id_for(email: str, namespace: uuid.UUID) -> str:
-    """The stable lead id of an address: the same person always gets the same id, with no lookup."""
-    return str(uuid.uuid5(namespace, email))
+    """The stable lead id of an address: the same person always gets the same id, with no lookup.
+
+    Derived from the folded address (``leadrelay.emails.fold_email``: Gmail's dots and ``+tags``,
+    googlemail.com, other providers' ``+tags``), so ``Jane.Doe+ads@googlemail.com`` and
+    ``janedoe@gmail.com`` are one lead; the contact keeps the address as typed.
+    """
+    return str(uuid.uuid5(namespace, fold_email(email)))
 
 
 def _company_size(value: str) -> int:
@@ -187,4 +193,5 @@ def normalise_submission(fields: dict[str, Any]) -> Normalised:
             contact[name] = values[name]
     if errors:
         return Normalised(contact=None, errors=errors)
+    contact.update(facts(contact["email"], contact.get("website")))
     return Normalised(contact=Contact(**contact), custom=custom, page_url=page_url)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from leadrelay.emails import facts
 from leadrelay.events import ActivityType, Contact, Disposition, LeadStatus, Qualification, ScoreReason
 from leadrelay.rules import EngagementRule, LeadDefinition
 
@@ -18,11 +19,18 @@ from leadrelay.rules import EngagementRule, LeadDefinition
 NURTURE = {LeadStatus.LEAD, LeadStatus.RECYCLED, LeadStatus.DISQUALIFIED}
 
 
+def with_facts(contact: Contact) -> Contact:
+    """The contact with its clean-data facts (``email_type``, ``company_domain``) derived from its
+    current address and website (``leadrelay.emails``), whatever an older event carried."""
+    return contact.model_copy(update=facts(contact.email, contact.website))
+
+
 def profile_fields(contact: Contact | None, custom: dict[str, str]) -> dict[str, Any]:
-    """The fields the definition's conditions can name: contact fields, email_domain, custom attributes."""
+    """The fields the definition's conditions can name: contact fields, email_domain, the clean-data
+    facts (email_type, company_domain), custom attributes."""
     fields: dict[str, Any] = dict(custom)
     if contact is not None:
-        fields.update(contact.model_dump())
+        fields.update(with_facts(contact).model_dump())
         fields["email_domain"] = contact.email_domain
     return fields
 
@@ -51,6 +59,8 @@ class Evaluation:
     engagement: int
     reasons: list[ScoreReason]
     disqualified_by: str | None
+    # A handraise that counts: asked for sales and met the definition's handraiser_requires.
+    handraiser: bool = False
 
     @property
     def score(self) -> int:
@@ -76,14 +86,23 @@ def evaluate(
             engagement += points
             reasons.append(ScoreReason(rule=f"{rule.name} (x{n})", category="engagement", points=points))
     if handraiser:
-        reasons.append(ScoreReason(rule="asked for sales (handraiser)", category="handraiser", points=0))
+        unmet = [c.field for c in definition.handraiser_requires if not c.test(fields.get(c.field))]
+        if unmet:
+            # e.g. a free-mail "contact sales": not handed over at once, it must qualify on its score.
+            rule = f"asked for sales, not handed over at once: {', '.join(unmet)} not as handraiser_requires"
+            reasons.append(ScoreReason(rule=rule, category="handraiser", points=0))
+            handraiser = False
+        else:
+            reasons.append(ScoreReason(rule="asked for sales (handraiser)", category="handraiser", points=0))
     disqualified_by = None
     for dq in definition.disqualify:
         if all(c.test(fields.get(c.field)) for c in dq.when):
             disqualified_by = dq.name
             reasons.append(ScoreReason(rule=dq.name, category="disqualifier", points=0))
             break
-    return Evaluation(fit=fit, engagement=engagement, reasons=reasons, disqualified_by=disqualified_by)
+    return Evaluation(
+        fit=fit, engagement=engagement, reasons=reasons, disqualified_by=disqualified_by, handraiser=handraiser
+    )
 
 
 def decide(

@@ -39,6 +39,7 @@ from scoring.domain import (
     owner_changes,
     profile_fields,
     score_event_due,
+    with_facts,
 )
 from scoring.models import Activity, Lead
 from scoring.repository import History
@@ -162,11 +163,11 @@ async def lead_assigned(batch: Batch, event: LeadAssigned) -> None:
 
 def rescore(batch: Batch, lead: Lead, force_event: bool = False) -> None:
     uow, defn = batch.uow, batch.rules.lead_definition
-    contact = Contact.model_validate(lead.contact) if lead.contact and lead.contact.get("email") else None
+    contact = with_facts(Contact.model_validate(lead.contact)) if lead.contact and lead.contact.get("email") else None
     handraiser = lead.handraised_at is not None
     ev = evaluate(defn, profile_fields(contact, lead.custom or {}), lead.engagement_counts or {}, handraiser)
     previous = LeadStatus(lead.status)
-    status, qualification = decide(previous, ev, defn.threshold, handraiser, reachable=contact is not None)
+    status, qualification = decide(previous, ev, defn.threshold, ev.handraiser, reachable=contact is not None)
     before = (lead.score, lead.fit, lead.status)
     lead.fit, lead.engagement, lead.status = ev.fit, ev.engagement, status.value
     lead.reasons = [r.model_dump() for r in ev.reasons]
