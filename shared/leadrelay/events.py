@@ -164,6 +164,28 @@ class Event(_Model):
     lead_id: LeadId
 
 
+class ConsentItem(_Model):
+    """One thing the person agreed to (or not): HubSpot's communications, or a form's checkbox."""
+
+    text: Annotated[MultilineText, Field(max_length=5000)]
+    given: bool
+    subscription_type_id: Text | None = Field(default=None, description="HubSpot's subscriptionTypeId")
+
+
+class ConsentEvidence(_Model):
+    """What the person agreed to, when, where: kept with the lead as evidence."""
+
+    basis: Literal["consent", "legitimate_interest"] = "consent"
+    given: bool = Field(description="consent to process (or the legitimate interest stated)")
+    text: Annotated[MultilineText, Field(max_length=5000)] = Field(description="the text shown")
+    language: Text | None = None
+    given_at: AwareDatetime
+    source: Literal["form", "hubspot", "web-to-lead", "import"]
+    form_id: Text
+    page_url: Text | None = None
+    communications: list[ConsentItem] = Field(default_factory=list, max_length=50)
+
+
 class FormSubmitted(Event):
     TYPE: ClassVar[str] = "leadrelay.intake.form_submitted.v1"
     TOPIC: ClassVar[str] = LEADS_INTAKE
@@ -172,6 +194,7 @@ class FormSubmitted(Event):
     contact: Contact
     custom: Attributes = Field(default_factory=dict)
     page_url: Text | None = None
+    consent: ConsentEvidence | None = Field(default=None, description="the consent given with this submission")
 
 
 class ActivityRecorded(Event):

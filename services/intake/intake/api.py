@@ -16,10 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from intake.domain import normalise_email
+from intake.formats import Screening
 from intake.schema import SUBMISSION_BODY, event_body
 from intake.service import Intake, Invalid, NotStored, UnknownForm
 from leadrelay.auth import EVENT_SENDERS, PUBLIC, Principal, allow
-from leadrelay.contract import AwareDateTime, FormId
+from leadrelay.contract import RETRY_AFTER, AwareDateTime, FormId
 from leadrelay.events import ActivityType, Envelope
 from leadrelay.http import ServiceUnavailable, field_errors
 from leadrelay.inputs import Text
@@ -66,6 +67,7 @@ class ActivityIn(BaseModel):
 def build_router(ctx: ServiceContext) -> APIRouter:
     router = APIRouter(tags=["intake"])
     intake = Intake(ctx.rules, uuid.UUID(ctx.settings.lead_id_namespace), ctx.clock, ctx.bus)
+    screening = Screening.of(ctx)
 
     async def accept(build: Callable[[], Envelope]) -> Accepted:
         try:
@@ -89,15 +91,20 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         response_model=Accepted,
         dependencies=[PUBLIC],
         openapi_extra=SUBMISSION_BODY,
+        responses={429: {"description": "Too many posts from this address or to this form.", "headers": RETRY_AFTER}},
     )
     async def submit_form(
         form_id: FormId,
         request: Request,
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     ) -> Accepted:
-        if ctx.rules.form(form_id) is None:  # before reading a body meant for no form
+        form = ctx.rules.form(form_id)
+        if form is None:  # before reading a body meant for no form
             raise HTTPException(404, str(UnknownForm(form_id, [f.id for f in ctx.rules.forms])))
+        screening.limit(request, f"form:{form_id}")  # 429 with Retry-After
         fields = await _read_fields(request, ctx.settings.max_form_fields)
+        if not await screening.passes(form, fields, request):  # a bot: the usual answer, nothing kept
+            return Accepted(lead_id=str(uuid.uuid4()), event_id=str(uuid.uuid4()))
         return await accept(lambda: intake.form_submission(form_id, fields, idempotency_key))
 
     @router.post("/v1/events", status_code=202, response_model=Accepted, openapi_extra=event_body(ActivityIn))

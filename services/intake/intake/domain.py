@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import phonenumbers
@@ -18,7 +18,7 @@ from email_validator import EmailNotValidError, validate_email
 from leadrelay.emails import facts, fold_email
 from leadrelay.events import Contact
 from leadrelay.inputs import InvalidText, clean_text, displayable
-from leadrelay.rules import country_code
+from leadrelay.rules import CONSENT_LANGUAGES, Consent, Form, country_code
 
 CANONICAL = (
     "email",
@@ -195,3 +195,30 @@ def normalise_submission(fields: dict[str, Any]) -> Normalised:
         return Normalised(contact=None, errors=errors)
     contact.update(facts(contact["email"], contact.get("website")))
     return Normalised(contact=Contact(**contact), custom=custom, page_url=page_url)
+
+
+ConsentSource = Literal["form", "hubspot", "web-to-lead", "import"]
+TICKED = frozenset({"on", "true", "yes", "1", "checked", "y", "agree", "agreed"})
+CONSENT_LANGUAGE_FIELD = "consent_language"
+
+
+def take_consent(form: Form, fields: dict[str, Any], given_elsewhere: bool) -> tuple[str | None, list[dict[str, Any]]]:
+    """Take the form's consent field (and ``consent_language``) out of ``fields``: the language of
+    the text the person agreed to when the box was ticked, else None; an error when the form
+    requires consent and none was given (here or, ``given_elsewhere``, e.g. HubSpot's options)."""
+    language = fields.pop(CONSENT_LANGUAGE_FIELD, None)
+    if form.consent is None:
+        return None, []
+    raw = fields.pop(form.consent.field, None)
+    ticked = str(raw).strip().lower() in TICKED if isinstance(raw, str | int | bool) else False
+    if not ticked:
+        if form.consent.required and not given_elsewhere:
+            return None, [_err(form.consent.field, "consent is required: tick the box to agree", "missing")]
+        return None, []
+    lang = str(language).strip().lower()[:2] if isinstance(language, str) else "en"
+    return (lang if lang in CONSENT_LANGUAGES and lang in form.consent.text else "en"), []
+
+
+def consent_text(consent: Consent, language: str) -> str:
+    texts: dict[str, str] = {str(k): v for k, v in consent.text.items()}
+    return texts.get(language) or texts["en"]

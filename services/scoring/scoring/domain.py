@@ -89,8 +89,8 @@ def evaluate(
         unmet = [c.field for c in definition.handraiser_requires if not c.test(fields.get(c.field))]
         if unmet:
             # e.g. a free-mail "contact sales": not handed over at once, it must qualify on its score.
-            rule = f"asked for sales, not handed over at once: {', '.join(unmet)} not as handraiser_requires"
-            reasons.append(ScoreReason(rule=rule, category="handraiser", points=0))
+            why = f"asked for sales, not handed over at once: {', '.join(unmet)} not as handraiser_requires"
+            reasons.append(ScoreReason(rule=why, category="handraiser", points=0))
             handraiser = False
         else:
             reasons.append(ScoreReason(rule="asked for sales (handraiser)", category="handraiser", points=0))
