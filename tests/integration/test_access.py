@@ -141,6 +141,15 @@ MATRIX: list[tuple[str, str, str, dict[str, Any] | None, dict[str, int]]] = [
     ("GET", "/v1/forms", "/v1/forms", None, public(200)),
     (
         "POST",
+        "/submissions/v3/integration/submit/{portalId}/{formGuid}",
+        "/submissions/v3/integration/submit/4711/1b2c3d4e-0000-4000-8000-000000000001",
+        {"fields": [{"name": "email", "value": "fresh.face@fresh-test.se"}]},
+        public(200),
+    ),
+    # Public; a Web-to-Lead post is a form post (urlencoded): this JSON body is a 415 for everyone.
+    ("POST", "/servlet/servlet.WebToLead", "/servlet/servlet.WebToLead", {"oid": "00D5e000000LEAD"}, public(415)),
+    (
+        "POST",
         "/v1/events",
         "/v1/events",
         {"type": "page_viewed", "email": "fresh.face@fresh-test.se", "url": "https://leadrelay.example/pricing"},
