@@ -34,7 +34,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from intake.protection import CaptchaVerifier, Limiter, TooManyRequests, dropped, honeypot_filled
 from intake.service import Intake, Invalid, NotStored, UnknownForm
-from leadrelay.auth import PUBLIC
+from leadrelay.auth import PUBLIC, Authenticator
 from leadrelay.contract import RETRY_AFTER, request_body
 from leadrelay.events import ConsentEvidence, ConsentItem, Envelope
 from leadrelay.http import ServiceUnavailable, field_errors
@@ -59,7 +59,16 @@ class Screening:
         return found
 
     def limit(self, request: Request, source: str) -> None:
-        """429 with Retry-After when the client's address or the source is over its rate."""
+        """429 with Retry-After when the client's address or the source is over its rate. A post
+        carrying a configured source's API key (``X-API-Key``: the list import) is limited by its
+        source's bucket only, not by its address."""
+        key = request.headers.get("x-api-key")
+        auth = getattr(request.app.state, "auth", None)
+        if key and isinstance(auth, Authenticator):
+            source_id = auth.api_keys.match(key)
+            if source_id is not None:
+                self.limiter.check_source(f"source:{source_id}")
+                return
         self.limiter.check(request, source)
 
     async def passes(self, form: Form, fields: dict[str, Any], request: Request, remote_ip: str | None = None) -> bool:

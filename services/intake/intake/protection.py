@@ -100,6 +100,9 @@ class Limiter:
         if wait:
             RATE_LIMITED.labels("address").inc()
             raise TooManyRequests("address", wait)
+        self.check_source(source)
+
+    def check_source(self, source: str) -> None:
         wait = self.source.take(source)
         if wait:
             RATE_LIMITED.labels("source").inc()
