@@ -231,6 +231,7 @@ class LeadQualified(Event):
     custom: Attributes = Field(default_factory=dict)
     activities: list[ActivitySummary]
     qualified_at: AwareDatetime
+    consent: list[ConsentEvidence] = Field(default_factory=list, description="the consent the lead gave, oldest first")
 
 
 class Handoff(_Model):
@@ -244,6 +245,7 @@ class Handoff(_Model):
     custom: Attributes = Field(default_factory=dict)
     account: Text | None = Field(default=None, description="the named account the lead belongs to, if any")
     matched_by: Literal["account", "territory", "fallback", "overflow"]
+    consent: list[ConsentEvidence] = Field(default_factory=list, description="the consent the lead gave, oldest first")
 
 
 class LeadAssigned(Event):

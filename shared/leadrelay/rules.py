@@ -159,6 +159,10 @@ class LeadDefinition(_Strict):
         ),
     )
     history_limit: int = Field(default=20, ge=1, description="activities carried in the handoff packet")
+    duplicate_window: Duration = Field(
+        default=timedelta(minutes=10),
+        description="the same lead submitting the same form again within this long is recorded once (no second score)",
+    )
 
 
 CONSENT_LANGUAGES = ("en", "sv", "de", "nl", "zh")

@@ -159,6 +159,15 @@ MATRIX: list[tuple[str, str, str, dict[str, Any] | None, dict[str, int]]] = [
     ("GET", "/v1/leads/{lead_id}/score", "/v1/leads/{A}/score", None, row(200, *NORDICS_AND_CRM)),
     ("GET", "/v1/leads/{lead_id}/score", "/v1/leads/{D}/score", None, row(200, "ops", "admin", "crm")),
     ("GET", "/v1/leads/{lead_id}/score", f"/v1/leads/{UNKNOWN_LEAD}/score", None, row(404, "ops", "admin", "crm")),
+    ("GET", "/v1/leads/{lead_id}/consent", "/v1/leads/{A}/consent", None, row(200, *NORDICS_AND_CRM)),
+    ("GET", "/v1/leads/{lead_id}/consent", "/v1/leads/{D}/consent", None, row(200, "ops", "admin", "crm")),
+    (
+        "GET",
+        "/v1/leads/{lead_id}/consent",
+        f"/v1/leads/{UNKNOWN_LEAD}/consent",
+        None,
+        row(404, "ops", "admin", "crm"),
+    ),
     ("GET", "/v1/leads", "/v1/leads", None, row(200, *PERSONS, "crm")),
     ("GET", "/v1/lead-definition", "/v1/lead-definition", None, row(200, *PERSONS, "crm")),
     # routing

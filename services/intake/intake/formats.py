@@ -35,7 +35,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from intake.protection import CaptchaVerifier, Limiter, TooManyRequests, dropped, honeypot_filled
 from intake.service import Intake, Invalid, NotStored, UnknownForm
 from leadrelay.auth import PUBLIC, Authenticator
-from leadrelay.contract import RETRY_AFTER, request_body
+from leadrelay.contract import RETRY_AFTER, inline_schema, request_body
 from leadrelay.events import ConsentEvidence, ConsentItem, Envelope
 from leadrelay.http import ServiceUnavailable, field_errors
 from leadrelay.inputs import MultilineText, Text
@@ -292,7 +292,7 @@ WEB_TO_LEAD_BODY: dict[str, Any] = {
     ),
     "required": ["oid", "email"],
     "properties": {
-        "oid": {"type": "string", "maxLength": 18},
+        "oid": {"type": "string", "pattern": "^[A-Za-z0-9]{1,18}$"},
         "retURL": {"type": "string", "maxLength": 2000},
         "email": {"type": "string", "format": "email", "maxLength": 254},
     },
@@ -327,7 +327,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         dependencies=[PUBLIC],
         responses=hubspot_errors,  # type: ignore[arg-type]
         openapi_extra=request_body(
-            {"application/json": HubSpotSubmission.model_json_schema()},
+            {"application/json": inline_schema(HubSpotSubmission)},
             "HubSpot's Forms API v3 submission.",
         ),
         summary="A form submission in HubSpot's Forms API v3 shape",

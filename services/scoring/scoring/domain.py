@@ -8,11 +8,11 @@ last came back to marketing, so a recycled lead must show fresh interest.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from leadrelay.emails import facts
-from leadrelay.events import ActivityType, Contact, Disposition, LeadStatus, Qualification, ScoreReason
+from leadrelay.events import ActivitySummary, ActivityType, Contact, Disposition, LeadStatus, Qualification, ScoreReason
 from leadrelay.rules import EngagementRule, LeadDefinition
 
 # Statuses in which marketing owns the lead and a qualification can happen.
@@ -166,3 +166,20 @@ def owner_changes(known_cycle: int | None, cycle: int) -> bool:
     """Scoring learns a lead's owner (who may see it) from its assignments; an older cycle
     delivered late never overwrites a newer one."""
     return known_cycle is None or cycle >= known_cycle
+
+
+def repeated_submission(recent: list[ActivitySummary], form_id: str, at: datetime, window: timedelta) -> bool:
+    """The lead submitted this form already within ``window`` before ``at`` (a double click, a
+    resend): recorded once, so it earns no second score. ``recent`` is the lead's recent history."""
+    return any(
+        a.type is ActivityType.FORM_SUBMITTED and a.detail == form_id and timedelta(0) <= at - a.occurred_at <= window
+        for a in recent
+    )
+
+
+MAX_CONSENT = 20  # evidence kept per lead: the newest
+
+
+def add_consent(kept: list[dict[str, Any]] | None, evidence: dict[str, Any]) -> list[dict[str, Any]]:
+    """The lead's consent evidence with ``evidence`` added (the newest ``MAX_CONSENT``)."""
+    return [*(kept or []), evidence][-MAX_CONSENT:]
