@@ -189,6 +189,7 @@ class Captcha(_Strict):
     """A captcha verified server-side (Cloudflare Turnstile or reCAPTCHA ``siteverify``)."""
 
     kind: Literal["turnstile", "recaptcha"]
+    site_key: str | None = Field(default=None, description="the public site key the page's widget needs")
     secret_env: str = Field(pattern=r"^[A-Z_][A-Z0-9_]*$", description="environment variable holding the secret")
     verify_url: str | None = Field(
         default=None, description="siteverify URL (default: the provider's; LEADRELAY_CAPTCHA_VERIFY_URL overrides)"

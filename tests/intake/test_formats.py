@@ -315,11 +315,18 @@ async def test_captcha_is_checked_with_siteverify(
     monkeypatch.setenv("LEADRELAY_TEST_TURNSTILE_SECRET", "s3cret")
     verifier = Verifier()
     await verifier.start()
-    captcha = {"kind": "turnstile", "secret_env": "LEADRELAY_TEST_TURNSTILE_SECRET", "fail_open": fail_open}
+    captcha = {
+        "kind": "turnstile",
+        "site_key": "0x4AAAA-site",
+        "secret_env": "LEADRELAY_TEST_TURNSTILE_SECRET",
+        "fail_open": fail_open,
+    }
     rules = rules_with(newsletter={"captcha": {**captcha, "verify_url": verifier.url}})
     url = "/v1/forms/newsletter/submissions"
     try:
         async with running(settings_for(tmp_path), services=["intake"], rules=rules) as h:
+            listed = {f["id"]: f for f in (await h.as_(None).get("/v1/forms")).json()}
+            assert listed["newsletter"]["captcha"] == {"kind": "turnstile", "site_key": "0x4AAAA-site"}
             ok = {"email": "jane@acme.de", "cf-turnstile-response": "good-token"}
             r = await h.as_(None).post(url, data=ok)
             assert r.status_code == 202, r.text

@@ -83,7 +83,10 @@ def build_router(ctx: ServiceContext) -> APIRouter:
     # Public: a website form cannot keep a secret.
     @router.get("/v1/forms", dependencies=[PUBLIC])
     async def list_forms() -> list[dict[str, Any]]:
-        return [f.model_dump() for f in ctx.rules.forms]
+        # What a page needs to render the form (the consent text, the honeypot's and captcha's
+        # fields); how the captcha is verified stays on the server.
+        private = {"captcha": {"secret_env", "verify_url", "fail_open"}}
+        return [f.model_dump(exclude=private) for f in ctx.rules.forms]
 
     @router.post(
         "/v1/forms/{form_id}/submissions",
