@@ -188,12 +188,13 @@ def _hubspot_error(
     return JSONResponse(body.model_dump(), status_code=status, headers=headers)
 
 
-def _hubspot_field_errors(errors: list[dict[str, Any]]) -> JSONResponse:
+def _hubspot_field_errors(errors: list[dict[str, Any]], form: Form) -> JSONResponse:
+    consent_field = form.consent.field if form.consent else None
     out = []
     for e in errors:
         name = str(e["loc"][-1]) if e.get("loc") else "body"
         kind = "REQUIRED_FIELD" if e.get("type") == "missing" else _ERROR_TYPES.get(name, "INVALID_FIELD_VALUE")
-        if name == "consent":
+        if name == consent_field:
             kind = "MISSING_PROCESSING_CONSENT"
         out.append((f"Error in 'fields.{name}'. {e['msg']}", kind))
     return _hubspot_error(400, "The request is not valid", out)
@@ -259,8 +260,6 @@ def _hubspot_consent(sub: HubSpotSubmission, form_id: str, now: Any) -> ConsentE
 WEB_TO_LEAD_META = frozenset(
     {"oid", "orgid", "returl", "debug", "debugemail", "encoding", "submit", "recordtype", "captcha_settings"}
 )
-# Salesforce's standard names where they differ from intake's (intake.domain.ALIASES does the rest).
-WEB_TO_LEAD_NAMES = {"zip": "postal_code", "00n": "custom"}
 
 
 def _return_url(raw: str | None, hosts: list[str]) -> tuple[str | None, str | None]:
@@ -373,10 +372,10 @@ def build_router(ctx: ServiceContext) -> APIRouter:
             consent = _hubspot_consent(sub, form.id, ctx.clock.now())
             await publish(lambda: intake.form_submission(form.id, fields, None, via="hubspot", consent=consent))
         except Invalid as exc:
-            return _hubspot_field_errors(exc.errors)
+            return _hubspot_field_errors(exc.errors, form)
         except HTTPException as exc:  # the captcha's 422
             if exc.status_code == 422 and isinstance(exc.detail, list):
-                return _hubspot_field_errors(exc.detail)
+                return _hubspot_field_errors(exc.detail, form)
             raise
         return answer
 
