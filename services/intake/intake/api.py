@@ -107,7 +107,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         screening.limit(request, f"form:{form_id}")  # 429 with Retry-After
         fields = await _read_fields(request, ctx.settings.max_form_fields)
         if not await screening.passes(form, fields, request):  # a bot: the usual answer, nothing kept
-            return Accepted(lead_id=str(uuid.uuid4()), event_id=str(uuid.uuid4()))
+            return Accepted(lead_id=intake.decoy_lead_id(fields), event_id=str(uuid.uuid4()))
         return await accept(lambda: intake.form_submission(form_id, fields, idempotency_key))
 
     @router.post("/v1/events", status_code=202, response_model=Accepted, openapi_extra=event_body(ActivityIn))

@@ -122,6 +122,14 @@ class Intake:
         )
         return self._envelope(data, self.event_id(f"form:{form_id}", client_key))
 
+    def decoy_lead_id(self, fields: dict[str, Any]) -> str:
+        """The lead id a real submission of these fields would be answered with (a bot caught by
+        the honeypot must not tell its answer from a real one); random when there is none."""
+        result = normalise_submission(fields)
+        if result.contact is None:
+            return str(uuid.uuid4())
+        return lead_id_for(result.contact.email, self.namespace)
+
     def activity(
         self,
         activity: ActivityType,
