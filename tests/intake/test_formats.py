@@ -120,12 +120,20 @@ async def test_hubspot_submission_is_a_form_submission_with_hutk_and_consent(h: 
         ({"fields": []}, "fields", "INVALID_FIELD_VALUE"),
         ({"fields": [{"value": "jane@acme.de"}]}, "fields.0.name", "INVALID_FIELD_VALUE"),
         ({"fields": [{"name": "email", "value": "jane\u0000@acme.de"}]}, "fields.0.value", "INVALID_FIELD_VALUE"),
+        (  # valid JSON, not Unicode text: the input policy refuses it
+            b'{"fields": [{"name": "email", "value": "jane@acme.de"}, {"name": "note", "value": "\\ud800"}]}',
+            "fields.1.value",
+            "INVALID_FIELD_VALUE",
+        ),
     ],
 )
 async def test_hubspot_bad_input_is_a_400_in_hubspots_shape_naming_the_field(
-    h: Harness, body: dict[str, Any], field: str, error_type: str
+    h: Harness, body: dict[str, Any] | bytes, field: str, error_type: str
 ) -> None:
-    r = await h.as_(None).post(HUBSPOT, json=body)
+    if isinstance(body, bytes):
+        r = await h.as_(None).post(HUBSPOT, content=body, headers={"Content-Type": "application/json"})
+    else:
+        r = await h.as_(None).post(HUBSPOT, json=body)
     assert r.status_code == 400, r.text
     answer = r.json()
     assert answer["status"] == "error" and answer["message"] == "The request is not valid"
@@ -224,6 +232,7 @@ async def test_web_to_lead_redirects_to_ret_url_with_fields_mapped(h: Harness) -
         ({"oid": OID, "first_name": "Jan"}, 422, "email"),
         ({"oid": OID, "email": "jan@brouwerij.nl", "phone": "12"}, 422, "phone"),
         ({"email": "jan@brouwerij.nl"}, 422, "oid"),
+        ({"oid": OID, "email": "jan@brouwerij.nl", "company": "Brouwerij\x00 BV"}, 422, "company"),
         ({"oid": "00DUNKNOWN", "email": "jan@brouwerij.nl"}, 404, None),
     ],
 )
