@@ -78,3 +78,32 @@ async def test_a_file_without_an_email_column_or_an_unknown_form_is_refused(h: H
     path.write_text("email\na@acme.se\n", encoding="utf-8")
     with pytest.raises(ImportError_, match="does not know the form 'nope'"):
         await import_csv(path, h.as_(None), source="list-import", form="nope", api_key=None)
+
+
+def test_the_import_key_comes_from_the_environment_else_the_embedded_data_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from leadrelay.auth import API_KEYS_FILE, generate_key
+    from leadrelay.cli import import_key, main
+    from tests.harness import example_rules
+
+    rules = example_rules()
+    settings = settings_for(tmp_path)
+    monkeypatch.delenv("LEADRELAY_API_KEY_IMPORT", raising=False)
+    with pytest.raises(LookupError, match="LEADRELAY_API_KEY_IMPORT is not set"):
+        import_key(settings, rules, "list-import")
+    stored = generate_key()
+    settings.data_dir.mkdir(parents=True)
+    (settings.data_dir / API_KEYS_FILE).write_text(json.dumps({"list-import": stored}), encoding="utf-8")
+    assert import_key(settings, rules, "list-import") == stored  # `leadrelay run` generated it
+    new, old = generate_key(), generate_key()
+    monkeypatch.setenv("LEADRELAY_API_KEY_IMPORT", f"{new},{old}")  # during a rotation: the new one
+    assert import_key(settings, rules, "list-import") == new
+    with pytest.raises(LookupError, match="no source 'nope'"):
+        import_key(settings, rules, "nope")
+    # The command names the mistake and exits 2, before reading the file or calling intake.
+    monkeypatch.setenv("LEADRELAY_CONFIG", str(settings.config))
+    assert main(["import", str(tmp_path / "missing.csv"), "--source", "nope"]) == 2
+    assert main(["import", str(tmp_path / "missing.csv"), "--source", "list-import"]) == 2
