@@ -105,5 +105,6 @@ def test_the_import_key_comes_from_the_environment_else_the_embedded_data_folder
         import_key(settings, rules, "nope")
     # The command names the mistake and exits 2, before reading the file or calling intake.
     monkeypatch.setenv("LEADRELAY_CONFIG", str(settings.config))
+    monkeypatch.setattr("leadrelay.cli.configure_logging", lambda *a: None)  # keep the suite's logging
     assert main(["import", str(tmp_path / "missing.csv"), "--source", "nope"]) == 2
     assert main(["import", str(tmp_path / "missing.csv"), "--source", "list-import"]) == 2
