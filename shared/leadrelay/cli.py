@@ -12,6 +12,9 @@ leadrelay dlq list TOPIC        the dead letters of TOPIC with their errors
 leadrelay dlq replay TOPIC [--id EVENT_ID]...
                                 publish them again to TOPIC after a fix (the inboxes drop repeats)
 leadrelay asyncapi [--check]    write (or check) the AsyncAPI document of the topics
+leadrelay import FILE.csv --source SOURCE [--form FORM] [--url INTAKE_URL]
+                                send a trade-show or telemarketing list through intake; refused rows
+                                go to FILE.rejected.csv with the reasons
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ from leadrelay.events import TOPIC_PARTITIONS, dlq_topic, json_schemas
 from leadrelay.logging import configure_logging, get_logger
 from leadrelay.rules import Role, Rules, RulesError, load_rules
 from leadrelay.runtime import SERVICE_NAMES, Runtime, load_services
-from leadrelay.settings import Settings
+from leadrelay.settings import Settings, environment_secret
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
 CONSOLE = "console"
@@ -237,6 +240,11 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--json", action="store_true", help="one JSON object per line")
     asyncapi = sub.add_parser("asyncapi", help="write the AsyncAPI 3.0 document of the topics")
     asyncapi.add_argument("--check", action="store_true", help="fail if the stored document is out of date")
+    imp = sub.add_parser("import", help="send a CSV list of leads through intake (same validation as forms)")
+    imp.add_argument("file", type=Path)
+    imp.add_argument("--source", required=True, help="a source of the rules (its API key is sent)")
+    imp.add_argument("--form", default="list-import", help="the form the rows count as (default: list-import)")
+    imp.add_argument("--url", default=None, help="intake's base URL (default: LEADRELAY_INTAKE_URL)")
     args = parser.parse_args(argv)
 
     settings = Settings()
@@ -290,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_dlq(settings, args))
         elif args.command == "asyncapi":
             return write_asyncapi(check=args.check)
+        elif args.command == "import":
+            return asyncio.run(_import(settings, args))
     except (RulesError, BusInUse, LookupError) as exc:
         print(str(exc), file=sys.stderr)
         return 2
@@ -326,6 +336,59 @@ async def _dlq(settings: Settings, args: argparse.Namespace) -> int:
             print(f"replayed {len(replayed)} dead letter(s) to {args.topic}", file=sys.stderr)
     finally:
         await bus.stop()
+    return 0
+
+
+def import_key(settings: Settings, rules: Rules, source_id: str) -> str:
+    """The source's API key: from the variable it names, else (embedded) from the data folder."""
+    source = rules.source(source_id)
+    if source is None:
+        known = ", ".join(s.id for s in rules.sources) or "none"
+        raise LookupError(f"no source {source_id!r} in the rules; sources: {known}")
+    raw = environment_secret(source.key_env)
+    if raw is not None:
+        return raw.get_secret_value().split(",")[0].strip()
+    stored = settings.data_dir / API_KEYS_FILE
+    if stored.exists():
+        keys = json.loads(stored.read_text(encoding="utf-8"))
+        if isinstance(keys, dict) and isinstance(keys.get(source.id), str):
+            return str(keys[source.id])
+    raise LookupError(f"{source.key_env} is not set (and no embedded key in {settings.data_dir}): the source's key")
+
+
+async def _import(settings: Settings, args: argparse.Namespace) -> int:
+    import httpx
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from leadrelay.csv_import import ImportError_, count_rows, import_csv
+
+    rules = load_rules(settings.config)
+    key = import_key(settings, rules, args.source)
+    try:
+        total = count_rows(args.file)
+        url = (args.url or settings.intake_url).rstrip("/")
+        async with httpx.AsyncClient(base_url=url, timeout=40) as client:
+            columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+            with Progress(*columns, transient=False) as bar:
+                task = bar.add_task(f"importing {args.file.name}", total=total)
+                result = await import_csv(
+                    args.file,
+                    client,
+                    source=args.source,
+                    form=args.form,
+                    api_key=key,
+                    progress=lambda n: bar.advance(task, n),
+                )
+    except ImportError_ as exc:
+        print(f"leadrelay import: {exc}", file=sys.stderr)
+        return 2
+    except httpx.HTTPError as exc:
+        print(f"leadrelay import: intake cannot be reached: {exc!r}", file=sys.stderr)
+        return 2
+    print(f"{result.accepted} accepted, {result.rejected} rejected of {result.total} rows", file=sys.stderr)
+    if result.rejected_file is not None:
+        print(f"rejected rows and the reasons: {result.rejected_file}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -119,6 +119,12 @@ class Contact(_Model):
     company_size: int | None = Field(default=None, description="employees")
     industry: Text | None = None
     website: Text | None = Field(default=None, description="domain, e.g. example.com")
+    email_type: Literal["business", "free", "disposable", "role"] | None = Field(
+        default=None, description="what kind of address (leadrelay.emails): a company's, free mail, throwaway, shared"
+    )
+    company_domain: Text | None = Field(
+        default=None, description="registrable domain of a business address, else of the website"
+    )
 
     @property
     def email_domain(self) -> str:
@@ -158,6 +164,28 @@ class Event(_Model):
     lead_id: LeadId
 
 
+class ConsentItem(_Model):
+    """One thing the person agreed to (or not): HubSpot's communications, or a form's checkbox."""
+
+    text: Annotated[MultilineText, Field(max_length=5000)]
+    given: bool
+    subscription_type_id: Text | None = Field(default=None, description="HubSpot's subscriptionTypeId")
+
+
+class ConsentEvidence(_Model):
+    """What the person agreed to, when, where: kept with the lead as evidence."""
+
+    basis: Literal["consent", "legitimate_interest"] = "consent"
+    given: bool = Field(description="consent to process (or the legitimate interest stated)")
+    text: Annotated[MultilineText, Field(max_length=5000)] = Field(description="the text shown")
+    language: Text | None = None
+    given_at: AwareDatetime
+    source: Literal["form", "hubspot", "web-to-lead", "import"]
+    form_id: Text
+    page_url: Text | None = None
+    communications: list[ConsentItem] = Field(default_factory=list, max_length=50)
+
+
 class FormSubmitted(Event):
     TYPE: ClassVar[str] = "leadrelay.intake.form_submitted.v1"
     TOPIC: ClassVar[str] = LEADS_INTAKE
@@ -166,6 +194,7 @@ class FormSubmitted(Event):
     contact: Contact
     custom: Attributes = Field(default_factory=dict)
     page_url: Text | None = None
+    consent: ConsentEvidence | None = Field(default=None, description="the consent given with this submission")
 
 
 class ActivityRecorded(Event):
@@ -202,6 +231,7 @@ class LeadQualified(Event):
     custom: Attributes = Field(default_factory=dict)
     activities: list[ActivitySummary]
     qualified_at: AwareDatetime
+    consent: list[ConsentEvidence] = Field(default_factory=list, description="the consent the lead gave, oldest first")
 
 
 class Handoff(_Model):
@@ -215,6 +245,7 @@ class Handoff(_Model):
     custom: Attributes = Field(default_factory=dict)
     account: Text | None = Field(default=None, description="the named account the lead belongs to, if any")
     matched_by: Literal["account", "territory", "fallback", "overflow"]
+    consent: list[ConsentEvidence] = Field(default_factory=list, description="the consent the lead gave, oldest first")
 
 
 class LeadAssigned(Event):

@@ -151,7 +151,48 @@ class LeadDefinition(_Strict):
         default_factory=lambda: [ActivityType.DEMO_REQUESTED],
         description="behaviour events that hand the lead to sales at once, like a handraiser form",
     )
+    handraiser_requires: list[Condition] = Field(
+        default_factory=list,
+        description=(
+            "conditions a handraiser (form or activity) must meet to go to sales at once; one that does not"
+            " (e.g. a free-mail address) is scored as usual and goes to sales when it reaches the threshold"
+        ),
+    )
     history_limit: int = Field(default=20, ge=1, description="activities carried in the handoff packet")
+    duplicate_window: Duration = Field(
+        default=timedelta(minutes=10),
+        description="the same lead submitting the same form again within this long is recorded once (no second score)",
+    )
+
+
+CONSENT_LANGUAGES = ("en", "sv", "de", "nl", "zh")
+
+
+class Captcha(_Strict):
+    """A captcha verified server-side (Cloudflare Turnstile or reCAPTCHA ``siteverify``)."""
+
+    kind: Literal["turnstile", "recaptcha"]
+    site_key: str | None = Field(default=None, description="the public site key the page's widget needs")
+    secret_env: str = Field(pattern=r"^[A-Z_][A-Z0-9_]*$", description="environment variable holding the secret")
+    verify_url: str | None = Field(
+        default=None, description="siteverify URL (default: the provider's; LEADRELAY_CAPTCHA_VERIFY_URL overrides)"
+    )
+    fail_open: bool = Field(
+        default=False, description="accept submissions while the verifier cannot be reached (default: 503)"
+    )
+
+    @property
+    def token_field(self) -> str:
+        return "cf-turnstile-response" if self.kind == "turnstile" else "g-recaptcha-response"
+
+
+class HubSpotForm(_Strict):
+    """The HubSpot Forms API v3 address of a form: POST /submissions/v3/integration/submit/{portal_id}/{form_guid}."""
+
+    portal_id: str = Field(pattern=r"^[0-9]{1,20}$")
+    form_guid: str = Field(pattern=r"^[A-Za-z0-9-]{1,64}$")
+    inline_message: str = Field(default="Thanks for submitting the form.")
+    redirect_uri: str | None = Field(default=None, description="answer {redirectUri} instead of {inlineMessage}")
 
 
 # ---------------------------------------------------------------- forms on a website
@@ -225,11 +266,12 @@ class FormField(_Strict):
 
 
 class Consent(_Strict):
-    """A consent checkbox: its field name, its text per language, and whether the form needs it ticked."""
+    """A consent checkbox: its field name, its text per language (en required; sv, de, nl, zh fall back
+    to it), and whether a submission without the tick is refused (422)."""
 
-    field: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=100)
-    text: Labels
-    required: bool = True
+    field: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=100, description="the form field that carries the tick")
+    text: Labels = Field(description="the text the person agrees to, per language")
+    required: bool = Field(default=False, description="a submission without the tick is refused (422)")
 
 
 class Form(_Strict):
@@ -245,9 +287,13 @@ class Form(_Strict):
     )
     origins: list[Origin] = Field(default_factory=list, description="web origins whose pages may post this form")
     honeypot: str | None = Field(
-        default=None, pattern=r"^[a-z][a-z0-9_]*$", description="a hidden field only bots fill in"
+        default=None,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="a field hidden from people: a submission that fills it is answered 202 and dropped",
     )
     consent: Consent | None = None
+    captcha: Captcha | None = None
+    hubspot: HubSpotForm | None = None
 
     @model_validator(mode="after")
     def _fields_unique(self) -> Form:
@@ -262,6 +308,19 @@ class Form(_Strict):
             if url is not None and web_origin(_origin_of(url)) not in self.origins:
                 raise ValueError(f"form {self.id!r}: {url!r} is not on one of the form's origins")
         return self
+
+
+class WebToLead(_Strict):
+    """A Salesforce Web-to-Lead form posting to POST /servlet/servlet.WebToLead with this ``oid``."""
+
+    oid: str = Field(pattern=r"^[A-Za-z0-9]{1,18}$")
+    form: str = Field(description="the form (forms[].id) its submissions count as")
+    return_hosts: list[str] = Field(
+        default_factory=list, description="hosts retURL may point to (no open redirect); empty: no redirect"
+    )
+    fields: dict[str, str] = Field(
+        default_factory=dict, description="custom field ids (00N...) to field names, e.g. {00N5e00000ABCDE: budget}"
+    )
 
 
 def _origin_of(url: str) -> str:
@@ -549,6 +608,7 @@ class Rules(_Strict):
     notifications: Notifications = Field(default_factory=Notifications)
     sources: list[Source] = Field(default_factory=list)
     website: Website = Field(default_factory=Website)
+    web_to_lead: list[WebToLead] = Field(default_factory=list)
     _people: dict[str, Person] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
@@ -576,6 +636,7 @@ class Rules(_Strict):
         for a in self.accounts:
             if a.owner not in reps:
                 problems.append(f"account {a.id!r}: owner {a.owner!r} is not a rep of any territory")
+        problems += self._intake_problems()
         problems += _check_people(self)
         problems += _check_sources(self)
         problems += self._notification_problems()
@@ -627,6 +688,33 @@ class Rules(_Strict):
     @property
     def fallback_territory(self) -> Territory:
         return next(t for t in self.territories if t.fallback)
+
+    def _intake_problems(self) -> list[str]:
+        problems: list[str] = []
+        forms = {f.id for f in self.forms}
+        hubspot = [(f.hubspot.portal_id, f.hubspot.form_guid.lower()) for f in self.forms if f.hubspot]
+        for key in sorted({k for k in hubspot if hubspot.count(k) > 1}):
+            problems.append(f"forms: HubSpot portal {key[0]} form {key[1]} is mapped to several forms")
+        oids = [w.oid for w in self.web_to_lead]
+        for oid in sorted({o for o in oids if oids.count(o) > 1}):
+            problems.append(f"web_to_lead: oid {oid} is used twice")
+        for i, w in enumerate(self.web_to_lead):
+            if w.form not in forms:
+                problems.append(f"web_to_lead.{i}.form: unknown form {w.form!r}")
+        return problems
+
+    def hubspot_form(self, portal_id: str, form_guid: str) -> Form | None:
+        return next(
+            (
+                f
+                for f in self.forms
+                if f.hubspot and f.hubspot.portal_id == portal_id and f.hubspot.form_guid.lower() == form_guid.lower()
+            ),
+            None,
+        )
+
+    def web_to_lead_source(self, oid: str) -> WebToLead | None:
+        return next((w for w in self.web_to_lead if w.oid == oid), None)
 
     def _notification_problems(self) -> list[str]:
         problems: list[str] = []

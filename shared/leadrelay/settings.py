@@ -91,6 +91,20 @@ class Settings(BaseSettings):
     )
     max_form_fields: int = Field(default=200, ge=1, description="Most fields in one form submission (422 above).")
 
+    # Intake's spam protections (per process: see the README on several replicas).
+    form_rate_per_address: float = Field(
+        default=0.5, gt=0, description="Form posts per second one client address may sustain (token bucket refill)."
+    )
+    form_burst_per_address: int = Field(default=20, ge=1, description="Form posts one client address may burst.")
+    form_rate_per_source: float = Field(
+        default=50, gt=0, description="Form posts per second one form (or Web-to-Lead source) may sustain."
+    )
+    form_burst_per_source: int = Field(default=500, ge=1, description="Form posts one form may burst.")
+    captcha_verify_url: str | None = Field(
+        default=None, description="siteverify URL for every captcha (default: each form's, else the provider's)."
+    )
+    captcha_timeout: float = Field(default=5.0, gt=0, description="Seconds to wait for the captcha verifier.")
+
     # The web console (`leadrelay serve console`; embedded, `leadrelay run` serves it at / itself).
     console_secret_key: SecretStr | None = Field(
         default=None,

@@ -146,6 +146,8 @@ def cluster(
     **extra_env: str,
 ) -> Iterator[Cluster]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEADRELAY_")}
+    # The suite's rate limits (tests/conftest.py): many posts come from this one address.
+    env.update({k: v for k, v in os.environ.items() if k.startswith("LEADRELAY_FORM_BURST_")})
     env.update(
         LEADRELAY_DATABASE_URL=pg_url,
         LEADRELAY_SCHEMA_PREFIX=f"{prefix}_",

@@ -144,6 +144,15 @@ MATRIX: list[tuple[str, str, str, dict[str, Any] | None, dict[str, int]]] = [
     ("GET", "/v1/track.js", "/v1/track.js", None, public(200)),
     (
         "POST",
+        "/submissions/v3/integration/submit/{portalId}/{formGuid}",
+        "/submissions/v3/integration/submit/4711/1b2c3d4e-0000-4000-8000-000000000001",
+        {"fields": [{"name": "email", "value": "fresh.face@fresh-test.se"}]},
+        public(200),
+    ),
+    # Public; a Web-to-Lead post is a form post (urlencoded): this JSON body is a 415 for everyone.
+    ("POST", "/servlet/servlet.WebToLead", "/servlet/servlet.WebToLead", {"oid": "00D5e000000LEAD"}, public(415)),
+    (
+        "POST",
         "/v1/events",
         "/v1/events",
         {"type": "page_viewed", "email": "fresh.face@fresh-test.se", "url": "https://leadrelay.example/pricing"},
@@ -153,6 +162,15 @@ MATRIX: list[tuple[str, str, str, dict[str, Any] | None, dict[str, int]]] = [
     ("GET", "/v1/leads/{lead_id}/score", "/v1/leads/{A}/score", None, row(200, *NORDICS_AND_CRM)),
     ("GET", "/v1/leads/{lead_id}/score", "/v1/leads/{D}/score", None, row(200, "ops", "admin", "crm")),
     ("GET", "/v1/leads/{lead_id}/score", f"/v1/leads/{UNKNOWN_LEAD}/score", None, row(404, "ops", "admin", "crm")),
+    ("GET", "/v1/leads/{lead_id}/consent", "/v1/leads/{A}/consent", None, row(200, *NORDICS_AND_CRM)),
+    ("GET", "/v1/leads/{lead_id}/consent", "/v1/leads/{D}/consent", None, row(200, "ops", "admin", "crm")),
+    (
+        "GET",
+        "/v1/leads/{lead_id}/consent",
+        f"/v1/leads/{UNKNOWN_LEAD}/consent",
+        None,
+        row(404, "ops", "admin", "crm"),
+    ),
     ("GET", "/v1/leads", "/v1/leads", None, row(200, *PERSONS, "crm")),
     ("GET", "/v1/lead-definition", "/v1/lead-definition", None, row(200, *PERSONS, "crm")),
     # routing

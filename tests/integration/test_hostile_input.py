@@ -205,6 +205,8 @@ async def test_text_is_stored_cleaned_and_nfc_in_both_modes(h: Harness) -> None:
         "company_size": None,
         "industry": None,
         "website": None,
+        "email_type": "business",
+        "company_domain": "hostile-input.se",
     }
     assert handoff["custom"] == {"message": "line 1\nline 2[0m\nline 3"}
     assert (handoff["account"], handoff["matched_by"]) == ("Nordvik Logistics", "account")

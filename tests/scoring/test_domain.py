@@ -458,3 +458,27 @@ def test_activity_counts_only_since_the_lead_came_back_to_marketing() -> None:
     assert counts_since(t, None)
     assert counts_since(t, t)
     assert not counts_since(t, datetime(2026, 5, 2, tzinfo=UTC))
+
+
+def test_a_repeated_submission_within_the_window_is_recorded_once() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from leadrelay.events import ActivitySummary
+    from scoring.domain import add_consent, repeated_submission
+
+    t0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+    window = timedelta(minutes=10)
+    recent = [
+        ActivitySummary(type=ActivityType.FORM_SUBMITTED, occurred_at=t0, detail="webinar"),
+        ActivitySummary(type=ActivityType.PAGE_VIEWED, occurred_at=t0, detail="demo-request"),
+    ]
+    assert repeated_submission(recent, "webinar", t0 + timedelta(minutes=9), window)
+    assert repeated_submission(recent, "webinar", t0 + window, window)
+    assert not repeated_submission(recent, "webinar", t0 + window + timedelta(seconds=1), window)
+    assert not repeated_submission(recent, "demo-request", t0 + timedelta(minutes=1), window)  # another form
+    assert not repeated_submission(recent, "webinar", t0 - timedelta(minutes=1), window)  # an older one arriving late
+    assert repeated_submission(recent, "webinar", t0, timedelta(0))  # a zero window: only the same instant
+    kept = add_consent(None, {"n": 0})
+    for n in range(1, 30):
+        kept = add_consent(kept, {"n": n})
+    assert [k["n"] for k in kept] == list(range(10, 30))

@@ -54,7 +54,14 @@ def territory(tid: str, countries: list[Any], reps: list[str], fallback: bool = 
 def test_example_config_loads() -> None:
     rules = load_rules(EXAMPLE)
     assert isinstance(rules, Rules)
-    assert [f.id for f in rules.forms] == ["demo-request", "contact-sales", "newsletter", "whitepaper", "webinar"]
+    assert [f.id for f in rules.forms] == [
+        "demo-request",
+        "contact-sales",
+        "newsletter",
+        "whitepaper",
+        "webinar",
+        "list-import",
+    ]
     assert {f.id for f in rules.forms if f.handraiser} == {"demo-request", "contact-sales"}
     assert [t.id for t in rules.territories] == ["nordics", "dach", "benelux", "greater-china", "rest-of-world"]
     assert rules.territory_for_country("NO").id == "nordics"  # the quoted "NO" stays a country
@@ -350,6 +357,7 @@ def test_example_people() -> None:
         ("website-tracking", SourceRole.TRACKING),
         ("crm", SourceRole.CRM),
         ("prometheus", SourceRole.MONITORING),
+        ("list-import", SourceRole.TRACKING),
     ]
     assert rules.source("crm") is not None and rules.source("nope") is None
 
@@ -397,14 +405,14 @@ def test_people_mistakes_name_the_key(person: dict[str, Any], message: str) -> N
 @pytest.mark.parametrize(
     ("source", "message"),
     [
-        ({"id": "crm", "role": "crm", "key_env": "LEADRELAY_API_KEY_CRM2"}, "sources.3.id: duplicate source id 'crm'"),
+        ({"id": "crm", "role": "crm", "key_env": "LEADRELAY_API_KEY_CRM2"}, "sources.4.id: duplicate source id 'crm'"),
         (
             {"id": "crm2", "role": "crm", "key_env": "LEADRELAY_API_KEY_CRM"},
-            "sources.3.key_env: LEADRELAY_API_KEY_CRM is also the key of sources.1",
+            "sources.4.key_env: LEADRELAY_API_KEY_CRM is also the key of sources.1",
         ),
-        ({"id": "x", "role": "god", "key_env": "X_KEY"}, "sources.3.role"),
-        ({"id": "x", "role": "crm", "key_env": "lower-case"}, "sources.3.key_env"),
-        ({"id": "x", "role": "crm", "key": "abc"}, "sources.3.key"),
+        ({"id": "x", "role": "god", "key_env": "X_KEY"}, "sources.4.role"),
+        ({"id": "x", "role": "crm", "key_env": "lower-case"}, "sources.4.key_env"),
+        ({"id": "x", "role": "crm", "key": "abc"}, "sources.4.key"),
     ],
 )
 def test_source_mistakes_name_the_key(source: dict[str, Any], message: str) -> None:

@@ -17,11 +17,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from intake.domain import normalise_email
+from intake.formats import Screening
 from intake.schema import SUBMISSION_BODY, event_body
 from intake.service import Intake, Invalid, NotStored, UnknownForm
 from intake.website import Script, embed_script, error_page, page_of, paste_html, thank_you, track_script, wants_html
 from leadrelay.auth import EVENT_SENDERS, PUBLIC, Principal, allow
-from leadrelay.contract import AwareDateTime, FormId
+from leadrelay.contract import RETRY_AFTER, AwareDateTime, FormId
 from leadrelay.events import ActivityType, Envelope
 from leadrelay.http import ServiceUnavailable, field_errors
 from leadrelay.inputs import Text
@@ -128,6 +129,7 @@ class ActivityIn(BaseModel):
 def build_router(ctx: ServiceContext) -> APIRouter:
     router = APIRouter(tags=["intake"])
     intake = Intake(ctx.rules, uuid.UUID(ctx.settings.lead_id_namespace), ctx.clock, ctx.bus)
+    screening = Screening.of(ctx)
 
     async def accept(build: Callable[[], Envelope]) -> Accepted:
         try:
@@ -152,7 +154,10 @@ def build_router(ctx: ServiceContext) -> APIRouter:
     # Public: a website form cannot keep a secret.
     @router.get("/v1/forms", dependencies=[PUBLIC])
     async def list_forms() -> list[dict[str, Any]]:
-        return [f.model_dump() for f in ctx.rules.forms]
+        # What a page needs to render the form (the consent text, the honeypot's and captcha's
+        # fields); how the captcha is verified stays on the server.
+        private = {"captcha": {"secret_env", "verify_url", "fail_open"}}
+        return [f.model_dump(exclude=private) for f in ctx.rules.forms]
 
     @router.get(
         "/v1/forms/{form_id}/embed.js", response_class=JavaScript, dependencies=[PUBLIC], responses=_SCRIPT_RESPONSES
@@ -198,7 +203,10 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         response_model=Accepted,
         dependencies=[PUBLIC],
         openapi_extra=SUBMISSION_BODY,
-        responses=_BROWSER_RESPONSES,
+        responses={
+            **_BROWSER_RESPONSES,
+            429: {"description": "Too many posts from this address or to this form.", "headers": RETRY_AFTER},
+        },
     )
     async def submit_form(
         form_id: FormId,
@@ -208,12 +216,25 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         form = ctx.rules.form(form_id)
         if form is None:  # before reading a body meant for no form
             raise HTTPException(404, str(UnknownForm(form_id, [f.id for f in ctx.rules.forms])))
+        screening.limit(request, f"form:{form_id}")  # 429 with Retry-After
         fields = await _read_fields(request, ctx.settings.max_form_fields)
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if not wants_html(ctype, request.headers.get("accept", "")):
-            return await accept(lambda: intake.form_submission(form_id, fields, idempotency_key))
+        html = wants_html(ctype, request.headers.get("accept", ""))
         # A browser posting a plain HTML form: a page to land on, not JSON (when there is one to go to).
-        page = page_of(fields, request.headers.get("referer"))
+        page = page_of(fields, request.headers.get("referer")) if html else None
+        try:
+            human = await screening.passes(form, fields, request)
+        except HTTPException as exc:  # a missing or refused captcha: back to the form with the error
+            target = error_page(form, page, exc.detail) if html and exc.status_code == 422 else None
+            if target is None:
+                raise
+            return RedirectResponse(target, status_code=303)
+        if not human:  # a bot filled the honeypot: the usual answer, nothing kept
+            decoy = Accepted(lead_id=intake.decoy_lead_id(fields), event_id=str(uuid.uuid4()))
+            target = thank_you(form, page) if html else None
+            return decoy if target is None else RedirectResponse(target, status_code=303)
+        if not html:
+            return await accept(lambda: intake.form_submission(form_id, fields, idempotency_key))
         try:
             accepted = await intake.accept(intake.form_submission(form_id, fields, idempotency_key))
         except UnknownForm as exc:

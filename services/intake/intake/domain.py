@@ -9,15 +9,16 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
+from leadrelay.emails import facts, fold_email
 from leadrelay.events import Contact
 from leadrelay.inputs import InvalidText, clean_text, displayable
-from leadrelay.rules import country_code
+from leadrelay.rules import CONSENT_LANGUAGES, Consent, Form, country_code
 
 CANONICAL = (
     "email",
@@ -83,8 +84,13 @@ def normalise_email(raw: str) -> str:
 
 
 def lead_id_for(email: str, namespace: uuid.UUID) -> str:
-    """The stable lead id of an address: the same person always gets the same id, with no lookup."""
-    return str(uuid.uuid5(namespace, email))
+    """The stable lead id of an address: the same person always gets the same id, with no lookup.
+
+    Derived from the folded address (``leadrelay.emails.fold_email``: Gmail's dots and ``+tags``,
+    googlemail.com, other providers' ``+tags``), so ``Jane.Doe+ads@googlemail.com`` and
+    ``janedoe@gmail.com`` are one lead; the contact keeps the address as typed.
+    """
+    return str(uuid.uuid5(namespace, fold_email(email)))
 
 
 def _company_size(value: str) -> int:
@@ -187,4 +193,31 @@ def normalise_submission(fields: dict[str, Any]) -> Normalised:
             contact[name] = values[name]
     if errors:
         return Normalised(contact=None, errors=errors)
+    contact.update(facts(contact["email"], contact.get("website")))
     return Normalised(contact=Contact(**contact), custom=custom, page_url=page_url)
+
+
+ConsentSource = Literal["form", "hubspot", "web-to-lead", "import"]
+TICKED = frozenset({"on", "true", "yes", "1", "checked", "y", "agree", "agreed"})
+CONSENT_LANGUAGE_FIELD = "consent_language"
+
+
+def take_consent(form: Form, fields: dict[str, Any], given_elsewhere: bool) -> tuple[str | None, list[dict[str, Any]]]:
+    """Take the form's consent field (and ``consent_language``) out of ``fields``: the language of
+    the text the person agreed to when the box was ticked, else None; an error when the form
+    requires consent and none was given (here or, ``given_elsewhere``, e.g. HubSpot's options)."""
+    language = fields.pop(CONSENT_LANGUAGE_FIELD, None)
+    if form.consent is None:
+        return None, []
+    raw = fields.pop(form.consent.field, None)
+    ticked = str(raw).strip().lower() in TICKED if isinstance(raw, str | int | bool) else False
+    if not ticked:
+        if form.consent.required and not given_elsewhere:
+            return None, [_err(form.consent.field, "consent is required: tick the box to agree", "missing")]
+        return None, []
+    lang = str(language).strip().lower()[:2] if isinstance(language, str) else "en"
+    return (lang if lang in CONSENT_LANGUAGES and getattr(form.consent.text, lang, None) else "en"), []
+
+
+def consent_text(consent: Consent, language: str) -> str:
+    return consent.text.get(language)

@@ -16,11 +16,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from intake.domain import lead_id_for, normalise_submission
+from intake.domain import ConsentSource, consent_text, lead_id_for, normalise_submission, take_consent
 from intake.website import missing
 from leadrelay.bus import Bus
 from leadrelay.clock import Clock
-from leadrelay.events import ActivityRecorded, ActivityType, Actor, Envelope, Event, FormSubmitted
+from leadrelay.events import (
+    ActivityRecorded,
+    ActivityType,
+    Actor,
+    ConsentEvidence,
+    Envelope,
+    Event,
+    FormSubmitted,
+)
 from leadrelay.logging import get_logger
 from leadrelay.rules import Rules
 
@@ -73,25 +81,57 @@ class Intake:
     def _envelope(self, data: Event, event_id: str) -> Envelope:
         return Envelope.new(data, source=SOURCE, time=self.clock.now(), event_id=event_id)
 
-    def form_submission(self, form_id: str, fields: dict[str, Any], client_key: str | None = None) -> Envelope:
+    def form_submission(
+        self,
+        form_id: str,
+        fields: dict[str, Any],
+        client_key: str | None = None,
+        *,
+        via: ConsentSource = "form",
+        consent: ConsentEvidence | None = None,
+    ) -> Envelope:
         """A form's fields, normalised, as a ``FormSubmitted`` event; raises :class:`UnknownForm`
-        or :class:`Invalid`."""
+        or :class:`Invalid`. The form's consent field (``forms[].consent``) becomes the event's
+        consent evidence, unless ``consent`` (e.g. HubSpot's legalConsentOptions) is given."""
         form = self.rules.form(form_id)
         if form is None:
             raise UnknownForm(form_id, [f.id for f in self.rules.forms])
+        now = self.clock.now()
+        fields = dict(fields)
+        ticked, consent_errors = take_consent(form, fields, consent is not None)
         result = normalise_submission(fields)
-        errors = result.errors + missing(form, fields)  # and what the rules file requires of this form
+        # and what the rules file requires of this form (its required fields, a required consent)
+        errors = result.errors + missing(form, fields) + consent_errors
         if result.contact is None or errors:
             raise Invalid(errors)
+        if consent is None and ticked is not None and form.consent is not None:
+            consent = ConsentEvidence(
+                given=True,
+                text=consent_text(form.consent, ticked),
+                language=ticked,
+                given_at=now,
+                source=via,
+                form_id=form_id,
+                page_url=result.page_url,
+            )
         data = FormSubmitted(
             lead_id=lead_id_for(result.contact.email, self.namespace),
             form_id=form_id,
-            submitted_at=self.clock.now(),
+            submitted_at=now,
             contact=result.contact,
             custom=result.custom,
             page_url=result.page_url,
+            consent=consent,
         )
         return self._envelope(data, self.event_id(f"form:{form_id}", client_key))
+
+    def decoy_lead_id(self, fields: dict[str, Any]) -> str:
+        """The lead id a real submission of these fields would be answered with (a bot caught by
+        the honeypot must not tell its answer from a real one); random when there is none."""
+        result = normalise_submission(fields)
+        if result.contact is None:
+            return str(uuid.uuid4())
+        return lead_id_for(result.contact.email, self.namespace)
 
     def activity(
         self,

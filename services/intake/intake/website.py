@@ -144,16 +144,14 @@ def _texts(t: Labels) -> dict[str, str]:
 
 
 def missing(form: Form, fields: dict[str, Any]) -> list[dict[str, Any]]:
-    """Field errors for what the rules file requires and the post lacks (a configured required field,
-    a required consent), as the snippet checks them in the browser."""
+    """Field errors for the configured required fields the post lacks, as the snippet checks them in
+    the browser (a required consent is :func:`intake.domain.take_consent`'s)."""
     given = {_key(str(k)) for k, v in fields.items() if v is not None and str(v).strip()}
     errors = [
         {"loc": ["body", f.name], "msg": "field required", "type": "missing"}
         for f in form.fields
         if f.required and _key(f.name) not in given and _key(f.name) != "email"  # email: the normaliser's own
     ]
-    if form.consent and form.consent.required and _key(form.consent.field) not in given:
-        errors.append({"loc": ["body", form.consent.field], "msg": "consent required", "type": "missing"})
     return errors
 
 

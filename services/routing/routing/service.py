@@ -72,6 +72,7 @@ async def lead_qualified(batch: Batch, event: LeadQualified) -> None:
         custom=event.custom,
         account=choice.account.name if choice.account else None,
         matched_by=choice.matched_by,
+        consent=event.consent,
     )
     assignment = Assignment(
         lead_id=event.lead_id,

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel
 
 from leadrelay.auth import LEAD_READERS, Principal, allow
-from leadrelay.events import LeadStatus, ScoreReason
+from leadrelay.events import ConsentEvidence, LeadStatus, ScoreReason
 from leadrelay.runtime import ServiceContext
 from scoring import repository
 from scoring.domain import is_qualified
@@ -62,6 +62,19 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         if lead is None:
             raise HTTPException(404, f"no lead {lead_id} (not yet scored, or never submitted)")
         return _out(lead, threshold)
+
+    @router.get("/v1/leads/{lead_id}/consent", response_model=list[ConsentEvidence])
+    async def get_consent(
+        lead_id: uuid.UUID, who: Annotated[Principal, Depends(allow(*LEAD_READERS))]
+    ) -> list[ConsentEvidence]:
+        """The consent the lead gave (text, time, source, form, page), oldest first: evidence for
+        whoever may contact the lead: its rep, their managers, ops, admins and the CRM."""
+        async with ctx.database.transaction() as session:
+            lead = await repository.lead(session, str(lead_id))
+        who.check_lead(lead_id, lead.rep_id if lead else None, lead.territory if lead else None)
+        if lead is None:
+            raise HTTPException(404, f"no lead {lead_id} (not yet scored, or never submitted)")
+        return [ConsentEvidence.model_validate(c) for c in lead.consent or []]
 
     @router.get("/v1/leads", response_model=list[ScoreOut])
     async def hot_list(

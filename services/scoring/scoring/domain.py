@@ -8,21 +8,29 @@ last came back to marketing, so a recycled lead must show fresh interest.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from leadrelay.events import ActivityType, Contact, Disposition, LeadStatus, Qualification, ScoreReason
+from leadrelay.emails import facts
+from leadrelay.events import ActivitySummary, ActivityType, Contact, Disposition, LeadStatus, Qualification, ScoreReason
 from leadrelay.rules import EngagementRule, LeadDefinition
 
 # Statuses in which marketing owns the lead and a qualification can happen.
 NURTURE = {LeadStatus.LEAD, LeadStatus.RECYCLED, LeadStatus.DISQUALIFIED}
 
 
+def with_facts(contact: Contact) -> Contact:
+    """The contact with its clean-data facts (``email_type``, ``company_domain``) derived from its
+    current address and website (``leadrelay.emails``), whatever an older event carried."""
+    return contact.model_copy(update=facts(contact.email, contact.website))
+
+
 def profile_fields(contact: Contact | None, custom: dict[str, str]) -> dict[str, Any]:
-    """The fields the definition's conditions can name: contact fields, email_domain, custom attributes."""
+    """The fields the definition's conditions can name: contact fields, email_domain, the clean-data
+    facts (email_type, company_domain), custom attributes."""
     fields: dict[str, Any] = dict(custom)
     if contact is not None:
-        fields.update(contact.model_dump())
+        fields.update(with_facts(contact).model_dump())
         fields["email_domain"] = contact.email_domain
     return fields
 
@@ -51,6 +59,8 @@ class Evaluation:
     engagement: int
     reasons: list[ScoreReason]
     disqualified_by: str | None
+    # A handraise that counts: asked for sales and met the definition's handraiser_requires.
+    handraiser: bool = False
 
     @property
     def score(self) -> int:
@@ -76,14 +86,23 @@ def evaluate(
             engagement += points
             reasons.append(ScoreReason(rule=f"{rule.name} (x{n})", category="engagement", points=points))
     if handraiser:
-        reasons.append(ScoreReason(rule="asked for sales (handraiser)", category="handraiser", points=0))
+        unmet = [c.field for c in definition.handraiser_requires if not c.test(fields.get(c.field))]
+        if unmet:
+            # e.g. a free-mail "contact sales": not handed over at once, it must qualify on its score.
+            why = f"asked for sales, not handed over at once: {', '.join(unmet)} not as handraiser_requires"
+            reasons.append(ScoreReason(rule=why, category="handraiser", points=0))
+            handraiser = False
+        else:
+            reasons.append(ScoreReason(rule="asked for sales (handraiser)", category="handraiser", points=0))
     disqualified_by = None
     for dq in definition.disqualify:
         if all(c.test(fields.get(c.field)) for c in dq.when):
             disqualified_by = dq.name
             reasons.append(ScoreReason(rule=dq.name, category="disqualifier", points=0))
             break
-    return Evaluation(fit=fit, engagement=engagement, reasons=reasons, disqualified_by=disqualified_by)
+    return Evaluation(
+        fit=fit, engagement=engagement, reasons=reasons, disqualified_by=disqualified_by, handraiser=handraiser
+    )
 
 
 def decide(
@@ -147,3 +166,20 @@ def owner_changes(known_cycle: int | None, cycle: int) -> bool:
     """Scoring learns a lead's owner (who may see it) from its assignments; an older cycle
     delivered late never overwrites a newer one."""
     return known_cycle is None or cycle >= known_cycle
+
+
+def repeated_submission(recent: list[ActivitySummary], form_id: str, at: datetime, window: timedelta) -> bool:
+    """The lead submitted this form already within ``window`` before ``at`` (a double click, a
+    resend): recorded once, so it earns no second score. ``recent`` is the lead's recent history."""
+    return any(
+        a.type is ActivityType.FORM_SUBMITTED and a.detail == form_id and timedelta(0) <= at - a.occurred_at <= window
+        for a in recent
+    )
+
+
+MAX_CONSENT = 20  # evidence kept per lead: the newest
+
+
+def add_consent(kept: list[dict[str, Any]] | None, evidence: dict[str, Any]) -> list[dict[str, Any]]:
+    """The lead's consent evidence with ``evidence`` added (the newest ``MAX_CONSENT``)."""
+    return [*(kept or []), evidence][-MAX_CONSENT:]

@@ -45,6 +45,8 @@ class Lead(Base):
     rep_id: Mapped[str | None] = mapped_column(String(100), index=True)
     territory: Mapped[str | None] = mapped_column(String(100), index=True)
     assigned_cycle: Mapped[int | None] = mapped_column(Integer)
+    # The consent evidence given with its submissions (ConsentEvidence dicts, oldest first).
+    consent: Mapped[list[Any] | None] = mapped_column(JsonType)
 
 
 class Activity(Base):

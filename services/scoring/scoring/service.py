@@ -17,6 +17,7 @@ from leadrelay.events import (
     ActivityRecorded,
     ActivitySummary,
     ActivityType,
+    ConsentEvidence,
     Contact,
     DispositionRecorded,
     Envelope,
@@ -31,6 +32,7 @@ from leadrelay.logging import get_logger
 from leadrelay.rules import Rules
 from leadrelay.unit_of_work import UnitOfWork
 from scoring.domain import (
+    add_consent,
     after_disposition,
     count_activity,
     counts_since,
@@ -38,7 +40,9 @@ from scoring.domain import (
     evaluate,
     owner_changes,
     profile_fields,
+    repeated_submission,
     score_event_due,
+    with_facts,
 )
 from scoring.models import Activity, Lead
 from scoring.repository import History
@@ -95,6 +99,15 @@ async def form_submitted(batch: Batch, event: FormSubmitted) -> None:
     lead.contact = merged
     lead.email = event.contact.email
     lead.custom = {**(lead.custom or {}), **event.custom}
+    if event.consent is not None:
+        lead.consent = add_consent(lead.consent, event.consent.model_dump(mode="json"))
+    defn = batch.rules.lead_definition
+    recent = batch.recent(lead.lead_id, defn.history_limit)
+    if repeated_submission(recent, event.form_id, event.submitted_at, defn.duplicate_window):
+        # Recorded once: the profile takes the newer details, the submission earns nothing again.
+        log.info("repeated_submission", lead_id=lead.lead_id, form_id=event.form_id)
+        rescore(batch, lead)
+        return
     form = batch.rules.form(event.form_id)
     if form is not None and form.handraiser and counts_since(event.submitted_at, lead.engagement_since):
         lead.handraised_at = event.submitted_at
@@ -162,11 +175,11 @@ async def lead_assigned(batch: Batch, event: LeadAssigned) -> None:
 
 def rescore(batch: Batch, lead: Lead, force_event: bool = False) -> None:
     uow, defn = batch.uow, batch.rules.lead_definition
-    contact = Contact.model_validate(lead.contact) if lead.contact and lead.contact.get("email") else None
+    contact = with_facts(Contact.model_validate(lead.contact)) if lead.contact and lead.contact.get("email") else None
     handraiser = lead.handraised_at is not None
     ev = evaluate(defn, profile_fields(contact, lead.custom or {}), lead.engagement_counts or {}, handraiser)
     previous = LeadStatus(lead.status)
-    status, qualification = decide(previous, ev, defn.threshold, handraiser, reachable=contact is not None)
+    status, qualification = decide(previous, ev, defn.threshold, ev.handraiser, reachable=contact is not None)
     before = (lead.score, lead.fit, lead.status)
     lead.fit, lead.engagement, lead.status = ev.fit, ev.engagement, status.value
     lead.reasons = [r.model_dump() for r in ev.reasons]
@@ -204,6 +217,7 @@ def rescore(batch: Batch, lead: Lead, force_event: bool = False) -> None:
                     custom=lead.custom or {},
                     activities=batch.recent(lead.lead_id, defn.history_limit),
                     qualified_at=uow.now,
+                    consent=[ConsentEvidence.model_validate(c) for c in lead.consent or []],
                 )
             )
         )
