@@ -38,7 +38,10 @@ def test_the_example_maps_hubspot_and_web_to_lead() -> None:
         (lambda d: d["web_to_lead"][0].update(form="nope"), "web_to_lead.0.form: unknown form 'nope'"),
         (lambda d: d["web_to_lead"].append(dict(d["web_to_lead"][0])), "oid 00D5e000000LEAD is used twice"),
         (lambda d: d["forms"][0]["consent"].update(text={"sv": "Ja"}), "consent.text.en: Field required"),
-        (lambda d: d["forms"][0]["consent"]["text"].update(fr="Oui"), "consent.text.fr: Extra inputs are not permitted"),
+        (
+            lambda d: d["forms"][0]["consent"]["text"].update(fr="Oui"),
+            "consent.text.fr: Extra inputs are not permitted",
+        ),
         (lambda d: d["forms"][0].update(captcha={"kind": "hcaptcha", "secret_env": "X"}), "captcha.kind"),
         (lambda d: d["lead_definition"].update(duplicate_window="soon"), "duplicate_window"),
     ],
