@@ -32,7 +32,12 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "config" / "example.yaml"
 # Random per test session: nothing signed here is valid anywhere else.
 SIGNING_KEY = generate_key()
-SOURCE_KEYS = {"website-tracking": generate_key(), "crm": generate_key(), "prometheus": generate_key()}
+SOURCE_KEYS = {
+    "website-tracking": generate_key(),
+    "website": generate_key(),
+    "crm": generate_key(),
+    "prometheus": generate_key(),
+}
 ADMIN = "rita.admin"
 
 

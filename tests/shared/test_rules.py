@@ -348,6 +348,7 @@ def test_example_people() -> None:
     assert {r.value for r in Role} <= {p.role.value for p in everyone}, "the example names every role"
     assert [(s.id, s.role) for s in rules.sources] == [
         ("website-tracking", SourceRole.TRACKING),
+        ("website", SourceRole.TRACKING),
         ("crm", SourceRole.CRM),
         ("prometheus", SourceRole.MONITORING),
     ]

@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from intake.domain import normalise_email
 from intake.schema import SUBMISSION_BODY, event_body
 from intake.service import Intake, Invalid, NotStored, UnknownForm
+from intake.tracking import build_tracking_router
 from leadrelay.auth import EVENT_SENDERS, PUBLIC, Principal, allow
 from leadrelay.contract import AwareDateTime, FormId
 from leadrelay.events import ActivityType, Envelope
@@ -130,6 +131,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
             )
         )
 
+    router.include_router(build_tracking_router(ctx, intake))
     return router
 
 

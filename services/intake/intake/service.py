@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from intake.domain import lead_id_for, normalise_submission
+from intake.segment import form_visitors
 from leadrelay.bus import Bus
 from leadrelay.clock import Clock
 from leadrelay.events import ActivityRecorded, ActivityType, Actor, Envelope, Event, FormSubmitted
@@ -77,9 +78,10 @@ class Intake:
         or :class:`Invalid`."""
         if self.rules.form(form_id) is None:
             raise UnknownForm(form_id, [f.id for f in self.rules.forms])
+        visitors, fields, visitor_errors = form_visitors(fields, self.rules.tracking.visitor_fields)
         result = normalise_submission(fields)
-        if result.contact is None:
-            raise Invalid(result.errors)
+        if result.contact is None or visitor_errors:
+            raise Invalid(result.errors + visitor_errors)
         data = FormSubmitted(
             lead_id=lead_id_for(result.contact.email, self.namespace),
             form_id=form_id,
@@ -87,6 +89,7 @@ class Intake:
             contact=result.contact,
             custom=result.custom,
             page_url=result.page_url,
+            visitors=visitors,
         )
         return self._envelope(data, self.event_id(f"form:{form_id}", client_key))
 

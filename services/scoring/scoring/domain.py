@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from leadrelay.events import ActivityType, Contact, Disposition, LeadStatus, Qualification, ScoreReason
@@ -147,3 +148,18 @@ def owner_changes(known_cycle: int | None, cycle: int) -> bool:
     """Scoring learns a lead's owner (who may see it) from its assignments; an older cycle
     delivered late never overwrites a newer one."""
     return known_cycle is None or cycle >= known_cycle
+
+
+class Join(StrEnum):
+    """What a join (identify, a form with a visitor id, an alias) does to a visitor."""
+
+    JOIN = "join"  # not joined yet: its kept activities move to the lead, its later ones go there
+    ALREADY = "already"  # joined to this lead before (a repeat): nothing to move
+    OTHER = "other"  # joined to another lead: the first join stands (shared devices, a colleague's form)
+
+
+def join(joined_to: str | None, lead_id: str) -> Join:
+    """A visitor is one person: it joins the first lead that claims it and stays with it."""
+    if joined_to is None:
+        return Join.JOIN
+    return Join.ALREADY if joined_to == lead_id else Join.OTHER
