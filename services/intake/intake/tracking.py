@@ -40,6 +40,8 @@ from leadrelay.rules import SourceRole
 from leadrelay.runtime import ServiceContext
 
 log = get_logger("intake.tracking")
+# Bearer first: the app's other routes answer so; the SDKs send the key as the Basic user name.
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="leadrelay", Basic realm="leadrelay"'}
 CALLS = ("batch", "identify", "track", "page", "group", "alias")
 MEDIA_TYPES = ("application/json", "text/plain", "")
 
@@ -109,12 +111,12 @@ def tracking_source(auth: Authenticator, key: str | None) -> Actor:
             401,
             "unauthorized",
             "send the write key (a tracking source's key): as the Basic user name, a bearer credential or writeKey",
-            {"WWW-Authenticate": 'Basic realm="leadrelay"'},
+            CHALLENGE,
         )
     source_id = auth.api_keys.match(key)
     source = auth.rules.source(source_id) if source_id else None
     if source is None:
-        raise _Refused(401, "unauthorized", "unknown write key", {"WWW-Authenticate": 'Basic realm="leadrelay"'})
+        raise _Refused(401, "unauthorized", "unknown write key", CHALLENGE)
     if source.role is not SourceRole.TRACKING:
         raise _Refused(403, "forbidden", f"the key of source {source.id!r} ({source.role.value}) is no write key")
     return Actor(kind="source", id=source.id, role=source.role.value)
@@ -157,7 +159,16 @@ def _openapi(call: str) -> dict[str, Any]:
             "description": "Segment's tracking spec; JSON, also as text/plain, optionally gzip-compressed.",
             "content": {"application/json": {"schema": schema}, "text/plain": {"schema": schema}},
         },
-        "responses": {status: {"description": text, "content": errors} for status, text in statuses.items()},
+        "responses": {
+            status: {
+                "description": text,
+                # 422 in the app's shape (FieldErrors, which allows the SDKs' code and message besides).
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/FieldErrors"}}}
+                if status == "422"
+                else errors,
+            }
+            for status, text in statuses.items()
+        },
     }
 
 
