@@ -458,3 +458,11 @@ def test_activity_counts_only_since_the_lead_came_back_to_marketing() -> None:
     assert counts_since(t, None)
     assert counts_since(t, t)
     assert not counts_since(t, datetime(2026, 5, 2, tzinfo=UTC))
+
+
+def test_a_visitor_joins_the_first_lead_that_claims_it() -> None:
+    from scoring.domain import Join, join
+
+    assert join(None, "lead-a") is Join.JOIN
+    assert join("lead-a", "lead-a") is Join.ALREADY
+    assert join("lead-a", "lead-b") is Join.OTHER

@@ -398,14 +398,14 @@ def test_people_mistakes_name_the_key(person: dict[str, Any], message: str) -> N
 @pytest.mark.parametrize(
     ("source", "message"),
     [
-        ({"id": "crm", "role": "crm", "key_env": "LEADRELAY_API_KEY_CRM2"}, "sources.3.id: duplicate source id 'crm'"),
+        ({"id": "crm", "role": "crm", "key_env": "LEADRELAY_API_KEY_CRM2"}, "sources.4.id: duplicate source id 'crm'"),
         (
             {"id": "crm2", "role": "crm", "key_env": "LEADRELAY_API_KEY_CRM"},
-            "sources.3.key_env: LEADRELAY_API_KEY_CRM is also the key of sources.1",
+            "sources.4.key_env: LEADRELAY_API_KEY_CRM is also the key of sources.2",
         ),
-        ({"id": "x", "role": "god", "key_env": "X_KEY"}, "sources.3.role"),
-        ({"id": "x", "role": "crm", "key_env": "lower-case"}, "sources.3.key_env"),
-        ({"id": "x", "role": "crm", "key": "abc"}, "sources.3.key"),
+        ({"id": "x", "role": "god", "key_env": "X_KEY"}, "sources.4.role"),
+        ({"id": "x", "role": "crm", "key_env": "lower-case"}, "sources.4.key_env"),
+        ({"id": "x", "role": "crm", "key": "abc"}, "sources.4.key"),
     ],
 )
 def test_source_mistakes_name_the_key(source: dict[str, Any], message: str) -> None:
