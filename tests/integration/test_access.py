@@ -137,11 +137,7 @@ _CALL_BODIES: dict[str, dict[str, Any]] = {
     "group": {"userId": "fresh.face@fresh-test.se", "traits": {"name": "Fresh AB"}},
     "alias": {"userId": "fresh.face@fresh-test.se", "previousId": "matrix-visitor"},
 }
-TRACKING_CALLS = [
-    (path, _CALL_BODIES[call])
-    for call in _CALL_BODIES
-    for path in (f"/v1/{call}", f"/v1/{call[0]}")
-]
+TRACKING_CALLS = [(path, _CALL_BODIES[call]) for call in _CALL_BODIES for path in (f"/v1/{call}", f"/v1/{call[0]}")]
 
 # (method, route path, concrete path, JSON body, expected status per caller)
 MATRIX: list[tuple[str, str, str, dict[str, Any] | None, dict[str, int]]] = [

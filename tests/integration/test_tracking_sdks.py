@@ -35,8 +35,11 @@ async def served(settings: Settings) -> AsyncIterator[tuple[Harness, str]]:
             uvicorn.Config(h.transport.app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
         )
         task = asyncio.create_task(server.serve())
-        while not server.started:
+        for _ in range(500):  # ten seconds at most
+            if server.started:
+                break
             await asyncio.sleep(0.02)
+        assert server.started, "uvicorn did not start"
         try:
             yield h, f"http://127.0.0.1:{port}"
         finally:
