@@ -191,3 +191,21 @@ async def test_form_with_anonymous_id_joins_the_visitor(served: tuple[Harness, s
     body = await h.wait_for(f"/v1/leads/{lead}/score", status="lead")
     reasons = rules_of(body)
     assert reasons["viewed pricing (x1)"] == 15 and reasons["any page view (x2)"] == 2, reasons
+
+
+async def test_a_message_sent_twice_counts_once(served: tuple[Harness, str]) -> None:
+    h, url = served
+    view = {
+        "type": "page",
+        "messageId": "ajs-next-1",
+        "anonymousId": "dup-anon",
+        "properties": {"url": "https://leadrelay.example/pricing"},
+    }
+    who = {"type": "identify", "messageId": "ajs-next-2", "anonymousId": "dup-anon", "userId": "dora.dup@dup-test.se"}
+    async with httpx.AsyncClient(base_url=url, auth=(WRITE_KEY, "")) as c:
+        for _ in range(2):  # an SDK's retry after a lost answer
+            assert (await c.post("/v1/batch", json={"batch": [view, who]})).status_code == 200
+        assert (await c.post("/v1/page", json=view)).status_code == 200
+    await h.settle()
+    body = await h.wait_for(f"/v1/leads/{lead_of(h, 'dora.dup@dup-test.se')}/score", status="lead")
+    assert rules_of(body) == {"viewed pricing (x1)": 15, "any page view (x1)": 1}
