@@ -88,7 +88,7 @@ def test_alias_joins_the_other_id_to_the_address() -> None:
         ({"type": "track", "anonymousId": "a"}, ["event"]),
         ({"type": "track", "anonymousId": "a\u0000", "event": "x"}, ["anonymousId"]),
         ({"type": "identify", "userId": "ann@nordvik.se", "traits": {"phone": "12"}}, ["traits", "phone"]),
-        ({"type": "page", "anonymousId": "a", "properties": {"x\ud800": "1"}}, ["properties", "x\ud800"]),
+        ({"type": "page", "anonymousId": "a", "properties": {"x\ud800": "1"}}, ["properties", "x\\ud800"]),
         ({"type": "alias", "userId": "ann@nordvik.se"}, ["previousId"]),
     ],
 )

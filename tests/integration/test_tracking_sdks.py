@@ -164,6 +164,8 @@ async def test_batch_is_all_or_nothing_and_names_the_field(served: tuple[Harness
         ("/v1/group", {"userId": "g@grp-test.se", "timestamp": "yesterday"}, ["timestamp"]),
         ("/v1/alias", {"userId": "a@alias-test.se"}, ["previousId"]),
         ("/v1/track", {"type": "page", "anonymousId": "a", "event": "x"}, ["type"]),
+        ("/v1/page", {"anonymousId": "a", "properties": {"n\ud800": "1"}}, ["properties", "n\\ud800"]),
+        ("/v1/identify", {"userId": "a@b-test.se", "traits": {"t\ud800": "1"}}, ["traits", "t\\ud800"]),
     ],
 )
 async def test_bad_input_per_endpoint(
@@ -171,7 +173,8 @@ async def test_bad_input_per_endpoint(
 ) -> None:
     _, url = served
     async with httpx.AsyncClient(base_url=url, auth=(WRITE_KEY, "")) as c:
-        r = await c.post(path, json=message)
+        # As JSON escapes: a lone surrogate cannot be sent as UTF-8.
+        r = await c.post(path, content=json.dumps(message), headers={"Content-Type": "text/plain"})
     assert r.status_code == 400, r.text
     assert ["body", *loc] in [e["loc"] for e in r.json()["detail"]], r.text
 

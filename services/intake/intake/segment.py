@@ -41,7 +41,7 @@ from leadrelay.events import (
     Visitor,
     VisitorActivityRecorded,
 )
-from leadrelay.inputs import InvalidText, Text, clean_text
+from leadrelay.inputs import InvalidText, Text, clean_text, displayable
 from leadrelay.rules import Tracking
 
 # Segment's documented limits: 32 KB per message, 500 KB per batch request.
@@ -184,7 +184,7 @@ def _properties(props: dict[str, Any], loc: list[str | int]) -> tuple[dict[str, 
             key = clean_text(name)[:MAX_PROPERTY_NAME]
             out[key] = clean_text(text)[:MAX_PROPERTY_VALUE]
         except InvalidText as exc:
-            errors.append(_err([*loc, "properties", name], str(exc)))
+            errors.append(_err([*loc, "properties", displayable(name)], str(exc)))
     return out, errors
 
 
