@@ -31,6 +31,7 @@ async def prefetch(ctx: ServiceContext, uow: UnitOfWork, envelopes: list[Envelop
     may be handled by another consumer, and this one order keeps them from deadlocking."""
     session = uow.session
     keys: set[str] = set()
+    joined: set[str] = set()  # the visitors a join names: only theirs kept activities may move
     ids: set[str] = set()
     for env in envelopes:
         data = env.data
@@ -39,11 +40,11 @@ async def prefetch(ctx: ServiceContext, uow: UnitOfWork, envelopes: list[Envelop
             continue
         ids.add(env.subject)
         if isinstance(data, FormSubmitted | LeadIdentified):
-            keys.update(v.key for v in data.visitors)
-    visitors = await repository.lock_visitors(session, sorted(keys), uow.now)
+            joined.update(v.key for v in data.visitors)
+    visitors = await repository.lock_visitors(session, sorted(keys | joined), uow.now)
     ids.update(v.lead_id for v in visitors.values() if v.lead_id is not None)
     leads = await repository.leads_by_id(session, sorted(ids), lock=True)
-    kept = await repository.visitor_activities(session, [k for k, v in visitors.items() if v.lead_id is None])
+    kept = await repository.visitor_activities(session, sorted(k for k in joined if visitors[k].lead_id is None))
     # Assignments only record the owner: their leads need no history.
     assigned = {env.subject for env in envelopes if isinstance(env.data, LeadAssigned)}
     others = {env.subject for env in envelopes if not isinstance(env.data, LeadAssigned)}
