@@ -75,6 +75,11 @@ def create_app(runtime: Runtime, title: str, auth: Authenticator | None = None) 
         storage,
         lambda: authenticated_operations(app.routes),
     )
+    # The services' own middleware (intake's CORS policy), inside the limits.
+    for svc, ctx in zip(runtime.definitions, runtime.contexts, strict=True):
+        if svc.middleware is not None:
+            mw = svc.middleware(ctx)
+            app.add_middleware(mw.cls, *mw.args, **mw.kwargs)
     # Size and depth limits before anything parses the request (leadrelay.limits).
     settings = runtime.settings
     app.add_middleware(

@@ -154,10 +154,129 @@ class LeadDefinition(_Strict):
     history_limit: int = Field(default=20, ge=1, description="activities carried in the handoff packet")
 
 
+# ---------------------------------------------------------------- forms on a website
+
+LANGUAGES = ("en", "sv", "de", "nl", "zh")
+
+
+def web_origin(value: Any) -> Any:
+    """A web origin as browsers send it: ``scheme://host[:port]``, nothing else (no path, no ``*``)."""
+    if not isinstance(value, str):
+        return value
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname or "*" in value:
+        raise ValueError(f"{value!r} is not an origin: give scheme://host[:port], e.g. https://www.example.com")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError(f"{value!r} is not an origin: no path, query or user, only scheme://host[:port]")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"{value!r} has a bad port") from None
+    default = {"http": 80, "https": 443}[parts.scheme]
+    host = parts.hostname.encode("idna").decode("ascii") if not parts.hostname.isascii() else parts.hostname
+    host = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{host}" + (f":{port}" if port not in (None, default) else "")
+
+
+Origin = Annotated[str, BeforeValidator(web_origin)]
+
+
+def _web_url(value: Any) -> Any:
+    if isinstance(value, str):
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{value!r} is not an http(s) URL")
+    return value
+
+
+WebUrl = Annotated[str, AfterValidator(_web_url)]
+
+
+class Labels(_Strict):
+    """A text in each language the snippet speaks; English is required, the others fall back to it."""
+
+    en: str
+    sv: str | None = None
+    de: str | None = None
+    nl: str | None = None
+    zh: str | None = None
+
+    def get(self, lang: str) -> str:
+        return str(getattr(self, lang, None) or self.en)
+
+
+class FieldType(StrEnum):
+    TEXT = "text"
+    EMAIL = "email"
+    TEL = "tel"
+    COUNTRY = "country"
+    NUMBER = "number"
+    URL = "url"
+    TEXTAREA = "textarea"
+
+
+class FormField(_Strict):
+    """One field of a form as the embed snippet renders it (the server validates it the same way)."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=100)
+    type: FieldType = FieldType.TEXT
+    required: bool = False
+    label: Labels | None = Field(default=None, description="default: the built-in label of a known field")
+
+
+class Consent(_Strict):
+    """A consent checkbox: its field name, its text per language, and whether the form needs it ticked."""
+
+    field: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=100)
+    text: Labels
+    required: bool = True
+
+
 class Form(_Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     name: str
     handraiser: bool = False
+    fields: list[FormField] = Field(
+        default_factory=list, description="what the embed snippet shows; default: email (required), name, company"
+    )
+    thank_you_url: WebUrl | None = Field(default=None, description="a plain HTML post lands here (303)")
+    error_url: WebUrl | None = Field(
+        default=None, description="a plain HTML post with errors lands here (default: back to the form's page)"
+    )
+    origins: list[Origin] = Field(default_factory=list, description="web origins whose pages may post this form")
+    honeypot: str | None = Field(
+        default=None, pattern=r"^[a-z][a-z0-9_]*$", description="a hidden field only bots fill in"
+    )
+    consent: Consent | None = None
+
+    @model_validator(mode="after")
+    def _fields_unique(self) -> Form:
+        names = [f.name for f in self.fields]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"form {self.id!r}: field(s) listed twice: {', '.join(dupes)}")
+        special = {n for n in (self.honeypot, self.consent.field if self.consent else None) if n}
+        if clash := sorted(special & set(names)):
+            raise ValueError(f"form {self.id!r}: {', '.join(clash)} is the honeypot or consent field, not a field")
+        for url in (self.thank_you_url, self.error_url):
+            if url is not None and web_origin(_origin_of(url)) not in self.origins:
+                raise ValueError(f"form {self.id!r}: {url!r} is not on one of the form's origins")
+        return self
+
+
+def _origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+class Website(_Strict):
+    """How the tracking script (track.js) treats visitors."""
+
+    require_consent: bool = Field(
+        default=False, description="record nothing until the visitor consented (a form's consent box or the page)"
+    )
+    honour_do_not_track: bool = Field(default=True, description="record nothing when the browser sends DNT: 1")
+    honour_global_privacy_control: bool = Field(default=True, description="record nothing under Sec-GPC: 1")
 
 
 class Rep(_Strict):
@@ -321,6 +440,9 @@ class Source(BaseModel):
         pattern=r"^[A-Z][A-Z0-9_]*$",
         description="environment variable holding the source's API key (two, comma-separated, during a rotation)",
     )
+    origins: list[Origin] = Field(
+        default_factory=list, description="web origins whose pages may call the tracking endpoints with this source"
+    )
 
 
 def _check_sources(rules: Rules) -> list[str]:
@@ -456,6 +578,7 @@ class Rules(_Strict):
     notifications: Notifications = Field(default_factory=Notifications)
     sources: list[Source] = Field(default_factory=list)
     tracking: Tracking = Field(default_factory=Tracking)
+    website: Website = Field(default_factory=Website)
     _people: dict[str, Person] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")

@@ -20,6 +20,7 @@ from typing import Any, Generic, TypeVar
 
 from fastapi import APIRouter
 from sqlalchemy.orm import DeclarativeBase
+from starlette.middleware import Middleware
 
 from leadrelay.bus import Bus
 from leadrelay.bus.worker import ConsumerWorker, DeadLetterPolicy
@@ -62,6 +63,9 @@ class ServiceDefinition:
     migrations: Path | None = None
     subscriptions: list[Subscription[Any]] = field(default_factory=list)
     background: list[Callable[[ServiceContext], Coroutine[Any, Any, None]]] = field(default_factory=list)
+    # ASGI middleware the service's routes need (e.g. intake's CORS policy), built from its context;
+    # it sees every request of the app, so it must pass on what is not its service's.
+    middleware: Callable[[ServiceContext], Middleware] | None = None
 
 
 @dataclass

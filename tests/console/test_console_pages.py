@@ -319,6 +319,9 @@ async def test_every_page_renders_for_every_role(site: Site, person: str) -> Non
             assert r.status_code == 200, f"{person} {path}: {r.status_code} {r.text[:300]}"
         definition = (await b.get("/definition")).text
         assert "decision-maker title" in definition and "Book a demo" in definition and "1 h" in definition
+        # What to paste into the website, with the addresses the browser reaches (not the in-process ones).
+        assert "data-leadrelay-form=&#34;demo-request&#34;" in definition and "integrity=&#34;sha384-" in definition
+        assert "leadrelay.internal" not in definition and "/v1/track.js" in definition
         review = (await b.get("/review?period=all")).text
         assert "a student" in review and "Anna Berg" in review
         nav = (await b.get("/")).text

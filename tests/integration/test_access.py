@@ -150,6 +150,9 @@ MATRIX: list[tuple[str, str, str, dict[str, Any] | None, dict[str, int]]] = [
         public(202),
     ),
     ("GET", "/v1/forms", "/v1/forms", None, public(200)),
+    ("GET", "/v1/forms/{form_id}/embed.js", "/v1/forms/demo-request/embed.js", None, public(200)),
+    ("GET", "/v1/forms/{form_id}/embed", "/v1/forms/demo-request/embed", None, public(200)),
+    ("GET", "/v1/track.js", "/v1/track.js", None, public(200)),
     (
         "POST",
         "/v1/events",

@@ -689,12 +689,25 @@ def router(console: Console) -> APIRouter:
         if not d.ok:
             return console.error(request, me, d.status, d.detail)
         form_names = {f["id"]: f.get("name") or f["id"] for f in forms.data} if forms.ok else {}
+        # What to paste into the website for each form (intake renders it; the snippets hold no secret).
+        try:
+            embeds = await gather(
+                [services.get(token, "intake", f"/v1/forms/{_quote(fid)}/embed") for fid in form_names]
+            )
+        except Unavailable:
+            embeds = []
         return console.render(
             request,
             "definition.html",
             me,
             definition=d.data["lead_definition"],
             handraiser_forms=[form_names.get(f, f) for f in d.data.get("handraiser_forms", [])],
+            embeds=[
+                views.public_embed(e.data, services.bases["intake"], str(request.base_url))
+                | {"name": form_names.get(e.data["form_id"], e.data["form_id"])}
+                for e in embeds
+                if e.ok
+            ],
             policy=policy.data if policy.ok else {},
             territories=territories.data if territories.ok else [],
             describe=views.describe_condition,

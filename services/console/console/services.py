@@ -27,6 +27,10 @@ ME_TTL_SECONDS = 30.0
 ME_CACHE_SIZE = 2000
 
 
+# The base URL of the services when the console calls its own process (embedded).
+IN_PROCESS = "http://leadrelay.internal"
+
+
 class Unavailable(Exception):
     """A service did not answer (down, or answered 503): the page says so, and the person retries."""
 
@@ -95,7 +99,7 @@ class Services:
     def in_process(cls, app: Any) -> Services:
         """Embedded: the app of this very process, called over ASGI."""
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), timeout=TIMEOUT)
-        return cls(client, dict.fromkeys(SERVICES, "http://leadrelay.internal"))
+        return cls(client, dict.fromkeys(SERVICES, IN_PROCESS))
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from console.services import IN_PROCESS
+
 FIRST_TOUCH, DISPOSITION = "first_touch", "disposition"
 REASON_REQUIRED = ("recycle", "junk")
 DISPOSITIONS = ("accepted", "recycle", "junk", "unreachable")
@@ -244,3 +246,21 @@ def describe_condition(cond: Mapping[str, Any]) -> str:
     if "exists" in cond:
         return f"{field} {'✓' if cond['exists'] else '∅'}"
     return field
+
+
+def public_embed(embed: dict[str, Any], intake_base: str, console_base: str) -> dict[str, Any]:
+    """Intake's paste-able snippet as the browser reaches it: embedded, intake answered an in-process
+    call, so its addresses are the console's own (the same app); distributed, intake names its
+    public address (LEADRELAY_PUBLIC_BASE_URL) or the one the console calls it at."""
+    if intake_base.rstrip("/") != IN_PROCESS:
+        return embed
+    public = console_base.rstrip("/")
+
+    def fix(value: Any) -> Any:
+        if isinstance(value, str):
+            return value.replace(IN_PROCESS, public)
+        if isinstance(value, dict):
+            return {k: fix(v) for k, v in value.items()}
+        return value
+
+    return dict(fix(embed))

@@ -11,7 +11,8 @@ import uuid
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Request
+from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
+from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -19,6 +20,7 @@ from intake.domain import normalise_email
 from intake.schema import SUBMISSION_BODY, event_body
 from intake.service import Intake, Invalid, NotStored, UnknownForm
 from intake.tracking import build_tracking_router
+from intake.website import Script, embed_script, error_page, page_of, paste_html, thank_you, track_script, wants_html
 from leadrelay.auth import EVENT_SENDERS, PUBLIC, Principal, allow
 from leadrelay.contract import AwareDateTime, FormId
 from leadrelay.events import ActivityType, Envelope
@@ -30,6 +32,66 @@ from leadrelay.runtime import ServiceContext
 class Accepted(BaseModel):
     lead_id: str
     event_id: str
+
+
+class JavaScript(Response):
+    media_type = "text/javascript"
+
+
+class ScriptInfo(BaseModel):
+    url: str = Field(description="where to load it from")
+    integrity: str = Field(description="the SRI hash (sha384) for <script integrity=...>")
+    bytes: int = Field(description="its size, not minified, not compressed")
+
+
+class Embed(BaseModel):
+    """What to paste into a page to put a form on it."""
+
+    form_id: str
+    script: ScriptInfo
+    tracking: ScriptInfo
+    embed: str = Field(description="the two-line embed: a placeholder and the script")
+    html: str = Field(description="a plain HTML form that posts without scripts; the script enhances it")
+    tracking_html: str = Field(description="the tracking script's tag (put the website source's write key in)")
+
+
+_SCRIPT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {"text/javascript": {"schema": {"type": "string"}}},
+        "headers": {
+            "ETag": {"schema": {"type": "string"}},
+            "Cache-Control": {"schema": {"type": "string"}},
+        },
+    },
+    304: {"description": "Not modified (If-None-Match matched the ETag)."},
+}
+_BROWSER_RESPONSES: dict[int | str, dict[str, Any]] = {
+    303: {
+        "description": (
+            "A plain HTML form post (form body, Accept: text/html): to the form's thank-you page, or back to"
+            " the form's page (on one of its origins) with lr_form and lr_submitted or lr_error.<field>"
+            " query parameters; to its error URL when it has errors."
+        ),
+        "headers": {"Location": {"schema": {"type": "string"}}},
+    },
+    403: {
+        "description": "Posted from a web origin the form does not allow (forms[].origins): says which.",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    },
+}
+
+
+def _script(script: Script, if_none_match: str | None) -> Response:
+    headers = {
+        "ETag": script.etag,
+        "Cache-Control": "public, max-age=300",
+        "Access-Control-Allow-Origin": "*",  # public; <script crossorigin integrity=...> needs it
+        "Cross-Origin-Resource-Policy": "cross-origin",
+        "X-Content-Type-Options": "nosniff",
+    }
+    if if_none_match is not None and script.etag in [t.strip().removeprefix("W/") for t in if_none_match.split(",")]:
+        return Response(status_code=304, headers=headers)
+    return JavaScript(script.body, headers=headers)
 
 
 class ActivityIn(BaseModel):
@@ -79,10 +141,57 @@ def build_router(ctx: ServiceContext) -> APIRouter:
             raise ServiceUnavailable(str(exc)) from exc
         return Accepted(lead_id=accepted.lead_id, event_id=accepted.event_id)
 
+    # The website's scripts, rendered from the rules once: their bytes, ETag and hash are fixed until a restart.
+    embeds = {f.id: embed_script(f) for f in ctx.rules.forms}
+    tracker = track_script(ctx.rules.website)
+
+    def base_url(request: Request) -> str:
+        if "public_base_url" in ctx.settings.model_fields_set:
+            return ctx.settings.public_base_url.rstrip("/")
+        return str(request.base_url).rstrip("/")
+
     # Public: a website form cannot keep a secret.
     @router.get("/v1/forms", dependencies=[PUBLIC])
     async def list_forms() -> list[dict[str, Any]]:
         return [f.model_dump() for f in ctx.rules.forms]
+
+    @router.get(
+        "/v1/forms/{form_id}/embed.js", response_class=JavaScript, dependencies=[PUBLIC], responses=_SCRIPT_RESPONSES
+    )
+    async def embed_js(
+        form_id: FormId, if_none_match: Annotated[str | None, Header(max_length=1000)] = None
+    ) -> Response:
+        """The form's embed script: renders the form in the page's language, validates, posts with fetch()."""
+        script = embeds.get(form_id)
+        if script is None:
+            raise HTTPException(404, str(UnknownForm(form_id, list(embeds))))
+        return _script(script, if_none_match)
+
+    @router.get("/v1/track.js", response_class=JavaScript, dependencies=[PUBLIC], responses=_SCRIPT_RESPONSES)
+    async def track_js(if_none_match: Annotated[str | None, Header(max_length=1000)] = None) -> Response:
+        """The tracking script: page views and named events with a first-party anonymous id."""
+        return _script(tracker, if_none_match)
+
+    @router.get("/v1/forms/{form_id}/embed", response_model=Embed, dependencies=[PUBLIC])
+    async def embed(form_id: FormId, request: Request) -> Embed:
+        """What to paste into a page for this form, with the scripts' integrity hashes."""
+        form = ctx.rules.form(form_id)
+        if form is None:
+            raise HTTPException(404, str(UnknownForm(form_id, list(embeds))))
+        base = base_url(request)
+        paste = paste_html(form, base, embeds[form.id], tracker)
+        return Embed(
+            form_id=form.id,
+            script=ScriptInfo(
+                url=f"{base}/v1/forms/{form.id}/embed.js",
+                integrity=embeds[form.id].integrity,
+                bytes=len(embeds[form.id].body),
+            ),
+            tracking=ScriptInfo(url=f"{base}/v1/track.js", integrity=tracker.integrity, bytes=len(tracker.body)),
+            embed=paste["embed"],
+            html=paste["html"],
+            tracking_html=paste["tracking"],
+        )
 
     @router.post(
         "/v1/forms/{form_id}/submissions",
@@ -90,16 +199,40 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         response_model=Accepted,
         dependencies=[PUBLIC],
         openapi_extra=SUBMISSION_BODY,
+        responses=_BROWSER_RESPONSES,
     )
     async def submit_form(
         form_id: FormId,
         request: Request,
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
-    ) -> Accepted:
-        if ctx.rules.form(form_id) is None:  # before reading a body meant for no form
+    ) -> Accepted | Response:
+        form = ctx.rules.form(form_id)
+        if form is None:  # before reading a body meant for no form
             raise HTTPException(404, str(UnknownForm(form_id, [f.id for f in ctx.rules.forms])))
         fields = await _read_fields(request, ctx.settings.max_form_fields)
-        return await accept(lambda: intake.form_submission(form_id, fields, idempotency_key))
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if not wants_html(ctype, request.headers.get("accept", "")):
+            return await accept(lambda: intake.form_submission(form_id, fields, idempotency_key))
+        # A browser posting a plain HTML form: a page to land on, not JSON (when there is one to go to).
+        page = page_of(fields, request.headers.get("referer"))
+        try:
+            accepted = await intake.accept(intake.form_submission(form_id, fields, idempotency_key))
+        except UnknownForm as exc:
+            raise HTTPException(404, str(exc)) from None
+        except Invalid as exc:
+            target = error_page(form, page, exc.errors)
+            if target is None:
+                raise field_errors(exc.errors) from None
+            return RedirectResponse(target, status_code=303)
+        except NotStored as exc:
+            target = error_page(form, page, "Sending failed. Please try again in a moment.")
+            if target is None:
+                raise ServiceUnavailable(str(exc)) from exc
+            return RedirectResponse(target, status_code=303)
+        target = thank_you(form, page)
+        if target is None:  # no thank-you page and no page of the form's origins to go back to
+            return Accepted(lead_id=accepted.lead_id, event_id=accepted.event_id)
+        return RedirectResponse(target, status_code=303)
 
     @router.post("/v1/events", status_code=202, response_model=Accepted, openapi_extra=event_body(ActivityIn))
     async def record_event(

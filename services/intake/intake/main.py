@@ -1,6 +1,14 @@
-"""Intake's definition: routes only; it keeps no state and consumes nothing."""
+"""Intake's definition: routes and its CORS policy; it keeps no state and consumes nothing."""
+
+from starlette.middleware import Middleware
 
 from intake.api import build_router
-from leadrelay.runtime import ServiceDefinition
+from intake.cors import Cors
+from leadrelay.runtime import ServiceContext, ServiceDefinition
 
-SERVICE = ServiceDefinition(name="intake", router=build_router)
+
+def _cors(ctx: ServiceContext) -> Middleware:
+    return Middleware(Cors, rules=ctx.rules)
+
+
+SERVICE = ServiceDefinition(name="intake", router=build_router, middleware=_cors)

@@ -108,7 +108,8 @@ SUBMISSION_BODY = request_body(
         "application/x-www-form-urlencoded": _fields(form=True),
         "multipart/form-data": _fields(form=True),
     },
-    "A JSON object of fields, or the form as an HTML form posts it.",
+    "A JSON object of fields, or the form as an HTML form posts it. A form's rules may require more fields"
+    " and a consent box (`fields[].required`, `consent.required` in GET /v1/forms): missing ones are 422.",
 )
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from intake.domain import lead_id_for, normalise_submission
 from intake.segment import form_visitors
+from intake.website import missing
 from leadrelay.bus import Bus
 from leadrelay.clock import Clock
 from leadrelay.events import ActivityRecorded, ActivityType, Actor, Envelope, Event, FormSubmitted
@@ -76,12 +77,15 @@ class Intake:
     def form_submission(self, form_id: str, fields: dict[str, Any], client_key: str | None = None) -> Envelope:
         """A form's fields, normalised, as a ``FormSubmitted`` event; raises :class:`UnknownForm`
         or :class:`Invalid`."""
-        if self.rules.form(form_id) is None:
+        form = self.rules.form(form_id)
+        if form is None:
             raise UnknownForm(form_id, [f.id for f in self.rules.forms])
         visitors, fields, visitor_errors = form_visitors(fields, self.rules.tracking.visitor_fields)
         result = normalise_submission(fields)
-        if result.contact is None or visitor_errors:
-            raise Invalid(result.errors + visitor_errors)
+        # And what the rules file requires of this form.
+        errors = result.errors + visitor_errors + missing(form, fields)
+        if result.contact is None or errors:
+            raise Invalid(errors)
         data = FormSubmitted(
             lead_id=lead_id_for(result.contact.email, self.namespace),
             form_id=form_id,

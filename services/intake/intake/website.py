@@ -1,0 +1,313 @@
+"""Forms on the company's website: the embed snippet, the tracking script, and where a plain HTML
+post lands.
+
+Pure: the scripts are rendered from the rules file once (their bytes, ETag and SRI hash are then
+fixed until the rules change, so sites can pin them); the redirect targets are only the URLs the
+rules name or pages on the form's allowed origins (no open redirect).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import json
+from dataclasses import dataclass
+from importlib.resources import files
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from intake.domain import _key
+from leadrelay.rules import LANGUAGES, FieldType, Form, FormField, Labels, Website, web_origin
+
+# Labels of the fields the snippet knows, in the five languages.
+_LABELS: dict[str, dict[str, str]] = {
+    "email": {
+        "en": "Work email",
+        "sv": "E-post (jobb)",
+        "de": "Geschäftliche E-Mail",
+        "nl": "Zakelijk e-mailadres",
+        "zh": "工作邮箱",
+    },
+    "first_name": {"en": "First name", "sv": "Förnamn", "de": "Vorname", "nl": "Voornaam", "zh": "名"},
+    "last_name": {"en": "Last name", "sv": "Efternamn", "de": "Nachname", "nl": "Achternaam", "zh": "姓"},
+    "company": {"en": "Company", "sv": "Företag", "de": "Unternehmen", "nl": "Bedrijf", "zh": "公司"},
+    "job_title": {"en": "Job title", "sv": "Titel", "de": "Position", "nl": "Functie", "zh": "职位"},
+    "phone": {"en": "Phone", "sv": "Telefon", "de": "Telefon", "nl": "Telefoon", "zh": "电话"},
+    "country": {"en": "Country", "sv": "Land", "de": "Land", "nl": "Land", "zh": "国家/地区"},
+    "company_size": {
+        "en": "Employees",
+        "sv": "Antal anställda",
+        "de": "Mitarbeitende",
+        "nl": "Medewerkers",
+        "zh": "员工人数",
+    },
+    "industry": {"en": "Industry", "sv": "Bransch", "de": "Branche", "nl": "Branche", "zh": "行业"},
+    "website": {"en": "Website", "sv": "Webbplats", "de": "Website", "nl": "Website", "zh": "网站"},
+    "message": {"en": "Message", "sv": "Meddelande", "de": "Nachricht", "nl": "Bericht", "zh": "留言"},
+}
+_TYPES = {
+    "email": FieldType.EMAIL,
+    "phone": FieldType.TEL,
+    "country": FieldType.COUNTRY,
+    "company_size": FieldType.NUMBER,
+    "website": FieldType.URL,
+    "message": FieldType.TEXTAREA,
+}
+# What the snippet says, in the five languages.
+MESSAGES: dict[str, dict[str, str]] = {
+    "en": {
+        "submit": "Send",
+        "sending": "Sending…",
+        "success": "Thank you! We will be in touch soon.",
+        "required": "Please fill in this field.",
+        "email": "Please enter a valid e-mail address.",
+        "phone": "Please enter a valid phone number, e.g. +46 70 123 45 67.",
+        "consent": "Please tick this box to continue.",
+        "error": "Sending failed. Please try again in a moment.",
+    },
+    "sv": {
+        "submit": "Skicka",
+        "sending": "Skickar…",
+        "success": "Tack! Vi hör av oss snart.",
+        "required": "Fyll i det här fältet.",
+        "email": "Ange en giltig e-postadress.",
+        "phone": "Ange ett giltigt telefonnummer, t.ex. +46 70 123 45 67.",
+        "consent": "Kryssa i rutan för att fortsätta.",
+        "error": "Det gick inte att skicka. Försök igen om en stund.",
+    },
+    "de": {
+        "submit": "Senden",
+        "sending": "Wird gesendet…",
+        "success": "Vielen Dank! Wir melden uns in Kürze.",
+        "required": "Bitte füllen Sie dieses Feld aus.",
+        "email": "Bitte geben Sie eine gültige E-Mail-Adresse ein.",
+        "phone": "Bitte geben Sie eine gültige Telefonnummer ein, z. B. +49 30 1234567.",
+        "consent": "Bitte setzen Sie das Häkchen, um fortzufahren.",
+        "error": "Senden fehlgeschlagen. Bitte versuchen Sie es gleich noch einmal.",
+    },
+    "nl": {
+        "submit": "Versturen",
+        "sending": "Bezig met versturen…",
+        "success": "Bedankt! We nemen snel contact op.",
+        "required": "Vul dit veld in.",
+        "email": "Vul een geldig e-mailadres in.",
+        "phone": "Vul een geldig telefoonnummer in, bijv. +31 20 123 4567.",
+        "consent": "Vink dit vakje aan om door te gaan.",
+        "error": "Versturen mislukt. Probeer het zo opnieuw.",
+    },
+    "zh": {
+        "submit": "提交",
+        "sending": "正在提交…",
+        "success": "谢谢！我们会尽快与您联系。",
+        "required": "请填写此字段。",
+        "email": "请输入有效的电子邮件地址。",
+        "phone": "请输入有效的电话号码，例如 +86 138 0013 8000。",
+        "consent": "请勾选此框以继续。",
+        "error": "提交失败，请稍后重试。",
+    },
+}
+DEFAULT_FIELDS = (
+    FormField(name="email", type=FieldType.EMAIL, required=True),
+    FormField(name="first_name"),
+    FormField(name="last_name"),
+    FormField(name="company"),
+)
+SCRIPT_CACHE = "public, max-age=300"  # the rules change only with a restart; sites pinning the hash see a change
+
+
+def fields_of(form: Form) -> list[FormField]:
+    """The fields the snippet shows: the rules file's, or the defaults (email, name, company)."""
+    return list(form.fields) if form.fields else list(DEFAULT_FIELDS)
+
+
+def _type(f: FormField) -> FieldType:
+    """A known field keeps its kind when the rules file does not give one (phone is a phone)."""
+    if f.type is FieldType.TEXT and "type" not in f.model_fields_set:
+        return _TYPES.get(_key(f.name), FieldType.TEXT)
+    return f.type
+
+
+def label(f: FormField, lang: str) -> str:
+    if f.label is not None:
+        return f.label.get(lang)
+    known = _LABELS.get(_key(f.name))
+    return known.get(lang, known["en"]) if known else f.name.replace("_", " ").capitalize()
+
+
+def _labels(f: FormField) -> dict[str, str]:
+    return {lang: label(f, lang) for lang in LANGUAGES}
+
+
+def _texts(t: Labels) -> dict[str, str]:
+    return {lang: t.get(lang) for lang in LANGUAGES}
+
+
+def missing(form: Form, fields: dict[str, Any]) -> list[dict[str, Any]]:
+    """Field errors for what the rules file requires and the post lacks (a configured required field,
+    a required consent), as the snippet checks them in the browser."""
+    given = {_key(str(k)) for k, v in fields.items() if v is not None and str(v).strip()}
+    errors = [
+        {"loc": ["body", f.name], "msg": "field required", "type": "missing"}
+        for f in form.fields
+        if f.required and _key(f.name) not in given and _key(f.name) != "email"  # email: the normaliser's own
+    ]
+    if form.consent and form.consent.required and _key(form.consent.field) not in given:
+        errors.append({"loc": ["body", form.consent.field], "msg": "consent required", "type": "missing"})
+    return errors
+
+
+@dataclass(frozen=True)
+class Script:
+    """A script's bytes with what a site needs to pin it."""
+
+    body: bytes
+    etag: str
+    integrity: str
+
+    @classmethod
+    def of(cls, body: bytes) -> Script:
+        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+        integrity = "sha384-" + base64.b64encode(hashlib.sha384(body).digest()).decode()
+        return cls(body, etag, integrity)
+
+
+def _static(name: str) -> str:
+    return files("intake").joinpath("static", name).read_text(encoding="utf-8")
+
+
+def _json(value: Any) -> str:
+    # Safe inside a script: no "</script>", no line separators JavaScript reads as line ends.
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+
+
+def embed_script(form: Form) -> Script:
+    """``embed.js`` of a form: the static code with the form's fields, labels, consent and honeypot."""
+    config = {
+        "form": form.id,
+        "fields": [
+            {"name": f.name, "type": _type(f).value, "required": f.required, "label": _labels(f)}
+            for f in fields_of(form)
+        ],
+        "consent": None
+        if form.consent is None
+        else {"field": form.consent.field, "required": form.consent.required, "text": _texts(form.consent.text)},
+        "honeypot": form.honeypot,
+        "messages": MESSAGES,
+    }
+    return Script.of((_static("embed.js") + _json(config) + ");\n").encode())
+
+
+def track_script(website: Website) -> Script:
+    """``track.js`` with the rules file's privacy settings."""
+    config = {
+        "consent": website.require_consent,
+        "dnt": website.honour_do_not_track,
+        "gpc": website.honour_global_privacy_control,
+    }
+    return Script.of((_static("track.js") + _json(config) + ");\n").encode())
+
+
+def paste_html(form: Form, base_url: str, embed: Script, track: Script) -> dict[str, str]:
+    """What to paste into a page: the two-line embed, and the plain form the script enhances (which
+    still posts, to the thank-you page, when scripts are blocked)."""
+    base = base_url.rstrip("/")
+    fid = html.escape(form.id)
+    script = (
+        f'<script src="{base}/v1/forms/{fid}/embed.js" integrity="{embed.integrity}" crossorigin="anonymous" async>'
+        "</script>"
+    )
+    tracking = (
+        f'<script src="{base}/v1/track.js" integrity="{track.integrity}" crossorigin="anonymous"'
+        ' data-write-key="YOUR_WRITE_KEY" async></script>'
+    )
+    lines = [f'<form data-leadrelay-form="{fid}" action="{base}/v1/forms/{fid}/submissions" method="post">']
+    for f in fields_of(form):
+        kind = {FieldType.EMAIL: "email", FieldType.TEL: "tel"}.get(_type(f), "text")
+        required = " required" if f.required else ""
+        name = html.escape(f.name)
+        text = html.escape(label(f, "en"))
+        if _type(f) is FieldType.TEXTAREA:
+            control = f'<textarea name="{name}"{required}></textarea>'
+        else:
+            control = f'<input type="{kind}" name="{name}"{required}>'
+        lines.append(f"  <label>{text} {control}</label>")
+    if form.consent:
+        req = " required" if form.consent.required else ""
+        lines.append(
+            f'  <label><input type="checkbox" name="{html.escape(form.consent.field)}" value="yes"{req}>'
+            f" {html.escape(form.consent.text.en)}</label>"
+        )
+    if form.honeypot:
+        lines.append(
+            f'  <input type="text" name="{html.escape(form.honeypot)}" tabindex="-1" autocomplete="off"'
+            ' aria-hidden="true" style="position:absolute;left:-10000px">'
+        )
+    lines += ['  <button type="submit">Send</button>', "</form>", script]
+    return {
+        "embed": f'<div data-leadrelay-form="{fid}"></div>\n{script}',
+        "html": "\n".join(lines),
+        "tracking": tracking,
+    }
+
+
+# ---------------------------------------------------------------- where a plain HTML post lands
+
+
+def wants_html(content_type: str, accept: str) -> bool:
+    """A browser posting a plain HTML form (not a script or an API client asking for JSON)."""
+    if content_type not in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        return False
+    return "text/html" in accept.lower()
+
+
+def _on_origins(form: Form, url: str | None) -> str | None:
+    """``url`` if it is a web page on one of the form's origins, else None."""
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url.strip())
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            return None
+        origin = web_origin(f"{parts.scheme}://{parts.netloc}")
+    except ValueError:
+        return None
+    return urlunsplit(parts._replace(fragment="")) if origin in form.origins else None
+
+
+def _with(url: str, params: list[tuple[str, str]]) -> str:
+    parts = urlsplit(url)
+    kept = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not k.startswith("lr_")]
+    return urlunsplit(parts._replace(query=urlencode(kept + params)))
+
+
+def page_of(fields: dict[str, Any], referer: str | None) -> str | None:
+    page = next((v for k, v in fields.items() if _key(str(k)) in ("page_url", "page", "referrer_page")), None)
+    return page if isinstance(page, str) and page else referer
+
+
+def thank_you(form: Form, page: str | None) -> str | None:
+    """Where a plain HTML post goes once accepted: the thank-you page, else back to the form's page
+    (on an allowed origin) where the snippet says thank you; None: answer JSON."""
+    if form.thank_you_url:
+        return form.thank_you_url
+    back = _on_origins(form, page)
+    return _with(back, [("lr_form", form.id), ("lr_submitted", "1")]) if back else None
+
+
+def error_page(form: Form, page: str | None, errors: list[dict[str, Any]] | str) -> str | None:
+    """Where a plain HTML post with errors goes: the error URL or the form's page, with the errors as
+    ``lr_error.<field>`` query parameters (a general one as ``lr_error``); None: answer JSON."""
+    target = form.error_url or _on_origins(form, page)
+    if target is None:
+        return None
+    params = [("lr_form", form.id)]
+    if isinstance(errors, str):
+        params.append(("lr_error", errors))
+    else:
+        for e in errors:
+            loc = e.get("loc") or []
+            name = str(loc[1]) if len(loc) > 1 else ""
+            params.append((f"lr_error.{name}" if name else "lr_error", str(e.get("msg", ""))[:300]))
+    return _with(target, params)
