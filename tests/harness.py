@@ -34,6 +34,7 @@ EXAMPLE = ROOT / "config" / "example.yaml"
 SIGNING_KEY = generate_key()
 SOURCE_KEYS = {
     "website-tracking": generate_key(),
+    "website": generate_key(),
     "crm": generate_key(),
     "prometheus": generate_key(),
     "list-import": generate_key(),

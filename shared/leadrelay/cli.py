@@ -48,7 +48,7 @@ from leadrelay.bus.memory import BusInUse, MemoryBus
 from leadrelay.clock import SystemClock
 from leadrelay.events import TOPIC_PARTITIONS, dlq_topic, json_schemas
 from leadrelay.logging import configure_logging, get_logger
-from leadrelay.rules import Role, Rules, RulesError, load_rules
+from leadrelay.rules import Role, Rules, RulesError, SourceRole, load_rules
 from leadrelay.runtime import SERVICE_NAMES, Runtime, load_services
 from leadrelay.settings import Settings, environment_secret
 
@@ -146,6 +146,8 @@ def sign_in_banner(auth: Authenticator, generated: dict[str, str], url: str, dat
         for source_id, key in generated.items():
             source = rules.source(source_id)
             lines.append(f"  {source_id} ({source.role.value if source else '?'}): {key}")
+        if any((s := rules.source(i)) is not None and s.role is SourceRole.TRACKING for i in generated):
+            lines.append(f"A tracking source's key is a Segment/RudderStack write key: point the SDK at {url}.")
     lines.append(f"Try: curl -H 'Authorization: Bearer <token>' {url}/v1/me/leads")
     lines.append("")
     return "\n".join(lines)

@@ -186,6 +186,22 @@ class ConsentEvidence(_Model):
     communications: list[ConsentItem] = Field(default_factory=list, max_length=50)
 
 
+class Visitor(_Model):
+    """Someone known only by a tracking id: an anonymous id (analytics.js's ``anonymousId``, a
+    HubSpot ``hutk``, a cookie) or a user id of the sender's own that is not an e-mail address."""
+
+    kind: Literal["anonymous", "user"]
+    id: Annotated[Text, Field(min_length=1, max_length=200)]
+
+    @property
+    def key(self) -> str:
+        """Scoring's key of the visitor: ``anonymous:<id>`` or ``user:<id>``."""
+        return f"{self.kind}:{self.id}"
+
+
+MAX_VISITORS = 10
+
+
 class FormSubmitted(Event):
     TYPE: ClassVar[str] = "leadrelay.intake.form_submitted.v1"
     TOPIC: ClassVar[str] = LEADS_INTAKE
@@ -195,6 +211,11 @@ class FormSubmitted(Event):
     custom: Attributes = Field(default_factory=dict)
     page_url: Text | None = None
     consent: ConsentEvidence | None = Field(default=None, description="the consent given with this submission")
+    visitors: list[Visitor] = Field(
+        default_factory=list,
+        max_length=MAX_VISITORS,
+        description="the visitor ids the form carried (anonymous_id, hutk...): their history joins the lead",
+    )
 
 
 class ActivityRecorded(Event):
@@ -206,6 +227,37 @@ class ActivityRecorded(Event):
     url: Text | None = None
     properties: dict[Text, Text] = Field(default_factory=dict)
     actor: Actor | None = Field(default=None, description="who posted it (absent in events from before sign-in)")
+
+
+class VisitorActivityRecorded(Event):
+    """A behaviour event of a visitor not known by e-mail (yet). Keyed by the visitor, so a
+    visitor's events stay in order; scoring keeps them for the visitor, or credits them to the
+    lead the visitor was joined to."""
+
+    TYPE: ClassVar[str] = "leadrelay.intake.visitor_activity_recorded.v1"
+    TOPIC: ClassVar[str] = LEADS_INTAKE
+    lead_id: LeadId = Field(
+        description="the visitor's key on the bus (UUIDv5 of the visitor in intake's namespace), not a lead's id"
+    )
+    visitor: Visitor
+    activity: ActivityType
+    occurred_at: AwareDatetime
+    url: Text | None = None
+    properties: dict[Text, Text] = Field(default_factory=dict)
+    actor: Actor | None = None
+
+
+class LeadIdentified(Event):
+    """The tracking API's ``identify`` (or an ``alias`` or ``group``) of a lead known by e-mail:
+    its traits update the profile, and each visitor it names is joined to the lead."""
+
+    TYPE: ClassVar[str] = "leadrelay.intake.lead_identified.v1"
+    TOPIC: ClassVar[str] = LEADS_INTAKE
+    contact: Contact
+    custom: Attributes = Field(default_factory=dict)
+    visitors: list[Visitor] = Field(default_factory=list, max_length=MAX_VISITORS)
+    identified_at: AwareDatetime
+    actor: Actor | None = None
 
 
 class LeadScored(Event):
@@ -298,6 +350,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
     for cls in (
         FormSubmitted,
         ActivityRecorded,
+        VisitorActivityRecorded,
+        LeadIdentified,
         LeadScored,
         LeadQualified,
         LeadAssigned,

@@ -596,6 +596,35 @@ class Notifications(_Strict):
     marketing: Marketing = Field(default_factory=Marketing)
 
 
+# ---------------------------------------------------------------- the tracking API
+# Segment/RudderStack clients post to intake with a tracking source's key as their write key.
+
+
+class Tracking(_Strict):
+    """How tracking calls (Segment/RudderStack ``track``, ``page``, ``identify``) become activities."""
+
+    events: dict[str, ActivityType] = Field(
+        default_factory=dict,
+        description='a track call\'s event name -> the activity it records, e.g. "Demo Requested": demo_requested',
+    )
+    unmapped: ActivityType | Literal["ignore"] = Field(
+        default="ignore",
+        description="what a track call whose name is not under events records: an activity type, or ignore",
+    )
+    visitor_fields: list[str] = Field(
+        default_factory=lambda: ["anonymous_id", "hutk", "ajs_anonymous_id"],
+        description=(
+            "form fields that carry the visitor's anonymous id (analytics.js's anonymousId, HubSpot's hutk,"
+            " a cookie copied into a hidden field): a submission with one joins the visitor's history to the lead"
+        ),
+    )
+
+    @field_validator("visitor_fields")
+    @classmethod
+    def _field_names(cls, value: list[str]) -> list[str]:
+        return [re.sub(r"[\s\-.]+", "_", v.strip().lower()) for v in value]
+
+
 class Rules(_Strict):
     forms: list[Form] = Field(min_length=1)
     lead_definition: LeadDefinition
@@ -607,6 +636,7 @@ class Rules(_Strict):
     staff: list[Person] = Field(default_factory=list, alias="people")
     notifications: Notifications = Field(default_factory=Notifications)
     sources: list[Source] = Field(default_factory=list)
+    tracking: Tracking = Field(default_factory=Tracking)
     website: Website = Field(default_factory=Website)
     web_to_lead: list[WebToLead] = Field(default_factory=list)
     _people: dict[str, Person] = PrivateAttr(default_factory=dict)

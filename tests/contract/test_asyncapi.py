@@ -16,7 +16,7 @@ import pytest
 from leadrelay import asyncapi
 from leadrelay.bus.memory import MemoryBus
 from leadrelay.events import EVENT_TYPES, LEADS_INTAKE, Record, all_topics, dlq_topic
-from tests.harness import Harness, running, settings_for
+from tests.harness import SOURCE_KEYS, Harness, running, settings_for
 
 DOC = asyncapi.stored_document()
 COMPONENT_KEY = re.compile(r"^[a-zA-Z0-9.\-_]+$")
@@ -156,7 +156,15 @@ async def test_what_the_services_put_on_the_bus_matches_the_document(tmp_path: P
 
 
 async def journey(h: Harness) -> None:
-    """A lead through every topic: form, event, score, qualification, assignment, touch, disposition, alert."""
+    """A lead through every topic: a visitor's page view and its identify (the tracking API), form,
+    event, score, qualification, assignment, touch, disposition, alert."""
+    tracking = {"X-API-Key": SOURCE_KEYS["website"]}
+    visit = {"anonymousId": "v-1", "properties": {"url": "https://lund-test.se/pricing"}}
+    r = await h.as_(None).post("/v1/page", json=visit, headers=tracking)
+    assert r.status_code == 200, r.text
+    who = {"userId": "eva.lund@lund-test.se", "anonymousId": "v-1", "traits": {"firstName": "Eva"}}
+    r = await h.as_(None).post("/v1/identify", json=who, headers=tracking)
+    assert r.status_code == 200, r.text
     r = await h.client.post(
         "/v1/forms/demo-request/submissions",
         json={"email": "eva.lund@lund-test.se", "country": "SE", "job_title": "CTO", "company_size": "300"},

@@ -351,8 +351,9 @@ def test_a_visitor_reads_pages_then_fills_in_the_form(
     if not stack.has_tracking_endpoints():
         pytest.skip("intake has no tracking endpoints yet (/v1/p): the earlier page views cannot count")
     # Once intake records page views and joins them on anonymous_id, the earlier views count.
-    score = stack.score(lead_id, lambda s: any(r["rule"] == "viewed pricing" for r in s["reasons"]))
-    assert any(r["rule"] == "viewed case studies or services" for r in score["reasons"])
+    # (An engagement reason says how many: "viewed pricing (x1)".)
+    score = stack.score(lead_id, lambda s: any(r["rule"] == "viewed pricing (x1)" for r in s["reasons"]))
+    assert any(r["rule"] == "viewed case studies or services (x1)" for r in score["reasons"])
 
 
 def test_with_scripts_blocked_the_plain_form_lands_on_the_thank_you_page(

@@ -128,6 +128,17 @@ EVERYONE = (*PERSONS, *SOURCES)
 NORDICS = ("astrid", "karin", "ops", "admin")  # who may see lead A (Astrid's, Nordics)
 NORDICS_AND_CRM = (*NORDICS, "crm")
 
+_PAGE = {"type": "page", "anonymousId": "matrix-visitor", "properties": {"url": "https://leadrelay.example/"}}
+_CALL_BODIES: dict[str, dict[str, Any]] = {
+    "batch": {"batch": [_PAGE]},
+    "identify": {"userId": "fresh.face@fresh-test.se", "anonymousId": "matrix-visitor"},
+    "track": {"anonymousId": "matrix-visitor", "event": "Demo Requested"},
+    "page": _PAGE,
+    "group": {"userId": "fresh.face@fresh-test.se", "traits": {"name": "Fresh AB"}},
+    "alias": {"userId": "fresh.face@fresh-test.se", "previousId": "matrix-visitor"},
+}
+TRACKING_CALLS = [(path, _CALL_BODIES[call]) for call in _CALL_BODIES for path in (f"/v1/{call}", f"/v1/{call[0]}")]
+
 # (method, route path, concrete path, JSON body, expected status per caller)
 MATRIX: list[tuple[str, str, str, dict[str, Any] | None, dict[str, int]]] = [
     # intake
@@ -236,6 +247,12 @@ MATRIX: list[tuple[str, str, str, dict[str, Any] | None, dict[str, int]]] = [
     ("GET", "/v1/review-board", "/v1/review-board", None, row(200, *PERSONS)),
     ("GET", "/v1/metrics/funnel", "/v1/metrics/funnel", None, row(200, *PERSONS)),
     ("GET", "/v1/metrics/funnel", "/v1/metrics/funnel?territory=dach", None, row(200, "jonas", "tom", "ops", "admin")),
+    # intake: the Segment/RudderStack tracking API takes a tracking source's key (its write key);
+    # a person's token is no write key (401), another source's key is refused (403).
+    *[
+        ("POST", path, path, body, row(200, "tracking", others=401) | {"crm": 403, "prometheus": 403})
+        for path, body in TRACKING_CALLS
+    ],
     # every service
     ("GET", "/livez", "/livez", None, public(200)),
     ("GET", "/readyz", "/readyz", None, public(200)),

@@ -482,3 +482,11 @@ def test_a_repeated_submission_within_the_window_is_recorded_once() -> None:
     for n in range(1, 30):
         kept = add_consent(kept, {"n": n})
     assert [k["n"] for k in kept] == list(range(10, 30))
+
+
+def test_a_visitor_joins_the_first_lead_that_claims_it() -> None:
+    from scoring.domain import Join, join
+
+    assert join(None, "lead-a") is Join.JOIN
+    assert join("lead-a", "lead-a") is Join.ALREADY
+    assert join("lead-a", "lead-b") is Join.OTHER

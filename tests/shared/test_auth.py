@@ -221,7 +221,7 @@ def test_embedded_api_keys_are_generated_once_and_private(tmp_path: Path, monkey
     for s in rules.sources:
         monkeypatch.delenv(s.key_env, raising=False)
     keys, shown = embedded_source_keys(rules, tmp_path)
-    assert set(keys) == set(shown) == {"website-tracking", "crm", "prometheus", "list-import"}
+    assert set(keys) == set(shown) == {"website-tracking", "website", "crm", "prometheus", "list-import"}
     path = tmp_path / auth.API_KEYS_FILE
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert embedded_source_keys(rules, tmp_path) == (keys, shown)

@@ -32,6 +32,7 @@ from leadrelay.events import (
     FormSubmitted,
     Handoff,
     LeadAssigned,
+    LeadIdentified,
     LeadQualified,
     LeadScored,
     LeadStatus,
@@ -40,6 +41,8 @@ from leadrelay.events import (
     ScoreReason,
     SlaBreached,
     TouchLogged,
+    Visitor,
+    VisitorActivityRecorded,
     all_topics,
     json_schemas,
 )
@@ -85,6 +88,22 @@ def sample(cls: type[Event]) -> Event:
             contact=contact(),
             custom={"预算": "十万", "utm_source": "linkedin"},
             page_url="https://leadrelay.example/demo",
+            visitors=[Visitor(kind="anonymous", id="ajs-7f3e")],
+        ),
+        VisitorActivityRecorded: VisitorActivityRecorded(
+            lead_id=LEAD,  # here the visitor's key: the record key all the same
+            visitor=Visitor(kind="anonymous", id="ajs-ä7f3e"),
+            activity=ActivityType.PAGE_VIEWED,
+            occurred_at=T,
+            url="https://leadrelay.example/prisättning",
+            properties={"name": "Priser"},
+        ),
+        LeadIdentified: LeadIdentified(
+            lead_id=LEAD,
+            contact=contact(),
+            custom={"plan": "Größe"},
+            visitors=[Visitor(kind="anonymous", id="ajs-7f3e"), Visitor(kind="user", id="crm-4711")],
+            identified_at=T,
         ),
         ActivityRecorded: ActivityRecorded(
             lead_id=LEAD,
@@ -162,6 +181,8 @@ ALL = list(EVENT_TYPES.values())
 TOPIC_OF = {
     FormSubmitted: LEADS_INTAKE,
     ActivityRecorded: LEADS_INTAKE,
+    VisitorActivityRecorded: LEADS_INTAKE,
+    LeadIdentified: LEADS_INTAKE,
     LeadScored: LEADS_SCORED,
     LeadQualified: LEADS_SCORED,
     LeadAssigned: LEADS_ASSIGNED,
@@ -187,7 +208,7 @@ def with_header(record: Record, name: str, value: bytes | None) -> Record:
 
 
 def test_every_event_type_is_registered_once() -> None:
-    assert len(EVENT_TYPES) == 8
+    assert len(EVENT_TYPES) == 10
     assert set(ALL) == set(TOPIC_OF)
     for type_, cls in EVENT_TYPES.items():
         assert type_ == cls.TYPE

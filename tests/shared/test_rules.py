@@ -355,6 +355,7 @@ def test_example_people() -> None:
     assert {r.value for r in Role} <= {p.role.value for p in everyone}, "the example names every role"
     assert [(s.id, s.role) for s in rules.sources] == [
         ("website-tracking", SourceRole.TRACKING),
+        ("website", SourceRole.TRACKING),
         ("crm", SourceRole.CRM),
         ("prometheus", SourceRole.MONITORING),
         ("list-import", SourceRole.TRACKING),
@@ -405,14 +406,14 @@ def test_people_mistakes_name_the_key(person: dict[str, Any], message: str) -> N
 @pytest.mark.parametrize(
     ("source", "message"),
     [
-        ({"id": "crm", "role": "crm", "key_env": "LEADRELAY_API_KEY_CRM2"}, "sources.4.id: duplicate source id 'crm'"),
+        ({"id": "crm", "role": "crm", "key_env": "LEADRELAY_API_KEY_CRM2"}, "sources.5.id: duplicate source id 'crm'"),
         (
             {"id": "crm2", "role": "crm", "key_env": "LEADRELAY_API_KEY_CRM"},
-            "sources.4.key_env: LEADRELAY_API_KEY_CRM is also the key of sources.1",
+            "sources.5.key_env: LEADRELAY_API_KEY_CRM is also the key of sources.2",
         ),
-        ({"id": "x", "role": "god", "key_env": "X_KEY"}, "sources.4.role"),
-        ({"id": "x", "role": "crm", "key_env": "lower-case"}, "sources.4.key_env"),
-        ({"id": "x", "role": "crm", "key": "abc"}, "sources.4.key"),
+        ({"id": "x", "role": "god", "key_env": "X_KEY"}, "sources.5.role"),
+        ({"id": "x", "role": "crm", "key_env": "lower-case"}, "sources.5.key_env"),
+        ({"id": "x", "role": "crm", "key": "abc"}, "sources.5.key"),
     ],
 )
 def test_source_mistakes_name_the_key(source: dict[str, Any], message: str) -> None:

@@ -20,6 +20,7 @@ from intake.domain import normalise_email
 from intake.formats import Screening
 from intake.schema import SUBMISSION_BODY, event_body
 from intake.service import Intake, Invalid, NotStored, UnknownForm
+from intake.tracking import build_tracking_router
 from intake.website import Script, embed_script, error_page, page_of, paste_html, thank_you, track_script, wants_html
 from leadrelay.auth import EVENT_SENDERS, PUBLIC, Principal, allow
 from leadrelay.contract import RETRY_AFTER, AwareDateTime, FormId
@@ -284,6 +285,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
             )
         )
 
+    router.include_router(build_tracking_router(ctx, intake))
     return router
 
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from intake.domain import _SIZE, ALIASES, CANONICAL, MAX_CUSTOM, MAX_VALUE
 from leadrelay.contract import inline_schema, request_body
+from leadrelay.rules import Tracking
 
 # email-validator refuses the special-use domains (RFC 6761): no lead can have an address there.
 SPECIAL_USE_DOMAIN = r"(?i)[@.](arpa|invalid|local|localhost|onion|test)\.?$"
@@ -79,6 +80,12 @@ def _fields(form: bool) -> dict[str, Any]:
     )
     properties = {name: _field(name, form) for name in CANONICAL}
     properties["page_url"] = {**other, "description": "the page the form is on (also: page, referrer_page)"}
+    for name in Tracking().visitor_fields:  # the example's; a rules file may name others
+        visitor: dict[str, Any] = {"type": "string", "maxLength": 200, "pattern": NO_NUL}
+        properties[name] = {
+            "anyOf": [visitor, _NULL] if not form else [visitor],
+            "description": "the visitor's anonymous id (tracking.visitor_fields): its page views join the lead",
+        }
     aliases = ", ".join(f"{a} ({c})" for a, c in sorted(ALIASES.items()))
     return {
         "type": "object",

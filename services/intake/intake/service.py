@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from intake.domain import ConsentSource, consent_text, lead_id_for, normalise_submission, take_consent
+from intake.segment import form_visitors
 from intake.website import missing
 from leadrelay.bus import Bus
 from leadrelay.clock import Clock
@@ -99,9 +100,10 @@ class Intake:
         now = self.clock.now()
         fields = dict(fields)
         ticked, consent_errors = take_consent(form, fields, consent is not None)
+        visitors, fields, visitor_errors = form_visitors(fields, self.rules.tracking.visitor_fields)
         result = normalise_submission(fields)
         # and what the rules file requires of this form (its required fields, a required consent)
-        errors = result.errors + missing(form, fields) + consent_errors
+        errors = result.errors + visitor_errors + missing(form, fields) + consent_errors
         if result.contact is None or errors:
             raise Invalid(errors)
         if consent is None and ticked is not None and form.consent is not None:
@@ -122,6 +124,7 @@ class Intake:
             custom=result.custom,
             page_url=result.page_url,
             consent=consent,
+            visitors=visitors,
         )
         return self._envelope(data, self.event_id(f"form:{form_id}", client_key))
 

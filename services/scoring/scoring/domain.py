@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from leadrelay.emails import facts
@@ -183,3 +184,18 @@ MAX_CONSENT = 20  # evidence kept per lead: the newest
 def add_consent(kept: list[dict[str, Any]] | None, evidence: dict[str, Any]) -> list[dict[str, Any]]:
     """The lead's consent evidence with ``evidence`` added (the newest ``MAX_CONSENT``)."""
     return [*(kept or []), evidence][-MAX_CONSENT:]
+
+
+class Join(StrEnum):
+    """What a join (identify, a form with a visitor id, an alias) does to a visitor."""
+
+    JOIN = "join"  # not joined yet: its kept activities move to the lead, its later ones go there
+    ALREADY = "already"  # joined to this lead before (a repeat): nothing to move
+    OTHER = "other"  # joined to another lead: the first join stands (shared devices, a colleague's form)
+
+
+def join(joined_to: str | None, lead_id: str) -> Join:
+    """A visitor is one person: it joins the first lead that claims it and stays with it."""
+    if joined_to is None:
+        return Join.JOIN
+    return Join.ALREADY if joined_to == lead_id else Join.OTHER

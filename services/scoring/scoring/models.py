@@ -57,3 +57,28 @@ class Activity(Base):
     occurred_at: Mapped[datetime] = mapped_column(UtcDateTime())
     url: Mapped[str | None] = mapped_column(Text)
     detail: Mapped[str | None] = mapped_column(String(200))
+
+
+class Visitor(Base):
+    """Someone known by a tracking id (``anonymous:<id>`` or ``user:<id>``) and, once joined, the
+    lead it is. The activity handler and the join lock this row (FOR UPDATE on PostgreSQL), so an
+    activity is either kept here and moved by the join, or credited to the lead: never both, never
+    neither."""
+
+    __tablename__ = "visitors"
+    visitor: Mapped[str] = mapped_column(String(220), primary_key=True)
+    lead_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    linked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class VisitorActivity(Base):
+    """An activity of a visitor not joined to a lead yet; moved to ``activities`` by the join."""
+
+    __tablename__ = "visitor_activities"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    visitor: Mapped[str] = mapped_column(String(220), index=True)
+    type: Mapped[str] = mapped_column(String(40))
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    url: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[str | None] = mapped_column(String(200))

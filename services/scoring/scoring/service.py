@@ -9,7 +9,7 @@ The rules they apply live in ``scoring.domain``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -23,28 +23,33 @@ from leadrelay.events import (
     Envelope,
     FormSubmitted,
     LeadAssigned,
+    LeadIdentified,
     LeadQualified,
     LeadScored,
     LeadStatus,
     ScoreReason,
+    VisitorActivityRecorded,
 )
+from leadrelay.events import Visitor as VisitorRef
 from leadrelay.logging import get_logger
 from leadrelay.rules import Rules
 from leadrelay.unit_of_work import UnitOfWork
 from scoring.domain import (
+    Join,
     add_consent,
     after_disposition,
     count_activity,
     counts_since,
     decide,
     evaluate,
+    join,
     owner_changes,
     profile_fields,
     repeated_submission,
     score_event_due,
     with_facts,
 )
-from scoring.models import Activity, Lead
+from scoring.models import Activity, Lead, Visitor, VisitorActivity
 from scoring.repository import History
 
 log = get_logger("scoring")
@@ -60,6 +65,9 @@ class Batch:
     envelope: Callable[[Any], Envelope]
     leads: dict[str, Lead]
     history: History
+    # The batch's visitors, locked, and the activities kept for those not joined yet.
+    visitors: dict[str, Visitor] = field(default_factory=dict)
+    kept: dict[str, list[VisitorActivity]] = field(default_factory=dict)
     # This batch's new activities sort after the database's (whose order is their id).
     next_order: int = 1 << 62
 
@@ -111,6 +119,7 @@ async def form_submitted(batch: Batch, event: FormSubmitted) -> None:
     form = batch.rules.form(event.form_id)
     if form is not None and form.handraiser and counts_since(event.submitted_at, lead.engagement_since):
         lead.handraised_at = event.submitted_at
+    await _join(batch, lead, event.visitors, event.submitted_at)
     _record(batch, lead, ActivityType.FORM_SUBMITTED, event.submitted_at, event.page_url, event.form_id)
 
 
@@ -119,15 +128,87 @@ async def activity_recorded(batch: Batch, event: ActivityRecorded) -> None:
     if event.email and not lead.email:
         lead.email = event.email
         lead.contact = {**(lead.contact or {}), "email": event.email}
+    _credit(batch, lead, event.activity, event.occurred_at, event.url, _detail(event.properties))
+    rescore(batch, lead)
+
+
+def _detail(properties: dict[str, str]) -> str | None:
+    return properties.get("title") or properties.get("name")
+
+
+async def lead_identified(batch: Batch, event: LeadIdentified) -> None:
+    """An identify (alias, group) of a lead known by e-mail: its traits update the profile, the
+    visitors it names join the lead with the activities kept for them, and it is rescored."""
+    lead = batch.lead(event.lead_id)
+    merged = dict(lead.contact or {})
+    merged.update(event.contact.model_dump(exclude_none=True))
+    lead.contact = merged
+    lead.email = event.contact.email
+    lead.custom = {**(lead.custom or {}), **event.custom}
+    await _join(batch, lead, event.visitors, event.identified_at)
+    rescore(batch, lead)
+
+
+async def visitor_activity_recorded(batch: Batch, event: VisitorActivityRecorded) -> None:
+    """A visitor's activity: credited to its lead once joined, else kept for the visitor (its row is
+    locked for the batch, so a join running at the same time waits, then finds it)."""
+    visitor = batch.visitors[event.visitor.key]
+    detail = _detail(event.properties)
+    if visitor.lead_id is not None:
+        lead = batch.lead(visitor.lead_id)
+        _credit(batch, lead, event.activity, event.occurred_at, event.url, detail)
+        rescore(batch, lead)
+        return
+    kept = VisitorActivity(
+        visitor=visitor.visitor,
+        type=event.activity.value,
+        occurred_at=event.occurred_at,
+        url=event.url,
+        detail=detail[:200] if detail else detail,
+    )
+    batch.uow.session.add(kept)
+    batch.kept.setdefault(visitor.visitor, []).append(kept)
+
+
+async def _join(batch: Batch, lead: Lead, visitors: list[VisitorRef], at: datetime) -> None:
+    """Join each visitor to the lead (``domain.join``) and credit the activities kept for it, as if
+    the lead had been known when they happened; the caller rescores once."""
+    session = batch.uow.session
+    for ref in visitors:
+        visitor = batch.visitors[ref.key]
+        outcome = join(visitor.lead_id, lead.lead_id)
+        if outcome is Join.OTHER:
+            log.info("visitor_joined_elsewhere", visitor=ref.key, lead_id=lead.lead_id, joined_to=visitor.lead_id)
+        if outcome is not Join.JOIN:
+            continue
+        visitor.lead_id, visitor.linked_at = lead.lead_id, at
+        for kept in batch.kept.pop(ref.key, []):
+            _credit(batch, lead, ActivityType(kept.type), kept.occurred_at, kept.url, kept.detail)
+            if kept in session.new:
+                session.expunge(kept)
+            else:
+                # Deleted in the join's transaction: credited once, and only once.
+                await session.delete(kept)
+
+
+def _credit(
+    batch: Batch, lead: Lead, activity: ActivityType, occurred_at: datetime, url: str | None, detail: str | None
+) -> None:
+    """Record an activity of the lead: a handraiser activity hands it over, engagement counts it."""
     defn = batch.rules.lead_definition
-    if event.activity in defn.handraiser_activities and counts_since(event.occurred_at, lead.engagement_since):
-        lead.handraised_at = event.occurred_at
-    detail = event.properties.get("title") or event.properties.get("name")
-    _record(batch, lead, event.activity, event.occurred_at, event.url, detail)
+    if activity in defn.handraiser_activities and counts_since(occurred_at, lead.engagement_since):
+        lead.handraised_at = occurred_at
+    _record(batch, lead, activity, occurred_at, url, detail, rescore_now=False)
 
 
 def _record(
-    batch: Batch, lead: Lead, activity: ActivityType, occurred_at: datetime, url: str | None, detail: str | None
+    batch: Batch,
+    lead: Lead,
+    activity: ActivityType,
+    occurred_at: datetime,
+    url: str | None,
+    detail: str | None,
+    rescore_now: bool = True,
 ) -> None:
     detail = detail[:200] if detail else detail  # Activity.detail's width: a title, not a document
     batch.uow.session.add(
@@ -140,7 +221,8 @@ def _record(
         lead.engagement_counts = count_activity(
             batch.rules.lead_definition, lead.engagement_counts or {}, activity, url
         )
-    rescore(batch, lead)
+    if rescore_now:
+        rescore(batch, lead)
 
 
 async def disposition_recorded(batch: Batch, event: DispositionRecorded) -> None:
