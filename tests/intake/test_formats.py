@@ -98,7 +98,9 @@ async def test_hubspot_submission_is_a_form_submission_with_hutk_and_consent(h: 
     c = event.contact
     assert (c.first_name, c.job_title, c.company, c.company_size) == ("Jane", "CTO", "Acme Robotics GmbH", 51)
     assert (c.email_type, c.company_domain) == ("business", "acme-robotics.de")
-    assert event.custom["hutk"] == "abc123hutk"
+    # The HubSpot user token is the visitor's anonymous id: its tracked history joins the lead.
+    assert [(v.kind, v.id) for v in event.visitors] == [("anonymous", "abc123hutk")]
+    assert "hutk" not in event.custom
     assert event.page_url == "https://www.leadrelay.example/demo"
     assert event.consent is not None
     assert (event.consent.source, event.consent.given, event.consent.form_id) == ("hubspot", True, "demo-request")
