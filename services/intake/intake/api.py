@@ -1,7 +1,8 @@
 """Intake's HTTP routes: the front door for website forms and tracking clients.
 
 The routes parse the request and call the use cases in ``intake.service``. A
-202 means the broker acknowledged the event; if it cannot, 503 and the client
+202 means the event is stored: acknowledged by the broker, or in intake's spool
+while the broker is down or slow; if neither can store it, 503 and the client
 retries.
 """
 
@@ -18,12 +19,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from intake.domain import normalise_email
 from intake.schema import SUBMISSION_BODY, event_body
 from intake.service import Intake, Invalid, NotStored, UnknownForm
+from intake.spool import spool_of
 from leadrelay.auth import EVENT_SENDERS, PUBLIC, Principal, allow
 from leadrelay.contract import AwareDateTime, FormId
 from leadrelay.events import ActivityType, Envelope
-from leadrelay.http import ServiceUnavailable, field_errors
+from leadrelay.http import field_errors
 from leadrelay.inputs import Text
 from leadrelay.runtime import ServiceContext
+from leadrelay.unavailable import Unavailable
 
 
 class Accepted(BaseModel):
@@ -65,7 +68,16 @@ class ActivityIn(BaseModel):
 
 def build_router(ctx: ServiceContext) -> APIRouter:
     router = APIRouter(tags=["intake"])
-    intake = Intake(ctx.rules, uuid.UUID(ctx.settings.lead_id_namespace), ctx.clock, ctx.bus)
+    settings = ctx.settings
+    intake = Intake(
+        ctx.rules,
+        uuid.UUID(settings.lead_id_namespace),
+        ctx.clock,
+        ctx.bus,
+        spool=spool_of(ctx),
+        always_spool=settings.intake_spool == "always",
+        direct_timeout=settings.intake_direct_timeout_ms / 1000,
+    )
 
     async def accept(build: Callable[[], Envelope]) -> Accepted:
         try:
@@ -75,7 +87,9 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         except Invalid as exc:
             raise field_errors(exc.errors) from None
         except NotStored as exc:
-            raise ServiceUnavailable(str(exc)) from exc
+            raise Unavailable(
+                exc.dependency, repr(exc.__cause__), public=str(exc).removesuffix("; retry later")
+            ) from exc
         return Accepted(lead_id=accepted.lead_id, event_id=accepted.event_id)
 
     # Public: a website form cannot keep a secret.

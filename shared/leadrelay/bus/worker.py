@@ -37,6 +37,7 @@ from leadrelay.db import Database
 from leadrelay.events import DecodeError, Envelope, Record, dlq_topic
 from leadrelay.inbox import claim, inbox_table
 from leadrelay.logging import bind_event, get_logger
+from leadrelay.unavailable import Unavailable
 from leadrelay.unit_of_work import UnitOfWork, unit_of_work
 
 log = get_logger("leadrelay.worker")
@@ -66,7 +67,7 @@ _TRANSIENT_SQLSTATE_PREFIXES = ("08", "53", "57P0", "40001", "40P01")
 
 def is_transient(exc: BaseException) -> bool:
     """Errors of the infrastructure (the record is fine): logged and counted apart from the rest."""
-    if isinstance(exc, OperationalError | InterfaceError | ConnectionError | TimeoutError | OSError):
+    if isinstance(exc, Unavailable | OperationalError | InterfaceError | ConnectionError | TimeoutError | OSError):
         return True
     if isinstance(exc, DBAPIError):
         if exc.connection_invalidated:
