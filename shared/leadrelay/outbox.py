@@ -101,6 +101,7 @@ class OutboxRelay:
         self.poll_seconds = poll_seconds
         self.batch_size = batch_size
         self._wake = asyncio.Event()
+        self._draining = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.last_error: str | None = None
@@ -149,15 +150,28 @@ class OutboxRelay:
         """Publish everything in the outbox; returns how many rows went out."""
         total = 0
         while True:
-            async with self.db.transaction() as session:
-                if not await _lock(session, self.db):
-                    return total  # another replica is relaying this schema
-                ids, records = await _take(session, self.table, self.batch_size)
-                if not ids:
-                    PENDING.labels(self.service).set(0)
-                    return total
-                await self.bus.publish(records)
-                await session.execute(delete(self.table).where(self.table.c.id.in_(ids)))
+            if self.db.postgres:
+                # The advisory lock lives as long as the transaction: publish inside it.
+                async with self.db.transaction() as session:
+                    if not await _lock(session, self.db):
+                        return total  # another replica is relaying this schema
+                    ids, records = await _take(session, self.table, self.batch_size)
+                    if ids:
+                        await self.bus.publish(records)
+                        await session.execute(delete(self.table).where(self.table.c.id.in_(ids)))
+            else:
+                # SQLite: one process, one drain at a time (an asyncio lock), and one connection that
+                # a publish waiting for a slow broker must not hold (intake's spool writes through it).
+                async with self._draining:
+                    async with self.db.transaction() as session:
+                        ids, records = await _take(session, self.table, self.batch_size)
+                    if ids:
+                        await self.bus.publish(records)
+                        async with self.db.transaction() as session:
+                            await session.execute(delete(self.table).where(self.table.c.id.in_(ids)))
+            if not ids:
+                PENDING.labels(self.service).set(0)
+                return total
             total += len(ids)
             RELAYED.labels(self.service).inc(len(ids))
             if len(ids) < self.batch_size:

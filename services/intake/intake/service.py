@@ -163,7 +163,8 @@ class Intake:
             if self.spool.known_nonempty:
                 # Events wait in a spool we cannot reach: a later event of their lead must not overtake them.
                 raise NotStored(
-                    "events accepted earlier wait in the spool, which cannot be reached; retry later", "postgresql"
+                    "events accepted earlier wait in the spool, which cannot be reached; retry later",
+                    self.spool.db.dependency,
                 ) from exc
             waiting = False
         reason = "spool_not_empty"
@@ -178,7 +179,7 @@ class Intake:
             log.error("spool_failed", lead_id=envelope.subject, event_id=envelope.id, error=repr(exc))
             raise NotStored(
                 "neither the broker nor intake's spool can store the event; retry later",
-                "kafka" if isinstance(exc, SpoolFull) else "kafka,postgresql",
+                "kafka" if isinstance(exc, SpoolFull) else f"kafka,{self.spool.db.dependency}",
             ) from exc
         return self._accepted(envelope, "spool")
 
@@ -190,7 +191,8 @@ class Intake:
             log.warning("spool_failed", lead_id=envelope.subject, event_id=envelope.id, error=repr(exc))
             if spool.known_nonempty or await self._publish_within(envelope, PUBLISH_TIMEOUT) is not None:
                 raise NotStored(
-                    "neither the broker nor intake's spool can store the event; retry later", "kafka,postgresql"
+                    "neither the broker nor intake's spool can store the event; retry later",
+                    f"kafka,{spool.db.dependency}",
                 ) from exc
             return self._accepted(envelope, "direct")
         return self._accepted(envelope, "spool")
