@@ -21,12 +21,22 @@ class FlakyBus(MemoryBus):
     def __init__(self) -> None:
         super().__init__()
         self.down = False
-        self.slow = False
+        self._answering = asyncio.Event()
+        self._answering.set()
+
+    @property
+    def slow(self) -> bool:
+        return not self._answering.is_set()
+
+    @slow.setter
+    def slow(self, value: bool) -> None:
+        if value:
+            self._answering.clear()
+        else:
+            self._answering.set()
 
     async def publish(self, records: Sequence[Record]) -> None:
-        if self.slow:
-            while self.slow:
-                await asyncio.sleep(0.05)
+        await self._answering.wait()
         if self.down:
             raise ConnectionError("broker unreachable")
         await super().publish(records)
