@@ -92,9 +92,11 @@ def create_app(runtime: Runtime, title: str, auth: Authenticator | None = None) 
         check_routes(router.routes)  # each route authenticates its caller or is public on purpose
         declared += declared_limits(router.routes)
         before = len(app.routes)
-        app.include_router(router, dependencies=[_service_up(ctx)] if ctx.db is not None else None)
+        # A service that spools (intake) takes requests before its database is up: it publishes directly.
+        gated = ctx.db is not None and not svc.spools_events
+        app.include_router(router, dependencies=[_service_up(ctx)] if gated else None)
         for route in api_routes(app.routes[before:]):  # the service's routes, nested routers included
-            storage.update((route.path, m) for m in route.methods or () if ctx.db is not None or m == "POST")
+            storage.update((route.path, m) for m in route.methods or () if gated or m == "POST")
     # Every status each route can answer, in the OpenAPI document (leadrelay.contract).
     contract.install(
         app,

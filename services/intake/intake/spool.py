@@ -53,8 +53,12 @@ class SpoolFull(Exception):
 
 
 class Spool:
-    def __init__(self, db: Database, relay: OutboxRelay | None, clock: Clock, max_events: int) -> None:
+    def __init__(
+        self, db: Database, relay: OutboxRelay | None, clock: Clock, max_events: int, up: asyncio.Event | None = None
+    ) -> None:
         self.db = db
+        # Set once the spool's table exists (the service migrated its database).
+        self.up = up
         self.table = outbox.outbox_table(db)
         self.relay = relay
         self.clock = clock
@@ -67,6 +71,7 @@ class Spool:
 
     async def holds_events(self) -> bool:
         """Whether any event waits in the spool (raises :class:`Unavailable` if it cannot be read)."""
+        self._check_up()
         async with self.db.transaction() as session:
             found = await session.scalar(select(self.table.c.id).limit(1))
         self.known_nonempty = found is not None
@@ -76,6 +81,7 @@ class Spool:
         """Store the event durably (committed before this returns), then wake the relay."""
         if self.depth is not None and self.depth >= self.max_events:
             raise SpoolFull(f"intake's spool holds {self.depth} events (at most {self.max_events})")
+        self._check_up()
         async with self.db.transaction() as session:
             await outbox.write(session, self.table, [envelope], self.clock.now())
         self.known_nonempty = True
@@ -85,6 +91,10 @@ class Spool:
         log.info("event_spooled", lead_id=envelope.subject, event_id=envelope.id, reason=reason)
         if self.relay is not None:
             self.relay.wake()
+
+    def _check_up(self) -> None:
+        if self.up is not None and not self.up.is_set():
+            raise Unavailable(self.db.dependency, "intake's spool: its database was not reachable at start-up yet")
 
     async def measure(self) -> None:
         """Depth and the oldest event's age, for the metrics and the readiness check."""
@@ -110,7 +120,7 @@ def spool_of(ctx: ServiceContext) -> Spool:
     """The service's one spool (shared by its routes, its measuring job and its readiness check)."""
     spool = ctx.state.get("spool")
     if spool is None:
-        spool = Spool(ctx.database, ctx.relay, ctx.clock, ctx.settings.intake_spool_max_events)
+        spool = Spool(ctx.database, ctx.relay, ctx.clock, ctx.settings.intake_spool_max_events, ctx.up)
         ctx.state["spool"] = spool
     assert isinstance(spool, Spool)
     return spool
