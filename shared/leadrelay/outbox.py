@@ -116,6 +116,10 @@ class OutboxRelay:
         """Let a drain in progress finish (cancel only as a last resort), then drain once more."""
         self._stopping = True
         self._wake.set()
+        if self.last_error is not None:
+            # The bus (or the database) is failing: a drain would only wait for its timeouts. The
+            # rows stay and go out after the next start.
+            grace_seconds = min(grace_seconds, 1.0)
         if self._task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), timeout=grace_seconds)
@@ -123,6 +127,9 @@ class OutboxRelay:
                 self._task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await self._task
+        if self.last_error is not None:
+            log.info("outbox_left_for_next_start", service=self.service, error=self.last_error)
+            return
         try:  # last drain so a clean shutdown leaves nothing behind
             await asyncio.wait_for(self.drain(), timeout=10)
         except Exception as exc:

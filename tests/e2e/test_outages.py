@@ -252,7 +252,6 @@ def _broker_down_intake_accepts_fast_and_delivers_everything_in_order_once_back(
             print(
                 f"\nbroker down: {len(latencies)} events accepted, p50 {latencies[len(latencies) // 2]:.3f}s, p99 {p99:.3f}s"
             )
-            assert p99 < 1.0, latencies[-5:]
             metrics = c.get("intake", "/metrics", as_="ops.desk").text
             depth = [ln for ln in metrics.splitlines() if ln.startswith("leadrelay_intake_spool_depth ")]
             assert depth and float(depth[0].split()[1]) > 0, depth
@@ -281,6 +280,7 @@ def _broker_down_intake_accepts_fast_and_delivers_everything_in_order_once_back(
             assert assignments[lead_id] == 1, f"{lead_id}: {assignments[lead_id]} assignments"
             expected = ["demo-request"] + [f"step-{n}" for n in range(1, steps + 1)]
             assert activities[lead_id] == expected, f"{lead_id}: handled {activities[lead_id]}, sent {expected}"
+        assert p99 < 1.0, latencies[-5:]
 
 
 async def test_broker_and_spool_down_intake_answers_503_at_once(

@@ -81,7 +81,11 @@ class KafkaBus:
                 await self._starting
             self._starting = None
         if self._producer is not None:
-            await self._producer.stop()
+            # Flushes what is in flight; bounded, as with no broker it would wait out every timeout.
+            try:
+                await asyncio.wait_for(self._producer.stop(), timeout=10)
+            except TimeoutError:
+                log.warning("kafka_producer_stop_timed_out", seconds=10)
             self._producer = None
 
     def _started(self) -> AIOKafkaProducer:
