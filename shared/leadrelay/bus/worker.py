@@ -193,10 +193,15 @@ class ConsumerWorker(Generic[B]):
     async def _close_consumer(self) -> None:
         if self._consumer is not None:
             consumer, self._consumer = self._consumer, None
-            try:
-                await asyncio.wait_for(consumer.stop(), timeout=10)
-            except Exception as exc:  # a hung consumer must not block a restart
-                log.warning("consumer_stop_failed", group=self.group, error=repr(exc))
+            # asyncio.wait, not wait_for: on a timeout wait_for cancels and then waits for the
+            # cancellation, forever if a hung aiokafka call swallows it.
+            stopping = asyncio.ensure_future(consumer.stop())
+            done, _ = await asyncio.wait({stopping}, timeout=10)
+            if not done:  # a hung consumer must not block a restart
+                stopping.cancel()
+                log.warning("consumer_stop_failed", group=self.group, error="did not stop within 10 s")
+            elif stopping.exception() is not None:
+                log.warning("consumer_stop_failed", group=self.group, error=repr(stopping.exception()))
 
     async def lag(self) -> int | None:
         """Records on this group's partitions not yet committed (None before the consumer runs)."""
@@ -209,7 +214,10 @@ class ConsumerWorker(Generic[B]):
 
     async def _run(self) -> None:
         backoff = 0.2
+        me = asyncio.current_task()
         while not self._stopping:
+            if me is not self._task:
+                return  # a loop the watchdog gave up on (it swallowed its cancellation): another runs
             try:
                 if self._consumer is None or self._restart.is_set():
                     self._restart.clear()
@@ -405,8 +413,11 @@ class ConsumerWorker(Generic[B]):
         task = self._task
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(task, timeout=10)
+            # Not wait_for (see _close_consumer): a loop stuck in a call that swallows the
+            # cancellation is left behind rather than blocking the watchdog for good.
+            done, _ = await asyncio.wait({task}, timeout=10)
+            if not done:
+                log.warning("consumer_loop_not_cancelled", group=self.group, seconds=10)
         await self._close_consumer()
         if not self._stopping:
             self._task = asyncio.create_task(self._run(), name=f"consumer:{self.group}")
