@@ -33,7 +33,7 @@ from leadrelay.migrations import migrate
 from leadrelay.outbox import OutboxRelay
 from leadrelay.rules import Rules
 from leadrelay.settings import Settings
-from leadrelay.unavailable import Unavailable
+from leadrelay.unavailable import Unavailable, within
 from leadrelay.unit_of_work import UnitOfWork, unit_of_work
 
 log = get_logger("leadrelay.runtime")
@@ -254,14 +254,14 @@ class Runtime:
         """Each service's database and the bus reachable, and every consumer making progress."""
         checks: dict[str, Any] = {}
         try:
-            await asyncio.wait_for(self.bus.ping(), timeout=3)
+            await within(3, self.bus.ping())
             checks["bus"] = "ok"
         except Exception as exc:
             checks["bus"] = f"unreachable: {exc!r}"
         for ctx in self.contexts:
             if ctx.db is not None:
                 try:
-                    await asyncio.wait_for(ctx.db.ping(), timeout=3)
+                    await within(3, ctx.db.ping())
                     checks[f"{ctx.name}.database"] = "ok"
                 except Exception as exc:
                     checks[f"{ctx.name}.database"] = f"unreachable: {exc!r}"

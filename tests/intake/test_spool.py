@@ -11,6 +11,7 @@ from pathlib import Path
 
 from intake.spool import spool_of
 from leadrelay.bus.memory import MemoryBus
+from leadrelay.contract import DependencyDown
 from leadrelay.events import LEADS_INTAKE, Envelope, Record
 from tests.harness import Harness, running, settings_for
 
@@ -143,6 +144,7 @@ async def test_a_full_spool_refuses_with_503(tmp_path: Path) -> None:
         r = await h.client.post("/v1/forms/demo-request/submissions", json={"email": "c@nordvik-test.se"})
         assert r.status_code == 503 and r.headers["retry-after"] == "2"
         assert r.json()["dependency"] == "kafka"
+        assert set(r.json()) == set(DependencyDown.model_fields)  # the body the OpenAPI document gives
         await spool_of(h.runtime.contexts[0]).measure()
         ready = await h.client.get("/readyz")
         assert ready.status_code == 503 and ready.json()["checks"]["intake.spool"].startswith("full")

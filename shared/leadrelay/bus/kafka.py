@@ -14,7 +14,7 @@ from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 from leadrelay.bus import TopicPartition as TP
 from leadrelay.events import Record, all_topics
 from leadrelay.logging import get_logger
-from leadrelay.unavailable import Unavailable
+from leadrelay.unavailable import Unavailable, within
 
 log = get_logger("leadrelay.bus.kafka")
 
@@ -83,7 +83,7 @@ class KafkaBus:
         if self._producer is not None:
             # Flushes what is in flight; bounded, as with no broker it would wait out every timeout.
             try:
-                await asyncio.wait_for(self._producer.stop(), timeout=10)
+                await within(10, self._producer.stop())
             except TimeoutError:
                 log.warning("kafka_producer_stop_timed_out", seconds=10)
             self._producer = None
@@ -95,7 +95,7 @@ class KafkaBus:
 
     async def ping(self) -> None:
         producer = self._started()
-        await asyncio.wait_for(producer.client.fetch_all_metadata(), timeout=3)
+        await within(3, producer.client.fetch_all_metadata())
         if not producer.client.cluster.brokers():
             raise Unavailable("kafka", "no Kafka broker reachable")
 

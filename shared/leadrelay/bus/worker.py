@@ -37,7 +37,7 @@ from leadrelay.db import Database
 from leadrelay.events import DecodeError, Envelope, Record, dlq_topic
 from leadrelay.inbox import claim, inbox_table
 from leadrelay.logging import bind_event, get_logger
-from leadrelay.unavailable import Unavailable
+from leadrelay.unavailable import Unavailable, within
 from leadrelay.unit_of_work import UnitOfWork, unit_of_work
 
 log = get_logger("leadrelay.worker")
@@ -389,7 +389,7 @@ class ConsumerWorker(Generic[B]):
             if consumer is None:
                 continue
             try:
-                lag = await asyncio.wait_for(consumer.lag(), timeout=max(interval, 1.0))
+                lag = await within(max(interval, 1.0), consumer.lag())
             except Exception as exc:
                 lag = None
                 self.health.last_error = f"lag check failed: {exc!r}"
