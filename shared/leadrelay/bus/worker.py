@@ -57,6 +57,8 @@ BATCH_FAILURES = Counter(
 )
 FAILING = Gauge("leadrelay_consumer_failing", "1 while a consumer keeps failing the same batch", ["group"])
 BATCH_SECONDS = Histogram("leadrelay_batch_seconds", "Time to handle and commit one batch", ["group"])
+# Longest a consumer's start (bootstrap, metadata, joining) may take before it is given up and retried.
+START_TIMEOUT = 60.0
 LAG = Gauge("leadrelay_consumer_lag", "Records not yet committed", ["group"])
 
 
@@ -223,7 +225,13 @@ class ConsumerWorker(Generic[B]):
                     self._restart.clear()
                     await self._close_consumer()
                     consumer = self.bus.consumer(self.group, self.topics)
-                    await consumer.start()
+                    try:
+                        # Bounded: with the broker gone a start can wait for good, unseen by the
+                        # watchdog (it watches a running consumer); a new one is tried instead.
+                        await within(START_TIMEOUT, consumer.start())
+                    except BaseException:
+                        asyncio.ensure_future(within(10, consumer.stop())).add_done_callback(_retrieve)
+                        raise
                     self._consumer = consumer
                     self.health.started = True
                     self.health.last_progress = time.monotonic()
@@ -421,6 +429,11 @@ class ConsumerWorker(Generic[B]):
         await self._close_consumer()
         if not self._stopping:
             self._task = asyncio.create_task(self._run(), name=f"consumer:{self.group}")
+
+
+def _retrieve(task: asyncio.Future[None]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 def _next_offsets(records: list[Record]) -> dict[TopicPartition, int]:
