@@ -202,6 +202,11 @@ class ConsumerWorker(Generic[B]):
             if not done:  # a hung consumer must not block a restart
                 stopping.cancel()
                 log.warning("consumer_stop_failed", group=self.group, error="did not stop within 10 s")
+            elif stopping.cancelled():
+                # aiokafka's stop can end cancelled with the broker gone; asking for its exception
+                # would raise CancelledError here and silently end the watchdog (seen: the group
+                # never came back after an outage longer than consumer_stall_seconds).
+                log.warning("consumer_stop_failed", group=self.group, error="its stop was cancelled")
             elif stopping.exception() is not None:
                 log.warning("consumer_stop_failed", group=self.group, error=repr(stopping.exception()))
 
@@ -414,7 +419,16 @@ class ConsumerWorker(Generic[B]):
                 # the loop wherever it is stuck and start over with a new consumer.
                 self.health.stalled = True
                 log.error("consumer_stalled_restarting", group=self.group, lag=lag, idle_seconds=round(idle_for))
-                await self._restart_loop()
+                try:
+                    await self._restart_loop()
+                except asyncio.CancelledError:
+                    task = asyncio.current_task()
+                    if self._stopping or (task is not None and task.cancelling()):
+                        raise  # the watchdog itself is being stopped
+                    # A cancellation from inside the client library: the watchdog must live on.
+                    log.warning("consumer_restart_interrupted", group=self.group)
+                    if self._task is None or self._task.done():
+                        self._task = asyncio.create_task(self._run(), name=f"consumer:{self.group}")
                 self.health.last_progress = time.monotonic()  # the new consumer's grace period
 
     async def _restart_loop(self) -> None:
