@@ -24,6 +24,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import text
+
 from intake.service import Intake
 from intake.spool import spool_of
 from leadrelay.bus.kafka import KafkaBus, create_topics
@@ -99,6 +101,9 @@ async def measure(mode: str, args: argparse.Namespace, prefix: str) -> dict[str,
         if mode == "broker-down":
             await spool.measure()
             result["spooled"] = spool.depth
+            async with ctx.database.transaction() as session:
+                size = await session.scalar(text("SELECT pg_total_relation_size('outbox')"))
+            result["bytes_per_event"] = round(int(size or 0) / max(1, spool.depth or 1))
         return result
     finally:
         await runtime.stop()  # broker-down: the spooled rows stay; the schema is dropped below
@@ -129,7 +134,9 @@ async def main_async(args: argparse.Namespace) -> None:
     print("| mode | per second | p50 | p95 | p99 | max | notes |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
-        notes = ", ".join(f"{k} {v}" for k, v in r.items() if k in ("spool_drained_after_s", "spooled"))
+        notes = ", ".join(
+            f"{k} {v}" for k, v in r.items() if k in ("spool_drained_after_s", "spooled", "bytes_per_event")
+        )
         print(f"| {r['mode']} | {r['per_second']} | {r['p50']} | {r['p95']} | {r['p99']} | {r['max']} | {notes} |")
 
 
