@@ -158,7 +158,11 @@ class Intake:
         if self.always_spool:
             return await self._spool_first(envelope, self.spool)
         try:
-            waiting = await self.spool.holds_events()
+            # One transaction: behind the events already waiting, if any.
+            if await self.spool.put_if_waiting(envelope):
+                return self._accepted(envelope, "spool")
+        except SpoolFull as exc:
+            raise NotStored("intake's spool is full and the broker is not taking its events; retry later") from exc
         except Unavailable as exc:
             if self.spool.known_nonempty:
                 # Events wait in a spool we cannot reach: a later event of their lead must not overtake them.
@@ -166,13 +170,9 @@ class Intake:
                     "events accepted earlier wait in the spool, which cannot be reached; retry later",
                     self.spool.db.dependency,
                 ) from exc
-            waiting = False
-        reason = "spool_not_empty"
-        if not waiting:
-            failed = await self._publish_within(envelope, self.direct_timeout)
-            if failed is None:
-                return self._accepted(envelope, "direct")
-            reason = failed
+        reason = await self._publish_within(envelope, self.direct_timeout)
+        if reason is None:
+            return self._accepted(envelope, "direct")
         try:
             await self.spool.put(envelope, reason)
         except (Unavailable, SpoolFull) as exc:

@@ -77,13 +77,25 @@ class Spool:
         self.known_nonempty = found is not None
         return self.known_nonempty
 
-    async def put(self, envelope: Envelope, reason: str) -> None:
-        """Store the event durably (committed before this returns), then wake the relay."""
-        if self.depth is not None and self.depth >= self.max_events:
-            raise SpoolFull(f"intake's spool holds {self.depth} events (at most {self.max_events})")
+    async def put_if_waiting(self, envelope: Envelope) -> bool:
+        """If events wait in the spool, put this one behind them (one transaction) and return True;
+        else False. Raises :class:`Unavailable` if the spool cannot be read, :class:`SpoolFull`."""
         self._check_up()
         async with self.db.transaction() as session:
-            await outbox.write(session, self.table, [envelope], self.clock.now())
+            waiting = await session.scalar(select(self.table.c.id).limit(1)) is not None
+            if waiting:
+                self._check_room()
+                await outbox.write(session, self.table, [envelope], self.clock.now())
+        self.known_nonempty = waiting
+        if waiting:
+            self._spooled(envelope, "spool_not_empty")
+        return waiting
+
+    def _check_room(self) -> None:
+        if self.depth is not None and self.depth >= self.max_events:
+            raise SpoolFull(f"intake's spool holds {self.depth} events (at most {self.max_events})")
+
+    def _spooled(self, envelope: Envelope, reason: str) -> None:
         self.known_nonempty = True
         if self.depth is not None:
             self.depth += 1
@@ -91,6 +103,14 @@ class Spool:
         log.info("event_spooled", lead_id=envelope.subject, event_id=envelope.id, reason=reason)
         if self.relay is not None:
             self.relay.wake()
+
+    async def put(self, envelope: Envelope, reason: str) -> None:
+        """Store the event durably (committed before this returns), then wake the relay."""
+        self._check_room()
+        self._check_up()
+        async with self.db.transaction() as session:
+            await outbox.write(session, self.table, [envelope], self.clock.now())
+        self._spooled(envelope, reason)
 
     def _check_up(self) -> None:
         if self.up is not None and not self.up.is_set():
