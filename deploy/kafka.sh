@@ -9,7 +9,8 @@
 #   KAFKA_VERSION          Kafka release to run                (default below)
 #   KAFKA_PORT             client listener port, 127.0.0.1     (9092)
 #   KAFKA_CONTROLLER_PORT  KRaft controller port, 127.0.0.1    (9093)
-#   KAFKA_DATA_DIR         config, data, pid and log files     (<repo>/.run/kafka)
+#   KAFKA_DATA_DIR         config, data, pid and log files     (<repo>/.run/kafka, or
+#                          <repo>/.run/kafka-$KAFKA_PORT on another port)
 #   KAFKA_HEAP_OPTS        JVM heap                            (-Xms256m -Xmx512m)
 #   KAFKA_JVM_OPTS         other JVM flags                     (see below)
 #   KAFKA_START_TIMEOUT    seconds to wait for the broker      (90)
@@ -33,7 +34,13 @@ MAVEN_DEPENDENCY_PLUGIN_VERSION="3.8.1"
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
-KAFKA_DATA_DIR="${KAFKA_DATA_DIR:-$REPO_ROOT/.run/kafka}"
+# The default port keeps .run/kafka; another port gets its own directory, so a second broker
+# started from the same checkout (e.g. for tests that stop it) never shares the first one's data.
+if [[ $KAFKA_PORT == 9092 ]]; then
+    KAFKA_DATA_DIR="${KAFKA_DATA_DIR:-$REPO_ROOT/.run/kafka}"
+else
+    KAFKA_DATA_DIR="${KAFKA_DATA_DIR:-$REPO_ROOT/.run/kafka-$KAFKA_PORT}"
+fi
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
 # The machine has 2 cores: the serial collector avoids G1's extra GC threads and
 # is plenty for a 512 MiB heap; a capped metaspace keeps the footprint bounded.

@@ -18,7 +18,8 @@
 #
 # Settings (environment):
 #   PG_PORT      TCP port, on 127.0.0.1 only                 (55432)
-#   PG_DATA_DIR  data directory, also holds the log file      (<repo>/.run/postgres)
+#   PG_DATA_DIR  data directory, also holds the log file      (<repo>/.run/postgres, or
+#                <repo>/.run/postgres-$PG_PORT on another port)
 #
 # Progress goes to stderr; stdout carries only what was asked for (url, psql).
 set -euo pipefail
@@ -113,6 +114,11 @@ resolve_data_dir() {
         DATA_DIR=$(realpath -m -- "$PG_DATA_DIR")
     else
         DATA_DIR=$REPO_ROOT/.run/postgres
+        # Another port than the default gets its own directory, so a second server started
+        # from the same checkout (e.g. for tests that stop it) never shares the first one's.
+        if [[ $PG_PORT != 55432 ]]; then
+            DATA_DIR=$REPO_ROOT/.run/postgres-$PG_PORT
+        fi
     fi
     # As root the server runs as the `postgres` user, which may not be able to
     # traverse the directories above the repo (e.g. a checkout under /root,

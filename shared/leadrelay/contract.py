@@ -104,6 +104,18 @@ class Error(BaseModel):
     detail: str
 
 
+class DependencyDown(BaseModel):
+    """A dependency cannot take the request now: which one, and when to retry (``Retry-After``)."""
+
+    detail: str
+    dependency: str = Field(
+        description=(
+            "what cannot be reached: postgresql, sqlite or kafka; kafka,postgresql when intake can reach"
+            " neither the broker nor its spool"
+        )
+    )
+
+
 class FieldError(BaseModel):
     loc: list[str | int] = Field(description='where: ["body", "email"], ["query", "since"], ...')
     msg: str
@@ -147,7 +159,7 @@ _RESPONSES: dict[str, dict[str, Any]] = {
 
 def _response(status: str) -> dict[str, Any]:
     out: dict[str, Any] = {"description": _RESPONSES[status]["description"]}
-    out["content"] = _json(FieldErrors if status == "422" else Error)
+    out["content"] = _json(FieldErrors if status == "422" else DependencyDown if status == "503" else Error)
     if status == "503":
         out["headers"] = RETRY_AFTER
     if status == "401":
@@ -190,7 +202,7 @@ def _complete(
     authenticated: Collection[tuple[str, str]] = (),
 ) -> None:
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    for model in (Error, FieldErrors):
+    for model in (Error, FieldErrors, DependencyDown):
         generated = model.model_json_schema(ref_template="#/components/schemas/{model}")
         components.update(generated.pop("$defs", {}))
         components[model.__name__] = generated

@@ -28,7 +28,12 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import ExceptionContext, make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from leadrelay.unavailable import Unavailable
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -85,15 +90,74 @@ def schema_name(service: str, prefix: str = "") -> str:
     return prefix + service.replace("-", "_")
 
 
-def create_engine(url: str, schema: str) -> AsyncEngine:
+# SQLSTATEs that mean the server cannot be used now: connection exceptions (08...), out of
+# resources (53...: too many connections), the server shutting down or starting up (57P01-57P03).
+_UNAVAILABLE_SQLSTATES = ("08", "53", "57P0")
+# Defaults of the settings ``db_connect_timeout_seconds`` and ``db_command_timeout_seconds``.
+CONNECT_TIMEOUT = 3.0
+COMMAND_TIMEOUT = 5.0
+
+
+def dependency_name(url: str) -> str:
+    """How the API names the database in a 503: ``postgresql`` or ``sqlite``."""
+    return "postgresql" if is_postgres(url) else "sqlite"
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database cannot be reached now (not that the statement is wrong)."""
+    if isinstance(exc, Unavailable | PoolTimeout | ConnectionError | TimeoutError | OSError):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None) or getattr(exc, "sqlstate", None)
+    if sqlstate is None:
+        sqlstate = getattr(getattr(getattr(exc, "orig", None), "__cause__", None), "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
+
+
+def create_engine(
+    url: str,
+    schema: str,
+    connect_timeout: float | None = CONNECT_TIMEOUT,
+    command_timeout: float | None = COMMAND_TIMEOUT,
+) -> AsyncEngine:
+    """The engine of a service's database. On PostgreSQL, connecting is bounded by ``connect_timeout``
+    (so is waiting for a pooled connection) and each statement by ``command_timeout``; a refused,
+    timed-out or lost connection raises :class:`leadrelay.unavailable.Unavailable`, so a request
+    fails within seconds with a 503 instead of hanging or answering 500."""
     if is_postgres(url):
-        return create_async_engine(
+        import asyncpg
+
+        dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        settings = {"search_path": schema, "application_name": f"leadrelay-{schema}"}
+
+        async def connect() -> Any:
+            try:
+                return await asyncpg.connect(
+                    dsn, timeout=connect_timeout, command_timeout=command_timeout, server_settings=settings
+                )
+            except Exception as exc:
+                if unreachable(exc) or isinstance(exc, asyncpg.PostgresConnectionError):
+                    raise Unavailable("postgresql", f"the database cannot be reached: {exc!r}") from exc
+                raise
+
+        engine = create_async_engine(
             url,
+            async_creator=connect,
             pool_size=10,
             max_overflow=10,
             pool_pre_ping=True,
-            connect_args={"server_settings": {"search_path": schema, "application_name": f"leadrelay-{schema}"}},
+            pool_timeout=connect_timeout if connect_timeout is not None else 30,
         )
+
+        @event.listens_for(engine.sync_engine, "handle_error")
+        def _unavailable(context: ExceptionContext) -> BaseException | None:
+            exc = context.sqlalchemy_exception or context.original_exception
+            if context.is_disconnect or unreachable(exc):
+                return Unavailable("postgresql", f"the database cannot be used now: {context.original_exception!r}")
+            return None
+
+        return engine
     # SQLite: one connection per service file serialises writers, which avoids "database is
     # locked" surprises; WAL lets the API read while the consumer writes.
     engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60, connect_args={"timeout": 60})
@@ -112,11 +176,19 @@ def create_engine(url: str, schema: str) -> AsyncEngine:
 class Database:
     """A service's engine and the transaction helpers every entrypoint uses."""
 
-    def __init__(self, url: str, schema: str, metadata: MetaData) -> None:
+    def __init__(
+        self,
+        url: str,
+        schema: str,
+        metadata: MetaData,
+        connect_timeout: float | None = CONNECT_TIMEOUT,
+        command_timeout: float | None = COMMAND_TIMEOUT,
+    ) -> None:
         self.url = url
         self.schema = schema
         self.metadata = metadata
-        self.engine = create_engine(url, schema)
+        self.dependency = dependency_name(url)
+        self.engine = create_engine(url, schema, connect_timeout, command_timeout)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self.postgres = is_postgres(url)
 

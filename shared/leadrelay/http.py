@@ -25,16 +25,43 @@ from leadrelay.auth import (
     authenticated_operations,
     check_routes,
 )
+from leadrelay.db import is_postgres
 from leadrelay.inputs import displayable
 from leadrelay.limits import RequestLimits, declared_limits
 from leadrelay.logging import get_logger
-from leadrelay.runtime import Runtime
+from leadrelay.runtime import Runtime, ServiceContext
+from leadrelay.unavailable import Unavailable
 
 log = get_logger("leadrelay.http")
 
 
-class ServiceUnavailable(Exception):
-    """A dependency (database, broker) cannot take the request now: 503, the client may retry."""
+# What a 503's body says of each dependency (the log gets the error itself).
+_WHAT = {
+    "postgresql": "the database (PostgreSQL) cannot be reached",
+    "sqlite": "the database (SQLite) cannot take the request",
+    "kafka": "the broker (Kafka) cannot be reached",
+}
+
+
+def unavailable_response(exc: Unavailable) -> JSONResponse:
+    """503 with ``Retry-After`` and a body naming the dependency: ``{"detail", "dependency"}``."""
+    what = exc.public or _WHAT.get(exc.dependency, f"{exc.dependency} cannot be reached")
+    return JSONResponse(
+        {"detail": f"{what}; retry after {exc.retry_after} s", "dependency": exc.dependency},
+        status_code=503,
+        headers={"Retry-After": str(exc.retry_after)},
+    )
+
+
+def _service_up(ctx: ServiceContext) -> Any:
+    """A dependency of every route of a service with a database: 503 until the database was reached
+    and migrated (a service starts while its database is down, see ``Runtime.start``)."""
+
+    async def service_up() -> None:
+        if not ctx.up.is_set():
+            raise Unavailable(ctx.database.dependency, f"{ctx.name}: database not reachable or not migrated yet")
+
+    return Depends(service_up)
 
 
 def create_app(runtime: Runtime, title: str, auth: Authenticator | None = None) -> FastAPI:
@@ -65,9 +92,11 @@ def create_app(runtime: Runtime, title: str, auth: Authenticator | None = None) 
         check_routes(router.routes)  # each route authenticates its caller or is public on purpose
         declared += declared_limits(router.routes)
         before = len(app.routes)
-        app.include_router(router)
+        # A service that spools (intake) takes requests before its database is up: it publishes directly.
+        gated = ctx.db is not None and not svc.spools_events
+        app.include_router(router, dependencies=[_service_up(ctx)] if gated else None)
         for route in api_routes(app.routes[before:]):  # the service's routes, nested routers included
-            storage.update((route.path, m) for m in route.methods or () if ctx.db is not None or m == "POST")
+            storage.update((route.path, m) for m in route.methods or () if gated or m == "POST")
     # Every status each route can answer, in the OpenAPI document (leadrelay.contract).
     contract.install(
         app,
@@ -103,7 +132,7 @@ def create_app(runtime: Runtime, title: str, auth: Authenticator | None = None) 
     )
     async def readyz() -> JSONResponse:
         checks = await runtime.readiness()
-        ok = all(v == "ok" for v in checks.values())
+        ok = runtime.ready(checks)
         return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
 
     # Prometheus scrapes with a monitoring source's API key as its bearer credential, unless
@@ -126,16 +155,19 @@ def create_app(runtime: Runtime, title: str, auth: Authenticator | None = None) 
         ]
         return JSONResponse({"detail": _displayable(errors)}, status_code=422)
 
-    @app.exception_handler(ServiceUnavailable)
-    async def _unavailable(request: Request, exc: ServiceUnavailable) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "1"})
+    # A dependency down: the database engine (leadrelay.db) and the Kafka bus raise Unavailable
+    # for a refused, timed-out or lost connection, so every route answers 503 within seconds.
+    @app.exception_handler(Unavailable)
+    async def _unavailable(request: Request, exc: Unavailable) -> JSONResponse:
+        log.warning("dependency_unavailable", path=request.url.path, dependency=exc.dependency, error=exc.detail)
+        return unavailable_response(exc)
 
+    # Any other operational error of the database (SQLite: "database is locked") is worth a retry too.
     @app.exception_handler(OperationalError)
-    async def _db_down(request: Request, exc: OperationalError) -> JSONResponse:
+    async def _db_busy(request: Request, exc: OperationalError) -> JSONResponse:
         log.warning("database_unavailable", path=request.url.path, error=repr(exc.orig))
-        return JSONResponse(
-            {"detail": "database unavailable, retry later"}, status_code=503, headers={"Retry-After": "1"}
-        )
+        dependency = "postgresql" if is_postgres(runtime.settings.database_url or "") else "sqlite"
+        return unavailable_response(Unavailable(dependency, repr(exc.orig)))
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:

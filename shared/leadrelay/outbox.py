@@ -101,6 +101,7 @@ class OutboxRelay:
         self.poll_seconds = poll_seconds
         self.batch_size = batch_size
         self._wake = asyncio.Event()
+        self._draining = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.last_error: str | None = None
@@ -115,6 +116,10 @@ class OutboxRelay:
         """Let a drain in progress finish (cancel only as a last resort), then drain once more."""
         self._stopping = True
         self._wake.set()
+        if self.last_error is not None:
+            # The bus (or the database) is failing: a drain would only wait for its timeouts. The
+            # rows stay and go out after the next start.
+            grace_seconds = min(grace_seconds, 1.0)
         if self._task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), timeout=grace_seconds)
@@ -122,6 +127,9 @@ class OutboxRelay:
                 self._task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await self._task
+        if self.last_error is not None:
+            log.info("outbox_left_for_next_start", service=self.service, error=self.last_error)
+            return
         try:  # last drain so a clean shutdown leaves nothing behind
             await asyncio.wait_for(self.drain(), timeout=10)
         except Exception as exc:
@@ -149,15 +157,28 @@ class OutboxRelay:
         """Publish everything in the outbox; returns how many rows went out."""
         total = 0
         while True:
-            async with self.db.transaction() as session:
-                if not await _lock(session, self.db):
-                    return total  # another replica is relaying this schema
-                ids, records = await _take(session, self.table, self.batch_size)
-                if not ids:
-                    PENDING.labels(self.service).set(0)
-                    return total
-                await self.bus.publish(records)
-                await session.execute(delete(self.table).where(self.table.c.id.in_(ids)))
+            if self.db.postgres:
+                # The advisory lock lives as long as the transaction: publish inside it.
+                async with self.db.transaction() as session:
+                    if not await _lock(session, self.db):
+                        return total  # another replica is relaying this schema
+                    ids, records = await _take(session, self.table, self.batch_size)
+                    if ids:
+                        await self.bus.publish(records)
+                        await session.execute(delete(self.table).where(self.table.c.id.in_(ids)))
+            else:
+                # SQLite: one process, one drain at a time (an asyncio lock), and one connection that
+                # a publish waiting for a slow broker must not hold (intake's spool writes through it).
+                async with self._draining:
+                    async with self.db.transaction() as session:
+                        ids, records = await _take(session, self.table, self.batch_size)
+                    if ids:
+                        await self.bus.publish(records)
+                        async with self.db.transaction() as session:
+                            await session.execute(delete(self.table).where(self.table.c.id.in_(ids)))
+            if not ids:
+                PENDING.labels(self.service).set(0)
+                return total
             total += len(ids)
             RELAYED.labels(self.service).inc(len(ids))
             if len(ids) < self.batch_size:

@@ -10,6 +10,7 @@ same code hosts one service per process (distributed) or all five in one
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -33,6 +34,7 @@ from leadrelay.migrations import migrate
 from leadrelay.outbox import OutboxRelay
 from leadrelay.rules import Rules
 from leadrelay.settings import Settings
+from leadrelay.unavailable import Unavailable, within
 from leadrelay.unit_of_work import UnitOfWork, unit_of_work
 
 log = get_logger("leadrelay.runtime")
@@ -66,6 +68,11 @@ class ServiceDefinition:
     # ASGI middleware the service's routes need (e.g. intake's CORS policy), built from its context;
     # it sees every request of the app, so it must pass on what is not its service's.
     middleware: Callable[[ServiceContext], Middleware] | None = None
+    # True for a service whose routes keep their promise while the broker is down, as long as its
+    # own database works (intake's spool): its readiness then needs the broker or the database.
+    spools_events: bool = False
+    # The service's own readiness checks, beside its database, the bus and its consumers.
+    checks: Callable[[ServiceContext], dict[str, str]] | None = None
 
 
 @dataclass
@@ -85,6 +92,9 @@ class ServiceContext:
     # What a service builds once and shares between its routes, handlers and jobs, by name
     # (e.g. sla-monitor's notification endpoints, resolved against the environment at start-up).
     state: dict[str, Any] = field(default_factory=dict)
+    # Set once the database is migrated and the relay, consumers and jobs run: until then (the
+    # database was down at start-up) the routes answer 503.
+    up: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def database(self) -> Database:
@@ -133,6 +143,8 @@ class Runtime:
                     service_url(settings.database_url, settings.data_dir, svc.name),
                     schema_name(svc.name, settings.schema_prefix),
                     svc.base.metadata,
+                    connect_timeout=settings.db_connect_timeout_seconds,
+                    command_timeout=settings.db_command_timeout_seconds,
                 )
                 relay = OutboxRelay(svc.name, db, bus, settings.outbox_poll_seconds, settings.outbox_batch_size)
             ctx = ServiceContext(
@@ -164,18 +176,50 @@ class Runtime:
             self.contexts.append(ctx)
 
     async def start(self) -> None:
+        """Start the bus and each service. A dependency that is down does not stop the start: the
+        Kafka bus keeps connecting in the background, and a service whose database cannot be
+        reached keeps trying to migrate it, then starts its relay, consumers and jobs; its routes
+        answer 503 meanwhile and ``/readyz`` says why."""
         await self.bus.start()
         for svc, ctx in zip(self.definitions, self.contexts, strict=True):
-            if ctx.db is not None and svc.migrations is not None:
-                await migrate(ctx.db, svc.migrations)
-        for svc, ctx in zip(self.definitions, self.contexts, strict=True):
-            if ctx.relay is not None:
-                ctx.relay.start()
-            for worker in ctx.workers:
-                worker.start()
-            for job in svc.background:
-                self._tasks.append(asyncio.create_task(job(ctx), name=f"{svc.name}:{job.__name__}"))
+            try:
+                await self._migrate(svc, ctx)
+            except Unavailable as exc:
+                log.warning("database_unreachable_at_start", service=svc.name, error=str(exc), retrying=True)
+                self._tasks.append(asyncio.create_task(self._start_when_reachable(svc, ctx), name=f"{svc.name}:up"))
+                continue
+            self._start_service(svc, ctx)
         log.info("runtime_started", services=[c.name for c in self.contexts])
+
+    async def _migrate(self, svc: ServiceDefinition, ctx: ServiceContext) -> None:
+        if ctx.db is not None and svc.migrations is not None:
+            await migrate(ctx.db, svc.migrations)
+
+    async def _start_when_reachable(self, svc: ServiceDefinition, ctx: ServiceContext) -> None:
+        delay = 0.5
+        while not ctx.stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ctx.stopping.wait(), timeout=delay)
+            if ctx.stopping.is_set():
+                return
+            try:
+                await self._migrate(svc, ctx)
+            except Unavailable as exc:
+                delay = min(delay * 2, 5.0)
+                log.info("database_still_unreachable", service=svc.name, error=str(exc), retry_in=delay)
+                continue
+            log.info("database_reachable", service=svc.name)
+            self._start_service(svc, ctx)
+            return
+
+    def _start_service(self, svc: ServiceDefinition, ctx: ServiceContext) -> None:
+        if ctx.relay is not None:
+            ctx.relay.start()
+        for worker in ctx.workers:
+            worker.start()
+        for job in svc.background:
+            self._tasks.append(asyncio.create_task(job(ctx), name=f"{svc.name}:{job.__name__}"))
+        ctx.up.set()
 
     async def stop(self) -> None:
         """Graceful: finish the batch in hand, commit, drain the outboxes, close the bus."""
@@ -197,23 +241,41 @@ class Runtime:
                 await ctx.db.dispose()
         log.info("runtime_stopped")
 
+    def ready(self, checks: dict[str, str]) -> bool:
+        """Every check ok; except that services which spool events (intake) need the broker or their
+        database, not both: with the broker down they accept into the spool, with the database down
+        they publish directly."""
+        failing = {name for name, v in checks.items() if v != "ok"}
+        if self.definitions and all(svc.spools_events for svc in self.definitions):
+            databases = {f"{ctx.name}.database" for ctx in self.contexts if ctx.db is not None}
+            if "bus" in failing and not failing & databases:
+                failing.discard("bus")
+            elif "bus" not in failing:
+                failing -= databases
+        return not failing
+
     async def readiness(self) -> dict[str, Any]:
         """Each service's database and the bus reachable, and every consumer making progress."""
         checks: dict[str, Any] = {}
         try:
-            await asyncio.wait_for(self.bus.ping(), timeout=3)
+            await within(3, self.bus.ping())
             checks["bus"] = "ok"
         except Exception as exc:
             checks["bus"] = f"unreachable: {exc!r}"
         for ctx in self.contexts:
             if ctx.db is not None:
                 try:
-                    await asyncio.wait_for(ctx.db.ping(), timeout=3)
+                    await within(3, ctx.db.ping())
                     checks[f"{ctx.name}.database"] = "ok"
                 except Exception as exc:
                     checks[f"{ctx.name}.database"] = f"unreachable: {exc!r}"
             for w in ctx.workers:
                 checks[f"{ctx.name}.consumer.{w.group}"] = w.health.describe()
+        for svc, ctx in zip(self.definitions, self.contexts, strict=True):
+            if ctx.db is not None and not ctx.up.is_set() and checks.get(f"{ctx.name}.database") == "ok":
+                checks[f"{ctx.name}.database"] = "reachable, not migrated yet"
+            if svc.checks is not None:
+                checks.update(svc.checks(ctx))
         return checks
 
     async def lag(self) -> dict[str, int | None]:

@@ -122,6 +122,28 @@ class Settings(BaseSettings):
     sla_monitor_url: str = Field(default="http://127.0.0.1:8004", description="Where the console reaches sla-monitor.")
     feedback_url: str = Field(default="http://127.0.0.1:8005", description="Where the console reaches feedback.")
 
+    # Dependencies down: requests answer 503 within seconds instead of hanging (leadrelay.db).
+    db_connect_timeout_seconds: float = Field(
+        default=3.0, gt=0, description="Longest wait to connect to PostgreSQL, or for a pooled connection."
+    )
+    db_command_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="Longest a statement may take on PostgreSQL (migrations are not bounded)."
+    )
+    # Intake's spool: what it accepted while the broker could not store it (intake.spool).
+    intake_spool: Literal["fallback", "always"] = Field(
+        default="fallback",
+        description=(
+            "fallback: publish directly, spool only what the broker does not acknowledge within"
+            " intake_direct_timeout_ms (and everything while the spool holds events); always: spool every event."
+        ),
+    )
+    intake_direct_timeout_ms: int = Field(
+        default=300, ge=10, le=5000, description="How long intake waits for the broker before spooling an event."
+    )
+    intake_spool_max_events: int = Field(
+        default=1_000_000, ge=1, description="Events the spool may hold; beyond it intake answers 503."
+    )
+
     # Consumer tuning.
     consumer_max_records: int = Field(default=500, ge=1)
     consumer_fetch_timeout_ms: int = Field(default=100, ge=1)

@@ -184,9 +184,13 @@ class BrokenBus(MemoryBus):
         raise ConnectionError("broker unreachable")
 
 
-async def test_intake_answers_503_when_the_broker_cannot_take_the_event(tmp_path: Path) -> None:
-    async with running(settings_for(tmp_path), services=["intake"], bus=BrokenBus()) as h:
+async def test_intake_answers_503_when_neither_the_broker_nor_its_spool_can_take_the_event(tmp_path: Path) -> None:
+    # A spool of one event: the first is spooled (202), the next finds it full.
+    async with running(settings_for(tmp_path, intake_spool_max_events=1), services=["intake"], bus=BrokenBus()) as h:
         r = await h.client.post("/v1/forms/demo-request/submissions", json={"email": "a@b-test.se"})
+        assert r.status_code == 202, r.text
+        r = await h.client.post("/v1/forms/demo-request/submissions", json={"email": "b@b-test.se"})
         assert r.status_code == 503
-        assert r.headers["retry-after"] == "1"
+        assert r.headers["retry-after"] == "2"
         assert "retry" in r.json()["detail"]
+        assert r.json()["dependency"] == "kafka"

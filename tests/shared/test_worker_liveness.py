@@ -69,3 +69,43 @@ async def test_a_hung_consumer_fails_readiness_and_is_replaced(tmp_path: Path) -
     finally:
         await worker.stop()
         await db.dispose()
+
+
+class HangingConsumerWhoseStopIsCancelled(HangingConsumer):
+    """As aiokafka's consumer with the broker gone: fetches hang, and stopping it ends cancelled."""
+
+    async def stop(self) -> None:
+        await super().stop()
+        raise asyncio.CancelledError
+
+
+class BrokerGoneBus(FlakyBus):
+    def consumer(self, group: str, topics: Sequence[str]) -> MemoryConsumer:
+        self.consumers_made += 1
+        if self.consumers_made == 1:
+            return HangingConsumerWhoseStopIsCancelled(self, group, list(topics))
+        return MemoryConsumer(self, group, list(topics))
+
+
+async def test_the_watchdog_survives_a_consumer_whose_stop_ends_cancelled(tmp_path: Path) -> None:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'live.db'}", "live", Base.metadata)
+    async with db.engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    bus = BrokerGoneBus()
+    handled: list[str] = []
+
+    async def handler(uow: UnitOfWork, env: Envelope) -> None:
+        handled.append(env.id)
+
+    worker = make_worker(group="gone", topics=[LEADS_INTAKE], bus=bus, db=db, handle=handler, stall_seconds=0.6)
+    worker.start()
+    try:
+        await bus.publish([activity("lead-g", i).to_record() for i in range(3)])
+        deadline = time.monotonic() + 20
+        while len(handled) < 3:
+            assert time.monotonic() < deadline, "the consumer was never replaced: the watchdog died"
+            await asyncio.sleep(0.05)
+        assert bus.consumers_made == 2
+    finally:
+        await worker.stop()
+        await db.dispose()

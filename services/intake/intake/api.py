@@ -1,7 +1,8 @@
 """Intake's HTTP routes: the front door for website forms and tracking clients.
 
 The routes parse the request and call the use cases in ``intake.service``. A
-202 means the broker acknowledged the event; if it cannot, 503 and the client
+202 means the event is stored: acknowledged by the broker, or in intake's spool
+while the broker is down or slow; if neither can store it, 503 and the client
 retries.
 """
 
@@ -19,13 +20,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from intake.domain import normalise_email
 from intake.formats import Screening
 from intake.schema import SUBMISSION_BODY, event_body
-from intake.service import Intake, Invalid, NotStored, UnknownForm
+from intake.service import Invalid, NotStored, UnknownForm
 from intake.tracking import build_tracking_router
 from intake.website import Script, embed_script, error_page, page_of, paste_html, thank_you, track_script, wants_html
+from intake.wiring import intake_for, unavailable
 from leadrelay.auth import EVENT_SENDERS, PUBLIC, Principal, allow
 from leadrelay.contract import RETRY_AFTER, AwareDateTime, FormId
 from leadrelay.events import ActivityType, Envelope
-from leadrelay.http import ServiceUnavailable, field_errors
+from leadrelay.http import field_errors
 from leadrelay.inputs import Text
 from leadrelay.runtime import ServiceContext
 
@@ -129,7 +131,7 @@ class ActivityIn(BaseModel):
 
 def build_router(ctx: ServiceContext) -> APIRouter:
     router = APIRouter(tags=["intake"])
-    intake = Intake(ctx.rules, uuid.UUID(ctx.settings.lead_id_namespace), ctx.clock, ctx.bus)
+    intake = intake_for(ctx)
     screening = Screening.of(ctx)
 
     async def accept(build: Callable[[], Envelope]) -> Accepted:
@@ -140,7 +142,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         except Invalid as exc:
             raise field_errors(exc.errors) from None
         except NotStored as exc:
-            raise ServiceUnavailable(str(exc)) from exc
+            raise unavailable(exc) from exc
         return Accepted(lead_id=accepted.lead_id, event_id=accepted.event_id)
 
     # The website's scripts, rendered from the rules once: their bytes, ETag and hash are fixed until a restart.
@@ -248,7 +250,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         except NotStored as exc:
             target = error_page(form, page, "Sending failed. Please try again in a moment.")
             if target is None:
-                raise ServiceUnavailable(str(exc)) from exc
+                raise unavailable(exc) from exc
             return RedirectResponse(target, status_code=303)
         target = thank_you(form, page)
         if target is None:  # no thank-you page and no page of the form's origins to go back to

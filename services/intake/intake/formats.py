@@ -34,11 +34,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from intake.protection import CaptchaVerifier, Limiter, TooManyRequests, dropped, honeypot_filled
-from intake.service import Intake, Invalid, NotStored, UnknownForm
+from intake.service import Invalid, NotStored, UnknownForm
+from intake.wiring import intake_for, unavailable
 from leadrelay.auth import PUBLIC, Authenticator
 from leadrelay.contract import RETRY_AFTER, inline_schema, request_body
 from leadrelay.events import ConsentEvidence, ConsentItem, Envelope
-from leadrelay.http import ServiceUnavailable, field_errors
+from leadrelay.http import field_errors
 from leadrelay.inputs import MultilineText, Text
 from leadrelay.rules import Form
 from leadrelay.runtime import ServiceContext
@@ -302,16 +303,16 @@ WEB_TO_LEAD_BODY: dict[str, Any] = {
 
 def build_router(ctx: ServiceContext) -> APIRouter:
     router = APIRouter(tags=["intake"])
-    intake = Intake(ctx.rules, uuid.UUID(ctx.settings.lead_id_namespace), ctx.clock, ctx.bus)
+    intake = intake_for(ctx)
     screening = Screening.of(ctx)
 
     async def publish(build: Callable[[], Envelope]) -> str:
-        """Accept the event; the lead id. Raises Invalid, UnknownForm, ServiceUnavailable."""
+        """Accept the event; the lead id. Raises Invalid, UnknownForm, Unavailable."""
         envelope = build()
         try:
             accepted = await intake.accept(envelope)
         except NotStored as exc:
-            raise ServiceUnavailable(str(exc)) from exc
+            raise unavailable(exc) from exc
         return accepted.lead_id
 
     hubspot_errors = {

@@ -1,10 +1,16 @@
-"""Intake's definition: routes and its CORS policy; it keeps no state and consumes nothing."""
+"""Intake's definition: routes (its own, the tracking API, other tools' form shapes), its CORS
+policy, and its spool (a database and a relay, so that it keeps accepting events while the broker
+is down); it consumes nothing."""
+
+from pathlib import Path
 
 from fastapi import APIRouter
 from starlette.middleware import Middleware
 
 from intake import api, formats
 from intake.cors import Cors
+from intake.models import Base
+from intake.spool import measure_spool, spool_checks
 from leadrelay.runtime import ServiceContext, ServiceDefinition
 
 
@@ -19,4 +25,13 @@ def _cors(ctx: ServiceContext) -> Middleware:
     return Middleware(Cors, rules=ctx.rules)
 
 
-SERVICE = ServiceDefinition(name="intake", router=build_router, middleware=_cors)
+SERVICE = ServiceDefinition(
+    name="intake",
+    router=build_router,
+    middleware=_cors,
+    base=Base,
+    migrations=Path(__file__).parent / "migrations",
+    background=[measure_spool],
+    spools_events=True,
+    checks=spool_checks,
+)

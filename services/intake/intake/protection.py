@@ -29,10 +29,11 @@ import httpx
 from fastapi import HTTPException, Request
 from prometheus_client import Counter
 
-from leadrelay.http import ServiceUnavailable, field_errors
+from leadrelay.http import field_errors
 from leadrelay.logging import get_logger
 from leadrelay.rules import Captcha, Form
 from leadrelay.settings import Settings
+from leadrelay.unavailable import Unavailable
 
 log = get_logger("intake")
 
@@ -141,7 +142,7 @@ class CaptchaVerifier:
         if not secret:
             # A configuration error: say so in the log, and let the client retry later.
             log.error("captcha_secret_missing", form_id=form.id, env=captcha.secret_env)
-            raise ServiceUnavailable("the captcha cannot be checked now; retry later")
+            raise Unavailable("captcha-verifier", "siteverify unreachable", public="the captcha cannot be checked now")
         data = {"secret": secret, "response": token.strip()}
         if remote_ip:
             data["remoteip"] = remote_ip
@@ -157,7 +158,9 @@ class CaptchaVerifier:
             log.warning("captcha_verifier_unavailable", form_id=form.id, error=repr(exc), fail_open=captcha.fail_open)
             if captcha.fail_open:
                 return
-            raise ServiceUnavailable("the captcha cannot be checked now; retry later") from exc
+            raise Unavailable(
+                "captcha-verifier", "siteverify unreachable", public="the captcha cannot be checked now"
+            ) from exc
         if not success:
             codes = result.get("error-codes") or []
             detail = f" ({', '.join(str(c) for c in codes)})" if codes else ""

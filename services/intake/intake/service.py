@@ -1,10 +1,11 @@
 """Intake's use cases: turn a form submission or a behaviour event into the event scoring reads.
 
-Intake keeps no state of its own: the lead id is derived from the address, and
-a client's retry key gives a stable event id, so retries are deduplicated by
-every consumer's inbox. Building the event (:meth:`Intake.form_submission`,
-:meth:`Intake.activity`) is pure; :meth:`Intake.accept` publishes it and
-returns only once the broker acknowledged it. The HTTP routes and the
+Intake keeps no state of its own beside its spool: the lead id is derived
+from the address, and a client's retry key gives a stable event id, so retries
+are deduplicated by every consumer's inbox. Building the event
+(:meth:`Intake.form_submission`, :meth:`Intake.activity`) is pure;
+:meth:`Intake.accept` stores it, on the broker or in the spool
+(``intake.spool``), and returns once it is stored. The HTTP routes and the
 benchmark both go through here.
 """
 
@@ -18,6 +19,7 @@ from typing import Any
 
 from intake.domain import ConsentSource, consent_text, lead_id_for, normalise_submission, take_consent
 from intake.segment import form_visitors
+from intake.spool import ACCEPTED, Spool, SpoolFull
 from intake.website import missing
 from leadrelay.bus import Bus
 from leadrelay.clock import Clock
@@ -32,11 +34,15 @@ from leadrelay.events import (
 )
 from leadrelay.logging import get_logger
 from leadrelay.rules import Rules
+from leadrelay.unavailable import Unavailable
 
 log = get_logger("intake")
 SOURCE = "/leadrelay/intake"
-# Longer than the producer's own delivery timeout (30 s): a failure then means the event was not stored.
+# Without a spool: longer than the producer's own delivery timeout (30 s), so a failure means the
+# event was not stored.
 PUBLISH_TIMEOUT = 35.0
+# With a spool: how long a direct publish may take before the event is spooled instead.
+DIRECT_TIMEOUT = 0.3
 # A tracking client's clock may run a little fast; beyond this an event "in the future" is refused.
 CLOCK_SKEW = timedelta(minutes=5)
 
@@ -55,7 +61,12 @@ class Invalid(ValueError):
 
 
 class NotStored(RuntimeError):
-    """The broker did not acknowledge the event: it was not stored, the client should retry."""
+    """Neither the broker nor the spool stored the event: the client should retry.
+    ``dependency`` names what could not be reached (``kafka``, ``postgresql``, or both)."""
+
+    def __init__(self, detail: str, dependency: str = "kafka") -> None:
+        super().__init__(detail)
+        self.dependency = dependency
 
 
 @dataclass(frozen=True)
@@ -69,11 +80,25 @@ def _invalid(loc: str, msg: str) -> Invalid:
 
 
 class Intake:
-    def __init__(self, rules: Rules, namespace: uuid.UUID, clock: Clock, bus: Bus | None = None) -> None:
+    def __init__(
+        self,
+        rules: Rules,
+        namespace: uuid.UUID,
+        clock: Clock,
+        bus: Bus | None = None,
+        spool: Spool | None = None,
+        always_spool: bool = False,
+        direct_timeout: float = DIRECT_TIMEOUT,
+    ) -> None:
         self.rules = rules
         self.namespace = namespace
         self.clock = clock
         self.bus = bus
+        self.spool = spool
+        self.always_spool = always_spool
+        self.direct_timeout = direct_timeout
+        # Direct publishes that gave up waiting and were spooled: they may still be acknowledged.
+        self._late: set[asyncio.Task[None]] = set()
 
     def event_id(self, scope: str, client_key: str | None) -> str:
         """Stable for a client's retry key (so the inboxes drop the retry), random otherwise."""
@@ -172,7 +197,78 @@ class Intake:
         return self._envelope(data, self.event_id("event", client_key))
 
     async def accept(self, envelope: Envelope, timeout: float = PUBLISH_TIMEOUT) -> Accepted:
-        """Publish the event; returns once the broker acknowledged it, raises :class:`NotStored` if not."""
+        """Store the event; returns once the broker acknowledged it or it is in the spool, raises
+        :class:`NotStored` if neither."""
+        if self.spool is None:
+            return await self._publish_only(envelope, timeout)
+        if self.always_spool:
+            return await self._spool_first(envelope, self.spool)
+        try:
+            # One transaction: behind the events already waiting, if any.
+            if await self.spool.put_if_waiting(envelope):
+                return self._accepted(envelope, "spool")
+        except SpoolFull as exc:
+            raise NotStored("intake's spool is full and the broker is not taking its events; retry later") from exc
+        except Unavailable as exc:
+            if self.spool.known_nonempty:
+                # Events wait in a spool we cannot reach: a later event of their lead must not overtake them.
+                raise NotStored(
+                    "events accepted earlier wait in the spool, which cannot be reached; retry later",
+                    self.spool.db.dependency,
+                ) from exc
+        reason = await self._publish_within(envelope, self.direct_timeout)
+        if reason is None:
+            return self._accepted(envelope, "direct")
+        try:
+            await self.spool.put(envelope, reason)
+        except (Unavailable, SpoolFull) as exc:
+            log.error("spool_failed", lead_id=envelope.subject, event_id=envelope.id, error=repr(exc))
+            raise NotStored(
+                "neither the broker nor intake's spool can store the event; retry later",
+                "kafka" if isinstance(exc, SpoolFull) else f"kafka,{self.spool.db.dependency}",
+            ) from exc
+        return self._accepted(envelope, "spool")
+
+    async def _spool_first(self, envelope: Envelope, spool: Spool) -> Accepted:
+        """``intake_spool=always``: every event through the spool; directly only if it cannot be written."""
+        try:
+            await spool.put(envelope, "always")
+        except (Unavailable, SpoolFull) as exc:
+            log.warning("spool_failed", lead_id=envelope.subject, event_id=envelope.id, error=repr(exc))
+            if spool.known_nonempty or await self._publish_within(envelope, PUBLISH_TIMEOUT) is not None:
+                raise NotStored(
+                    "neither the broker nor intake's spool can store the event; retry later",
+                    f"kafka,{spool.db.dependency}",
+                ) from exc
+            return self._accepted(envelope, "direct")
+        return self._accepted(envelope, "spool")
+
+    async def _publish_within(self, envelope: Envelope, timeout: float) -> str | None:
+        """Publish; None once acknowledged within ``timeout``, else why not (``broker_error``,
+        ``broker_slow``). A publish still in flight then is left to finish (its event is spooled as
+        well: a second copy the inboxes drop)."""
+        if self.bus is None:
+            raise RuntimeError("this Intake has no bus to publish to")
+        task = asyncio.ensure_future(self.bus.publish([envelope.to_record()]))
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+        if task in done:
+            exc = task.exception()
+            if exc is None:
+                return None
+            log.warning("publish_failed", lead_id=envelope.subject, event_id=envelope.id, error=repr(exc))
+            return "broker_error"
+        self._late.add(task)
+        task.add_done_callback(self._late_done)
+        log.warning("publish_slow", lead_id=envelope.subject, event_id=envelope.id, waited_seconds=timeout)
+        return "broker_slow"
+
+    def _late_done(self, task: asyncio.Task[None]) -> None:
+        self._late.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: its event is in the spool either way
+
+    async def _publish_only(self, envelope: Envelope, timeout: float) -> Accepted:
+        """Without a spool: publish and wait for the broker's acknowledgement."""
         if self.bus is None:
             raise RuntimeError("this Intake has no bus to publish to")
         try:
@@ -180,5 +276,9 @@ class Intake:
         except Exception as exc:
             log.error("publish_failed", lead_id=envelope.subject, event_id=envelope.id, error=repr(exc))
             raise NotStored("the event could not be stored; retry later") from exc
-        log.info("event_accepted", lead_id=envelope.subject, event_id=envelope.id, type=envelope.type)
+        return self._accepted(envelope, "direct")
+
+    def _accepted(self, envelope: Envelope, path: str) -> Accepted:
+        ACCEPTED.labels(path).inc()
+        log.info("event_accepted", lead_id=envelope.subject, event_id=envelope.id, type=envelope.type, path=path)
         return Accepted(lead_id=envelope.subject, event_id=envelope.id)

@@ -240,7 +240,17 @@ def build_tracking_router(ctx: ServiceContext, intake: Intake) -> APIRouter:
             raise _Refused(400, "invalid_request", errors)
         for reason in ignored:
             log.info("tracking_message_ignored", source=actor.id, reason=reason)
-        results = await asyncio.gather(*(intake.accept(env) for env in envelopes), return_exceptions=True)
+        # Each key's (lead's or visitor's) events one after the other, so that none overtakes another
+        # when some go to the spool; the keys side by side.
+        by_key: dict[str, list[Envelope]] = {}
+        for env in envelopes:
+            by_key.setdefault(env.subject, []).append(env)
+
+        async def in_order(events: list[Envelope]) -> None:
+            for env in events:
+                await intake.accept(env)
+
+        results = await asyncio.gather(*(in_order(events) for events in by_key.values()), return_exceptions=True)
         failed = [r for r in results if isinstance(r, BaseException)]
         if failed:
             if not all(isinstance(r, NotStored) for r in failed):

@@ -14,6 +14,7 @@ from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 from leadrelay.bus import TopicPartition as TP
 from leadrelay.events import Record, all_topics
 from leadrelay.logging import get_logger
+from leadrelay.unavailable import Unavailable, within
 
 log = get_logger("leadrelay.bus.kafka")
 
@@ -28,9 +29,11 @@ class KafkaBus:
         # Topic and group names are constants in the code; the prefix maps them onto a shared cluster.
         self.prefix = prefix
         self._producer: AIOKafkaProducer | None = None
+        self._starting: asyncio.Task[None] | None = None
+        self.last_error: str | None = None
 
-    async def start(self) -> None:
-        producer = AIOKafkaProducer(
+    def _new_producer(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
             bootstrap_servers=self.bootstrap_servers,
             client_id=self.client_id,
             enable_idempotence=True,  # implies acks="all": no duplicates or reordering on producer retries
@@ -38,26 +41,68 @@ class KafkaBus:
             linger_ms=self.linger_ms,
             request_timeout_ms=30000,
         )
-        await producer.start()
+
+    async def start(self) -> None:
+        """Start the producer; with no broker reachable, keep trying in the background (publishing
+        raises :class:`Unavailable` meanwhile), so a service starts while the broker is down."""
+        try:
+            await self._start_producer()
+        except Exception as exc:
+            self.last_error = repr(exc)
+            log.warning("kafka_unreachable_at_start", error=repr(exc), retrying=True)
+            self._starting = asyncio.create_task(self._keep_starting(), name="kafka-producer-start")
+
+    async def _start_producer(self) -> None:
+        producer = self._new_producer()
+        try:
+            await producer.start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+            raise
         self._producer = producer
+        self.last_error = None
+
+    async def _keep_starting(self) -> None:
+        delay = 0.5
+        while self._producer is None:
+            await asyncio.sleep(delay)
+            try:
+                await self._start_producer()
+                log.info("kafka_reachable", producer="started")
+            except Exception as exc:
+                self.last_error = repr(exc)
+                delay = min(delay * 2, 5.0)
 
     async def stop(self) -> None:
+        if self._starting is not None:
+            self._starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._starting
+            self._starting = None
         if self._producer is not None:
-            await self._producer.stop()
+            # Flushes what is in flight; bounded, as with no broker it would wait out every timeout.
+            try:
+                await within(10, self._producer.stop())
+            except TimeoutError:
+                log.warning("kafka_producer_stop_timed_out", seconds=10)
             self._producer = None
 
-    async def ping(self) -> None:
+    def _started(self) -> AIOKafkaProducer:
         if self._producer is None:
-            raise RuntimeError("producer not started")
-        await asyncio.wait_for(self._producer.client.fetch_all_metadata(), timeout=3)
-        if not self._producer.client.cluster.brokers():
-            raise RuntimeError("no Kafka broker reachable")
+            raise Unavailable("kafka", f"no Kafka broker reachable yet: {self.last_error or 'starting'}")
+        return self._producer
+
+    async def ping(self) -> None:
+        producer = self._started()
+        await within(3, producer.client.fetch_all_metadata())
+        if not producer.client.cluster.brokers():
+            raise Unavailable("kafka", "no Kafka broker reachable")
 
     async def publish(self, records: Sequence[Record]) -> None:
-        if self._producer is None:
-            raise RuntimeError("producer not started")
+        producer = self._started()
         futures = [
-            await self._producer.send(self.prefix + r.topic, value=r.value, key=r.key, headers=list(r.headers))
+            await producer.send(self.prefix + r.topic, value=r.value, key=r.key, headers=list(r.headers))
             for r in records
         ]
         if futures:

@@ -37,6 +37,7 @@ from leadrelay.db import Database
 from leadrelay.events import DecodeError, Envelope, Record, dlq_topic
 from leadrelay.inbox import claim, inbox_table
 from leadrelay.logging import bind_event, get_logger
+from leadrelay.unavailable import Unavailable, within
 from leadrelay.unit_of_work import UnitOfWork, unit_of_work
 
 log = get_logger("leadrelay.worker")
@@ -56,6 +57,8 @@ BATCH_FAILURES = Counter(
 )
 FAILING = Gauge("leadrelay_consumer_failing", "1 while a consumer keeps failing the same batch", ["group"])
 BATCH_SECONDS = Histogram("leadrelay_batch_seconds", "Time to handle and commit one batch", ["group"])
+# Longest a consumer's start (bootstrap, metadata, joining) may take before it is given up and retried.
+START_TIMEOUT = 60.0
 LAG = Gauge("leadrelay_consumer_lag", "Records not yet committed", ["group"])
 
 
@@ -66,7 +69,7 @@ _TRANSIENT_SQLSTATE_PREFIXES = ("08", "53", "57P0", "40001", "40P01")
 
 def is_transient(exc: BaseException) -> bool:
     """Errors of the infrastructure (the record is fine): logged and counted apart from the rest."""
-    if isinstance(exc, OperationalError | InterfaceError | ConnectionError | TimeoutError | OSError):
+    if isinstance(exc, Unavailable | OperationalError | InterfaceError | ConnectionError | TimeoutError | OSError):
         return True
     if isinstance(exc, DBAPIError):
         if exc.connection_invalidated:
@@ -192,10 +195,20 @@ class ConsumerWorker(Generic[B]):
     async def _close_consumer(self) -> None:
         if self._consumer is not None:
             consumer, self._consumer = self._consumer, None
-            try:
-                await asyncio.wait_for(consumer.stop(), timeout=10)
-            except Exception as exc:  # a hung consumer must not block a restart
-                log.warning("consumer_stop_failed", group=self.group, error=repr(exc))
+            # asyncio.wait, not wait_for: on a timeout wait_for cancels and then waits for the
+            # cancellation, forever if a hung aiokafka call swallows it.
+            stopping = asyncio.ensure_future(consumer.stop())
+            done, _ = await asyncio.wait({stopping}, timeout=10)
+            if not done:  # a hung consumer must not block a restart
+                stopping.cancel()
+                log.warning("consumer_stop_failed", group=self.group, error="did not stop within 10 s")
+            elif stopping.cancelled():
+                # aiokafka's stop can end cancelled with the broker gone; asking for its exception
+                # would raise CancelledError here and silently end the watchdog (seen: the group
+                # never came back after an outage longer than consumer_stall_seconds).
+                log.warning("consumer_stop_failed", group=self.group, error="its stop was cancelled")
+            elif stopping.exception() is not None:
+                log.warning("consumer_stop_failed", group=self.group, error=repr(stopping.exception()))
 
     async def lag(self) -> int | None:
         """Records on this group's partitions not yet committed (None before the consumer runs)."""
@@ -208,13 +221,22 @@ class ConsumerWorker(Generic[B]):
 
     async def _run(self) -> None:
         backoff = 0.2
+        me = asyncio.current_task()
         while not self._stopping:
+            if me is not self._task:
+                return  # a loop the watchdog gave up on (it swallowed its cancellation): another runs
             try:
                 if self._consumer is None or self._restart.is_set():
                     self._restart.clear()
                     await self._close_consumer()
                     consumer = self.bus.consumer(self.group, self.topics)
-                    await consumer.start()
+                    try:
+                        # Bounded: with the broker gone a start can wait for good, unseen by the
+                        # watchdog (it watches a running consumer); a new one is tried instead.
+                        await within(START_TIMEOUT, consumer.start())
+                    except BaseException:
+                        asyncio.ensure_future(within(10, consumer.stop())).add_done_callback(_retrieve)
+                        raise
                     self._consumer = consumer
                     self.health.started = True
                     self.health.last_progress = time.monotonic()
@@ -380,7 +402,7 @@ class ConsumerWorker(Generic[B]):
             if consumer is None:
                 continue
             try:
-                lag = await asyncio.wait_for(consumer.lag(), timeout=max(interval, 1.0))
+                lag = await within(max(interval, 1.0), consumer.lag())
             except Exception as exc:
                 lag = None
                 self.health.last_error = f"lag check failed: {exc!r}"
@@ -397,18 +419,35 @@ class ConsumerWorker(Generic[B]):
                 # the loop wherever it is stuck and start over with a new consumer.
                 self.health.stalled = True
                 log.error("consumer_stalled_restarting", group=self.group, lag=lag, idle_seconds=round(idle_for))
-                await self._restart_loop()
+                try:
+                    await self._restart_loop()
+                except asyncio.CancelledError:
+                    task = asyncio.current_task()
+                    if self._stopping or (task is not None and task.cancelling()):
+                        raise  # the watchdog itself is being stopped
+                    # A cancellation from inside the client library: the watchdog must live on.
+                    log.warning("consumer_restart_interrupted", group=self.group)
+                    if self._task is None or self._task.done():
+                        self._task = asyncio.create_task(self._run(), name=f"consumer:{self.group}")
                 self.health.last_progress = time.monotonic()  # the new consumer's grace period
 
     async def _restart_loop(self) -> None:
         task = self._task
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(task, timeout=10)
+            # Not wait_for (see _close_consumer): a loop stuck in a call that swallows the
+            # cancellation is left behind rather than blocking the watchdog for good.
+            done, _ = await asyncio.wait({task}, timeout=10)
+            if not done:
+                log.warning("consumer_loop_not_cancelled", group=self.group, seconds=10)
         await self._close_consumer()
         if not self._stopping:
             self._task = asyncio.create_task(self._run(), name=f"consumer:{self.group}")
+
+
+def _retrieve(task: asyncio.Future[None]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 def _next_offsets(records: list[Record]) -> dict[TopicPartition, int]:

@@ -1,0 +1,166 @@
+"""Intake's spool: the front door stays open while the broker is down.
+
+An event the broker does not acknowledge within ``intake_direct_timeout_ms``
+is written to the spool (an outbox in intake's own database, ``intake.models``)
+and answered 202 all the same; the outbox relay (``leadrelay.outbox``) publishes
+the spool in the order it was written once the broker is back, and deletes
+what the broker acknowledged. While the spool holds events, every new event
+goes through it too, so a lead's later events never overtake its spooled ones
+(intake's replicas share the spool, and one relay per schema runs at a time).
+A direct publish that gave up may still reach the broker later: the event is
+then on its topic twice under one event id, and the consumers' inboxes drop
+the second. Depth and the age of the oldest event are measured every second
+for ``/metrics`` and ``/readyz``; a full spool (``intake_spool_max_events``)
+refuses new events with 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import datetime
+
+from prometheus_client import Counter, Gauge
+from sqlalchemy import func, select
+
+from leadrelay import outbox
+from leadrelay.clock import Clock
+from leadrelay.db import Database
+from leadrelay.events import Envelope
+from leadrelay.logging import get_logger
+from leadrelay.outbox import OutboxRelay
+from leadrelay.runtime import ServiceContext
+from leadrelay.unavailable import Unavailable
+
+log = get_logger("intake.spool")
+
+DEPTH = Gauge("leadrelay_intake_spool_depth", "Events in intake's spool, waiting for the broker")
+OLDEST = Gauge(
+    "leadrelay_intake_spool_oldest_age_seconds", "Age of the oldest event in intake's spool (0 when it is empty)"
+)
+SPOOLED = Counter(
+    "leadrelay_intake_spooled_total",
+    "Events accepted into the spool, by why: broker_slow (no acknowledgement in time), "
+    "spool_not_empty (keeping a lead's order), always (intake_spool=always), broker_error",
+    ["reason"],
+)
+ACCEPTED = Counter("leadrelay_intake_accepted_total", "Events answered 202, by path: direct or spool", ["path"])
+MEASURE_SECONDS = 1.0
+
+
+class SpoolFull(Exception):
+    """The spool holds ``intake_spool_max_events``: intake refuses new events until it drains."""
+
+
+class Spool:
+    def __init__(
+        self, db: Database, relay: OutboxRelay | None, clock: Clock, max_events: int, up: asyncio.Event | None = None
+    ) -> None:
+        self.db = db
+        # Set once the spool's table exists (the service migrated its database).
+        self.up = up
+        self.table = outbox.outbox_table(db)
+        self.relay = relay
+        self.clock = clock
+        self.max_events = max_events
+        # What the last look at the spool found: used when the database cannot be asked.
+        self.known_nonempty = False
+        self.depth: int | None = None
+        self.oldest_age: float = 0.0
+        self.error: str | None = None
+
+    async def holds_events(self) -> bool:
+        """Whether any event waits in the spool (raises :class:`Unavailable` if it cannot be read)."""
+        self._check_up()
+        async with self.db.transaction() as session:
+            found = await session.scalar(select(self.table.c.id).limit(1))
+        self.known_nonempty = found is not None
+        return self.known_nonempty
+
+    async def put_if_waiting(self, envelope: Envelope) -> bool:
+        """If events wait in the spool, put this one behind them (one transaction) and return True;
+        else False. Raises :class:`Unavailable` if the spool cannot be read, :class:`SpoolFull`."""
+        self._check_up()
+        async with self.db.transaction() as session:
+            waiting = await session.scalar(select(self.table.c.id).limit(1)) is not None
+            if waiting:
+                self._check_room()
+                await outbox.write(session, self.table, [envelope], self.clock.now())
+        self.known_nonempty = waiting
+        if waiting:
+            self._spooled(envelope, "spool_not_empty")
+        return waiting
+
+    def _check_room(self) -> None:
+        if self.depth is not None and self.depth >= self.max_events:
+            raise SpoolFull(f"intake's spool holds {self.depth} events (at most {self.max_events})")
+
+    def _spooled(self, envelope: Envelope, reason: str) -> None:
+        self.known_nonempty = True
+        if self.depth is not None:
+            self.depth += 1
+        SPOOLED.labels(reason).inc()
+        log.info("event_spooled", lead_id=envelope.subject, event_id=envelope.id, reason=reason)
+        if self.relay is not None:
+            self.relay.wake()
+
+    async def put(self, envelope: Envelope, reason: str) -> None:
+        """Store the event durably (committed before this returns), then wake the relay."""
+        self._check_room()
+        self._check_up()
+        async with self.db.transaction() as session:
+            await outbox.write(session, self.table, [envelope], self.clock.now())
+        self._spooled(envelope, reason)
+
+    def _check_up(self) -> None:
+        if self.up is not None and not self.up.is_set():
+            raise Unavailable(self.db.dependency, "intake's spool: its database was not reachable at start-up yet")
+
+    async def measure(self) -> None:
+        """Depth and the oldest event's age, for the metrics and the readiness check."""
+        async with self.db.transaction() as session:
+            depth = int(await session.scalar(select(func.count()).select_from(self.table)) or 0)
+            oldest: datetime | None = await session.scalar(
+                select(self.table.c.created_at).order_by(self.table.c.id).limit(1)
+            )
+        self.depth = depth
+        self.known_nonempty = depth > 0
+        self.oldest_age = max(0.0, (self.clock.now() - oldest).total_seconds()) if oldest is not None else 0.0
+        DEPTH.set(depth)
+        OLDEST.set(self.oldest_age)
+
+    def check(self) -> str:
+        """``/readyz``'s word on the spool: ok or full (the database check says whether it can be reached)."""
+        if self.depth is not None and self.depth >= self.max_events:
+            return f"full: {self.depth} events (at most {self.max_events}); the broker is not taking them"
+        return "ok"
+
+
+def spool_of(ctx: ServiceContext) -> Spool:
+    """The service's one spool (shared by its routes, its measuring job and its readiness check)."""
+    spool = ctx.state.get("spool")
+    if spool is None:
+        spool = Spool(ctx.database, ctx.relay, ctx.clock, ctx.settings.intake_spool_max_events, ctx.up)
+        ctx.state["spool"] = spool
+    assert isinstance(spool, Spool)
+    return spool
+
+
+async def measure_spool(ctx: ServiceContext) -> None:
+    """Background job: measure the spool every second until the service stops."""
+    spool = spool_of(ctx)
+    while not ctx.stopping.is_set():
+        try:
+            await spool.measure()
+            spool.error = None
+        except Unavailable as exc:
+            spool.error = exc.detail
+        except Exception as exc:
+            spool.error = repr(exc)
+            log.warning("spool_measure_failed", error=repr(exc))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ctx.stopping.wait(), timeout=MEASURE_SECONDS)
+
+
+def spool_checks(ctx: ServiceContext) -> dict[str, str]:
+    return {"intake.spool": spool_of(ctx).check()}

@@ -1,0 +1,164 @@
+"""Intake's spool on the embedded stack (SQLite, the in-process bus): a broker that fails or is slow
+does not close the front door, and what was spooled reaches the topic in order once it is back.
+(On real Kafka and PostgreSQL, with the broker and the database stopped: tests/e2e/test_outages.py.)"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from intake.spool import spool_of
+from leadrelay.bus.memory import MemoryBus
+from leadrelay.contract import DependencyDown
+from leadrelay.events import LEADS_INTAKE, Envelope, Record
+from tests.harness import Harness, running, settings_for
+
+
+class FlakyBus(MemoryBus):
+    """The in-process bus, with a broker that can be made to fail (``down``) or hang (``slow``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+        self._answering = asyncio.Event()
+        self._answering.set()
+
+    @property
+    def slow(self) -> bool:
+        return not self._answering.is_set()
+
+    @slow.setter
+    def slow(self, value: bool) -> None:
+        if value:
+            self._answering.clear()
+        else:
+            self._answering.set()
+
+    async def publish(self, records: Sequence[Record]) -> None:
+        await self._answering.wait()
+        if self.down:
+            raise ConnectionError("broker unreachable")
+        await super().publish(records)
+
+    async def ping(self) -> None:
+        if self.down or self.slow:
+            raise ConnectionError("broker unreachable")
+        await super().ping()
+
+
+async def form(h: Harness, email: str) -> tuple[int, float, dict[str, str]]:
+    t0 = time.monotonic()
+    r = await h.client.post("/v1/forms/demo-request/submissions", json={"email": email, "country": "SE"})
+    return r.status_code, time.monotonic() - t0, r.json()
+
+
+async def event(h: Harness, email: str, step: int) -> tuple[int, float]:
+    t0 = time.monotonic()
+    r = await h.client.post(
+        "/v1/events", json={"type": "page_viewed", "email": email, "url": f"https://x.example/{step}"}
+    )
+    return r.status_code, time.monotonic() - t0
+
+
+def first_copies(bus: MemoryBus) -> dict[str, list[str]]:
+    """Each lead's event ids on leads.intake in topic order, a repeated id counted once."""
+    out: dict[str, list[str]] = {}
+    for rec in bus.records(LEADS_INTAKE):
+        env = Envelope.from_record(rec)
+        ids = out.setdefault(env.subject, [])
+        if env.id not in ids:
+            ids.append(env.id)
+    return out
+
+
+async def wait_for_empty_spool(h: Harness, timeout: float = 10) -> None:
+    spool = spool_of(h.runtime.contexts[0])
+    deadline = time.monotonic() + timeout
+    while await spool.holds_events():
+        assert time.monotonic() < deadline, "the spool did not drain"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_broker_that_fails_is_spooled_for_and_delivered_in_order_once_back(tmp_path: Path) -> None:
+    bus = FlakyBus()
+    async with running(settings_for(tmp_path), services=["intake"], bus=bus) as h:
+        bus.down = True
+        sent: dict[str, list[str]] = {}
+        for i in range(3):
+            email = f"spool{i}@nordvik-test.se"
+            status, took, body = await form(h, email)
+            assert status == 202 and took < 1.0, (status, took)
+            sent[body["lead_id"]] = [body["event_id"]]
+            for step in range(3):
+                r = await h.client.post(
+                    "/v1/events", json={"type": "page_viewed", "email": email, "url": f"https://x.example/{step}"}
+                )
+                assert r.status_code == 202, r.text
+                sent[body["lead_id"]].append(r.json()["event_id"])
+        assert bus.records(LEADS_INTAKE) == []
+        spool = spool_of(h.runtime.contexts[0])
+        await spool.measure()
+        assert spool.depth == 12
+        # Ready: the broker is down but the spool takes the events.
+        ready = await h.client.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["checks"]["bus"] != "ok"
+        metrics = (await h.client.get("/metrics")).text
+        assert "leadrelay_intake_spool_depth 12.0" in metrics
+
+        bus.down = False
+        await wait_for_empty_spool(h)
+        assert first_copies(bus) == sent
+
+
+async def test_a_slow_broker_does_not_hold_up_the_answer_nor_let_later_events_overtake(tmp_path: Path) -> None:
+    bus = FlakyBus()
+    async with running(settings_for(tmp_path, intake_direct_timeout_ms=200), services=["intake"], bus=bus) as h:
+        status, _, body = await form(h, "early@nordvik-test.se")
+        assert status == 202
+        bus.slow = True  # acknowledgements stop coming: every publish hangs
+        email = "slow@nordvik-test.se"
+        status, took, slow = await form(h, email)
+        assert status == 202 and took < 1.0, (status, took)
+        steps = [await event(h, email, step) for step in range(5)]
+        assert all(s == 202 and t < 1.0 for s, t in steps), steps
+        # The broker answers again: the hung publish completes (a second copy of the form event),
+        # the spool drains, and the lead's events are on the topic in the order they were accepted.
+        bus.slow = False
+        await wait_for_empty_spool(h)
+        await h.runtime.contexts[0].relay.drain()  # type: ignore[union-attr]
+        order = first_copies(bus)
+        assert order[body["lead_id"]] == [body["event_id"]]
+        assert order[slow["lead_id"]][0] == slow["event_id"]
+        assert len(order[slow["lead_id"]]) == 6
+
+
+async def test_a_full_spool_refuses_with_503(tmp_path: Path) -> None:
+    bus = FlakyBus()
+    async with running(settings_for(tmp_path, intake_spool_max_events=2), services=["intake"], bus=bus) as h:
+        bus.down = True
+        assert (await form(h, "a@nordvik-test.se"))[0] == 202
+        assert (await form(h, "b@nordvik-test.se"))[0] == 202
+        r = await h.client.post("/v1/forms/demo-request/submissions", json={"email": "c@nordvik-test.se"})
+        assert r.status_code == 503 and r.headers["retry-after"] == "2"
+        assert r.json()["dependency"] == "kafka"
+        assert set(r.json()) == set(DependencyDown.model_fields)  # the body the OpenAPI document gives
+        await spool_of(h.runtime.contexts[0]).measure()
+        ready = await h.client.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["checks"]["intake.spool"].startswith("full")
+        bus.down = False
+        await wait_for_empty_spool(h)
+        await spool_of(h.runtime.contexts[0]).measure()
+        assert (await form(h, "c@nordvik-test.se"))[0] == 202
+
+
+async def test_always_spool_goes_through_the_spool(tmp_path: Path) -> None:
+    bus = FlakyBus()
+    async with running(settings_for(tmp_path, intake_spool="always"), services=["intake"], bus=bus) as h:
+        status, _, body = await form(h, "always@nordvik-test.se")
+        assert status == 202
+        await wait_for_empty_spool(h)
+        await h.runtime.contexts[0].relay.drain()  # type: ignore[union-attr]
+        assert first_copies(bus) == {body["lead_id"]: [body["event_id"]]}
