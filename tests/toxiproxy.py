@@ -36,7 +36,7 @@ class Proxy:
     upstream: str
 
     def toxic(
-        self, type_: str, stream: str = "downstream", toxicity: float = 1.0, name: str | None = None, **attributes: int
+        self, type_: str, stream: str, attributes: dict[str, int], toxicity: float = 1.0, name: str | None = None
     ) -> str:
         """Adds a toxic; returns its name (for ``remove``)."""
         name = name or f"{type_}_{stream}"
@@ -63,7 +63,7 @@ class Proxy:
 
     @contextmanager
     def fault(self, type_: str, stream: str = "downstream", **attributes: int) -> Iterator[str]:
-        name = self.toxic(type_, stream, **attributes)
+        name = self.toxic(type_, stream, attributes)
         try:
             yield name
         finally:

@@ -80,8 +80,8 @@ class Kafka:
 
     async def _ends(self, topics: list[str]) -> dict[TopicPartition, int]:
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap)
-        await consumer.start()
         try:
+            await consumer.start()
             tps = [TopicPartition(self.prefix + t, p) for t in topics for p in range(all_topics()[t])]
             return dict(await consumer.end_offsets(tps))
         finally:
@@ -369,10 +369,10 @@ async def check(k: Kafka, pg_url: str, schema_prefix: str, accepted: Mapping[str
         n = assignments[lead]
         if n != 1:
             v.note(v.lost if n == 0 else v.doubled, lead, f"{n} assignments")
-        for kind in ("first_touch", "disposition"):
-            n = clocks[(lead, kind)]
+        for name in ("first_touch", "disposition"):
+            n = clocks[(lead, name)]
             if n != 1:
-                v.note(v.lost if n == 0 else v.doubled, lead, f"{n} {kind} clocks")
+                v.note(v.lost if n == 0 else v.doubled, lead, f"{n} {name} clocks")
         if lead not in handed:
             v.note(v.lost, lead, "feedback never learnt of it")
         expected = ["demo-request"] + [f"step-{n}" for n in range(1, steps + 1)]
@@ -397,8 +397,8 @@ async def check(k: Kafka, pg_url: str, schema_prefix: str, accepted: Mapping[str
     for lead, steps in accepted.items():
         scores = list(scored[lead].values())
         if len(scores) != 1 + steps:
-            kind = v.lost if len(scores) < 1 + steps else v.doubled
-            v.note(kind, lead, f"{len(scores)} score events for {1 + steps} events")
+            where = v.lost if len(scores) < 1 + steps else v.doubled
+            v.note(where, lead, f"{len(scores)} score events for {1 + steps} events")
         elif scores != sorted(set(scores)):
             v.note(v.out_of_order, lead, f"scores {scores}")
 
@@ -420,7 +420,7 @@ async def check(k: Kafka, pg_url: str, schema_prefix: str, accepted: Mapping[str
     ids_per_deadline: dict[tuple[str, str], set[str]] = defaultdict(set)
     for rec in await k.records(SLA_ALERTS):
         e = Envelope.from_record(rec)
-        ids_per_deadline[(e.subject, e.data.clock)].add(e.id)  # type: ignore[attr-defined]
+        ids_per_deadline[(e.subject, e.data.clock)].add(e.id)
     if set(ids_per_deadline) != set(alerts):
         v.other.append(f"{len(ids_per_deadline)} deadlines with alert events, {len(alerts)} with alerts")
     for (lead, clock), ids in ids_per_deadline.items():
