@@ -43,10 +43,11 @@ $(STAMP): shared/pyproject.toml $(wildcard services/*/pyproject.toml) requiremen
 	$(BIN)/pip install -q $(PACKAGES) -r requirements-dev.txt
 	touch $(STAMP)
 
-## infra: start PostgreSQL and Kafka locally, create the topics
+## infra: start PostgreSQL and Kafka locally, create the topics; build Toxiproxy (the network-fault test's)
 infra: $(STAMP)
 	deploy/postgres.sh start
 	deploy/kafka.sh start
+	deploy/toxiproxy.sh build
 	LEADRELAY_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$(KAFKA_PORT) $(BIN)/leadrelay create-topics
 
 ## browser: Debian's Chromium (and CJK fonts) for the console's browser tests, if missing
