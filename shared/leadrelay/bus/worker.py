@@ -214,7 +214,15 @@ class ConsumerWorker(Generic[B]):
                     self._restart.clear()
                     await self._close_consumer()
                     consumer = self.bus.consumer(self.group, self.topics)
-                    await consumer.start()
+                    try:
+                        # Bounded: an aiokafka consumer whose group coordinator was lost (a broker
+                        # restart) can wait for its assignment forever, and until it is started the
+                        # watchdog has no consumer to check. A timeout is retried like any failure.
+                        await asyncio.wait_for(consumer.start(), timeout=self.stall_seconds)
+                    except BaseException:
+                        with contextlib.suppress(Exception):
+                            await asyncio.wait_for(consumer.stop(), timeout=10)
+                        raise
                     self._consumer = consumer
                     self.health.started = True
                     self.health.last_progress = time.monotonic()
