@@ -164,8 +164,10 @@ async def test_crashes_and_restarts_lose_and_double_nothing(
 
         print(f"\naccepted leads: {len(load.accepted)}; client retries: {dict(load.failures)}")
         print(f"catch-up after SIGKILL+restart (s): {catch_up}; infra: {figures}")
+        # The invariants first: when a catch-up is also too slow, both are worth knowing.
+        verdict = await check(k, pg_url, pg_schema_cleanup, load.accepted)
+        print(f"invariants: {verdict.summary()}")
+        assert verdict.clean, verdict.summary()
         assert len(load.accepted) >= 200, (len(load.accepted), load.failures)
         assert all(v <= 30 for v in catch_up.values()), catch_up
         assert figures["kafka_restart_catch_up"] <= 60 and figures["frozen_broker_crash_catch_up"] <= 60, figures
-        verdict = await check(k, pg_url, pg_schema_cleanup, load.accepted)
-        assert verdict.clean, verdict.summary()
