@@ -107,7 +107,9 @@ async def test_a_consumer_that_never_starts_is_given_up_and_replaced(tmp_path: P
     async def handler(uow: UnitOfWork, env: Envelope) -> None:
         handled.append(env.id)
 
-    worker = make_worker(group="start", topics=[LEADS_INTAKE], bus=bus, db=db, handle=handler, stall_seconds=0.6)
+    worker = make_worker(
+        group="start", topics=[LEADS_INTAKE], bus=bus, db=db, handle=handler, stall_seconds=0.6, start_timeout_seconds=1
+    )
     worker.start()
     try:
         await bus.publish([activity("lead-s", i).to_record() for i in range(3)])

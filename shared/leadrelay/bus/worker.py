@@ -139,6 +139,7 @@ class ConsumerWorker(Generic[B]):
         max_records: int = 500,
         fetch_timeout_ms: int = 100,
         stall_seconds: float = 60.0,
+        start_timeout_seconds: float = 60.0,
         retry_max_seconds: float = 10.0,
         dead_letters: DeadLetterPolicy | None = None,
     ) -> None:
@@ -155,6 +156,7 @@ class ConsumerWorker(Generic[B]):
         self.max_records = max_records
         self.fetch_timeout_ms = fetch_timeout_ms
         self.stall_seconds = stall_seconds
+        self.start_timeout_seconds = start_timeout_seconds
         self.retry_max_seconds = retry_max_seconds
         self.dead_letters = dead_letters or DeadLetterPolicy()
         self.health = Health()
@@ -218,7 +220,7 @@ class ConsumerWorker(Generic[B]):
                         # Bounded: an aiokafka consumer whose group coordinator was lost (a broker
                         # restart) can wait for its assignment forever, and until it is started the
                         # watchdog has no consumer to check. A timeout is retried like any failure.
-                        await asyncio.wait_for(consumer.start(), timeout=self.stall_seconds)
+                        await asyncio.wait_for(consumer.start(), timeout=self.start_timeout_seconds)
                     except BaseException:
                         with contextlib.suppress(Exception):
                             await asyncio.wait_for(consumer.stop(), timeout=10)
