@@ -168,6 +168,7 @@ class ConsumerWorker(Generic[B]):
         self._watchdog: asyncio.Task[None] | None = None
         self._restart = asyncio.Event()
         self._last_failure = 0.0
+        self._abandoned: set[asyncio.Future[None]] = set()  # consumers given up on, stopping
 
     # ---- lifecycle
 
@@ -190,6 +191,29 @@ class ConsumerWorker(Generic[B]):
                 with contextlib.suppress(asyncio.CancelledError, Exception):  # shutting down
                     await self._task
         await self._close_consumer()
+
+    async def _start(self, consumer: Consumer) -> None:
+        """Bounded: an aiokafka consumer whose group coordinator was lost (a broker restart) can wait
+        for its assignment forever, and until it is started the watchdog has no consumer to check.
+        Not ``wait_for``, which would then wait for the cancelled start to finish cancelling too.
+        A start that fails or times out is abandoned (stopped in the background) and raised."""
+        start = asyncio.ensure_future(consumer.start())
+        try:
+            done, _ = await asyncio.wait({start}, timeout=self.start_timeout_seconds)
+            if not done:
+                raise TimeoutError(f"the consumer of {self.group} did not start in {self.start_timeout_seconds}s")
+            start.result()
+        except BaseException:
+            start.cancel()
+            stopping = asyncio.ensure_future(asyncio.wait_for(consumer.stop(), timeout=10))
+            self._abandoned.add(stopping)
+            stopping.add_done_callback(self._forget)
+            raise
+
+    def _forget(self, task: asyncio.Future[None]) -> None:
+        self._abandoned.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("consumer_stop_failed", group=self.group, error=repr(task.exception()))
 
     async def _close_consumer(self) -> None:
         if self._consumer is not None:
@@ -216,15 +240,7 @@ class ConsumerWorker(Generic[B]):
                     self._restart.clear()
                     await self._close_consumer()
                     consumer = self.bus.consumer(self.group, self.topics)
-                    try:
-                        # Bounded: an aiokafka consumer whose group coordinator was lost (a broker
-                        # restart) can wait for its assignment forever, and until it is started the
-                        # watchdog has no consumer to check. A timeout is retried like any failure.
-                        await asyncio.wait_for(consumer.start(), timeout=self.start_timeout_seconds)
-                    except BaseException:
-                        with contextlib.suppress(Exception):
-                            await asyncio.wait_for(consumer.stop(), timeout=10)
-                        raise
+                    await self._start(consumer)
                     self._consumer = consumer
                     self.health.started = True
                     self.health.last_progress = time.monotonic()
