@@ -18,8 +18,8 @@
 #
 # Settings (environment):
 #   PG_PORT      TCP port, on 127.0.0.1 only                 (55432)
-#   PG_DATA_DIR  data directory, also holds the log file      (<repo>/.run/postgres, or
-#                <repo>/.run/postgres-$PG_PORT on another port)
+#   PG_DATA_DIR  data directory, also holds the log file      (<repo>/.run/postgres,
+#                <repo>/.run/postgres-<port> on a port other than 55432)
 #
 # Progress goes to stderr; stdout carries only what was asked for (url, psql).
 set -euo pipefail
@@ -112,13 +112,11 @@ server_user_can_reach() {
 resolve_data_dir() {
     if [[ -n ${PG_DATA_DIR:-} ]]; then
         DATA_DIR=$(realpath -m -- "$PG_DATA_DIR")
-    else
+    elif [[ $PG_PORT == 55432 ]]; then
         DATA_DIR=$REPO_ROOT/.run/postgres
-        # Another port than the default gets its own directory, so a second server started
-        # from the same checkout (e.g. for tests that stop it) never shares the first one's.
-        if [[ $PG_PORT != 55432 ]]; then
-            DATA_DIR=$REPO_ROOT/.run/postgres-$PG_PORT
-        fi
+    else
+        # A server on another port (a test's or the soak run's own) gets its own.
+        DATA_DIR=$REPO_ROOT/.run/postgres-$PG_PORT
     fi
     # As root the server runs as the `postgres` user, which may not be able to
     # traverse the directories above the repo (e.g. a checkout under /root,

@@ -33,7 +33,13 @@ COMPOSE_FILE = REPO / "docker-compose.yml"
 DOCKERFILE = REPO / "deploy" / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
 ENV_PREFIX = "LEADRELAY_"
-SCRIPTS = ["deploy/kafka.sh", "deploy/postgres.sh", "deploy/run-distributed.sh", "deploy/chromium.sh"]
+SCRIPTS = [
+    "deploy/kafka.sh",
+    "deploy/postgres.sh",
+    "deploy/toxiproxy.sh",
+    "deploy/run-distributed.sh",
+    "deploy/chromium.sh",
+]
 
 
 # ------------------------------------------------------------------ helpers

@@ -57,8 +57,6 @@ BATCH_FAILURES = Counter(
 )
 FAILING = Gauge("leadrelay_consumer_failing", "1 while a consumer keeps failing the same batch", ["group"])
 BATCH_SECONDS = Histogram("leadrelay_batch_seconds", "Time to handle and commit one batch", ["group"])
-# Longest a consumer's start (bootstrap, metadata, joining) may take before it is given up and retried.
-START_TIMEOUT = 60.0
 LAG = Gauge("leadrelay_consumer_lag", "Records not yet committed", ["group"])
 
 
@@ -142,6 +140,7 @@ class ConsumerWorker(Generic[B]):
         max_records: int = 500,
         fetch_timeout_ms: int = 100,
         stall_seconds: float = 60.0,
+        start_timeout_seconds: float = 60.0,
         retry_max_seconds: float = 10.0,
         dead_letters: DeadLetterPolicy | None = None,
     ) -> None:
@@ -158,6 +157,7 @@ class ConsumerWorker(Generic[B]):
         self.max_records = max_records
         self.fetch_timeout_ms = fetch_timeout_ms
         self.stall_seconds = stall_seconds
+        self.start_timeout_seconds = start_timeout_seconds
         self.retry_max_seconds = retry_max_seconds
         self.dead_letters = dead_letters or DeadLetterPolicy()
         self.health = Health()
@@ -169,6 +169,7 @@ class ConsumerWorker(Generic[B]):
         self._watchdog: asyncio.Task[None] | None = None
         self._restart = asyncio.Event()
         self._last_failure = 0.0
+        self._abandoned: set[asyncio.Future[None]] = set()  # consumers given up on, stopping
 
     # ---- lifecycle
 
@@ -191,6 +192,29 @@ class ConsumerWorker(Generic[B]):
                 with contextlib.suppress(asyncio.CancelledError, Exception):  # shutting down
                     await self._task
         await self._close_consumer()
+
+    async def _start(self, consumer: Consumer) -> None:
+        """Bounded: an aiokafka consumer whose group coordinator was lost (a broker restart) can wait
+        for its assignment forever, and until it is started the watchdog has no consumer to check.
+        Not ``wait_for``, which would then wait for the cancelled start to finish cancelling too.
+        A start that fails or times out is abandoned (stopped in the background) and raised."""
+        start = asyncio.ensure_future(consumer.start())
+        try:
+            done, _ = await asyncio.wait({start}, timeout=self.start_timeout_seconds)
+            if not done:
+                raise TimeoutError(f"the consumer of {self.group} did not start in {self.start_timeout_seconds}s")
+            start.result()
+        except BaseException:
+            start.cancel()
+            stopping = asyncio.ensure_future(within(10, consumer.stop()))
+            self._abandoned.add(stopping)
+            stopping.add_done_callback(self._forget)
+            raise
+
+    def _forget(self, task: asyncio.Future[None]) -> None:
+        self._abandoned.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("consumer_stop_failed", group=self.group, error=repr(task.exception()))
 
     async def _close_consumer(self) -> None:
         if self._consumer is not None:
@@ -230,13 +254,7 @@ class ConsumerWorker(Generic[B]):
                     self._restart.clear()
                     await self._close_consumer()
                     consumer = self.bus.consumer(self.group, self.topics)
-                    try:
-                        # Bounded: with the broker gone a start can wait for good, unseen by the
-                        # watchdog (it watches a running consumer); a new one is tried instead.
-                        await within(START_TIMEOUT, consumer.start())
-                    except BaseException:
-                        asyncio.ensure_future(within(10, consumer.stop())).add_done_callback(_retrieve)
-                        raise
+                    await self._start(consumer)
                     self._consumer = consumer
                     self.health.started = True
                     self.health.last_progress = time.monotonic()
@@ -443,11 +461,6 @@ class ConsumerWorker(Generic[B]):
         await self._close_consumer()
         if not self._stopping:
             self._task = asyncio.create_task(self._run(), name=f"consumer:{self.group}")
-
-
-def _retrieve(task: asyncio.Future[None]) -> None:
-    if not task.cancelled():
-        task.exception()
 
 
 def _next_offsets(records: list[Record]) -> dict[TopicPartition, int]:
