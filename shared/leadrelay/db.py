@@ -194,8 +194,13 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        async with self.sessions() as session, session.begin():
-            yield session
+        try:
+            async with self.sessions() as session, session.begin():
+                yield session
+        except PoolTimeout as exc:
+            # Every pooled connection busy past the pool's timeout (while the server restarts, say):
+            # raised at checkout, past the engine's handle_error hook.
+            raise Unavailable(self.dependency, f"no free database connection: {exc!r}") from exc
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
