@@ -80,6 +80,12 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(max(logging.getLevelName(level), logging.WARNING))
+    # A uvicorn started with its own logging config gives its loggers handlers of their own and
+    # stops them propagating: their lines would skip the escaping. Every line goes through ours.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        library = logging.getLogger(name)
+        library.handlers = []
+        library.propagate = True
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
