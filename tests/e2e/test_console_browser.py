@@ -371,7 +371,7 @@ def test_a_rep_works_a_new_lead_live(site: Site, browser: Browser) -> None:
     expect(page.locator("#work .notice")).to_have_text("Touch logged: the first-touch clock has stopped.")
     expect(first_touch.locator(".badge-clock-met")).to_be_visible()
     expect(first_touch.locator("time.countdown")).to_have_count(0)
-    assert time.monotonic() - clicked < 3, "the countdown must stop at once"
+    assert time.monotonic() - clicked < 5, "the countdown must stop at once, without a reload"
     expect(page.locator(".timeline")).to_contain_text("Called by Astrid Lindqvist")
 
     page.get_by_role("button", name="Recycle").click()

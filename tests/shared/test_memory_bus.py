@@ -184,7 +184,7 @@ async def test_getmany_waits_up_to_the_timeout() -> None:
     start = time.monotonic()
     assert await consumer.getmany(10, timeout_ms=150) == []
     elapsed = time.monotonic() - start
-    assert 0.13 <= elapsed < 1.0
+    assert 0.13 <= elapsed < 3.0  # at least the timeout; the bound only catches a hang
 
 
 async def test_getmany_wakes_up_when_a_record_is_published() -> None:
@@ -197,7 +197,7 @@ async def test_getmany_wakes_up_when_a_record_is_published() -> None:
     await b.publish([rec("王芳", 1)])
     got = await asyncio.wait_for(waiting, timeout=2)
     assert values(got) == ["王芳:1"]
-    assert time.monotonic() - start < 1.0
+    assert time.monotonic() - start < 3.0  # woken, not timed out after 5 s
 
 
 async def test_getmany_returns_at_once_when_records_are_waiting() -> None:
@@ -206,7 +206,7 @@ async def test_getmany_returns_at_once_when_records_are_waiting() -> None:
     consumer = await started(b, "g")
     start = time.monotonic()
     assert values(await consumer.getmany(10, timeout_ms=5000)) == ["a:1"]
-    assert time.monotonic() - start < 0.5
+    assert time.monotonic() - start < 3.0  # at once, not after the 5 s timeout
 
 
 async def test_two_groups_waiting_both_wake_up() -> None:
