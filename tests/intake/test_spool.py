@@ -5,11 +5,14 @@ does not close the front door, and what was spooled reaches the topic in order o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 
-from intake.spool import spool_of
+from intake.spool import LOOKS, spool_of
+from intake.wiring import intake_for
 from leadrelay.bus.memory import MemoryBus
 from leadrelay.contract import DependencyDown
 from leadrelay.events import LEADS_INTAKE, Envelope, Record
@@ -162,3 +165,65 @@ async def test_always_spool_goes_through_the_spool(tmp_path: Path) -> None:
         await wait_for_empty_spool(h)
         await h.runtime.contexts[0].relay.drain()  # type: ignore[union-attr]
         assert first_copies(bus) == {body["lead_id"]: [body["event_id"]]}
+
+
+class GatedDatabase:
+    """The spool's database, with its first look at the spool held after it read until ``gate`` opens:
+    a look that has read, but not yet answered. (Other transactions, the measuring job's among them,
+    pass.)"""
+
+    def __init__(self, db: Any) -> None:
+        self.db = db
+        self.gate = asyncio.Event()
+        self.held = asyncio.Event()
+        self.looks = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.db, name)
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Any]:
+        task = asyncio.current_task()
+        first = False
+        if task is not None and task.get_name() == "intake-spool-look":
+            self.looks += 1
+            first = self.looks == 1
+        async with self.db.transaction() as session:
+            yield session
+        if first:
+            self.held.set()
+            await self.gate.wait()
+
+
+async def test_concurrent_requests_share_one_look_at_the_spool(tmp_path: Path) -> None:
+    async with running(settings_for(tmp_path), services=["intake"], bus=FlakyBus()) as h:
+        spool = spool_of(h.runtime.contexts[0])
+        before = LOOKS._value.get()
+        answers = await asyncio.gather(*(spool.holds_events() for _ in range(50)))
+        assert answers == [False] * 50
+        # The first caller's look, then one for all who came while it ran (not fifty).
+        assert LOOKS._value.get() - before <= 2
+        statuses = await asyncio.gather(*(form(h, f"many{i}@nordvik-test.se") for i in range(20)))
+        assert [s for s, _, _ in statuses] == [202] * 20
+
+
+async def test_a_request_never_shares_a_look_that_began_before_it(tmp_path: Path) -> None:
+    """A look under way may have read the spool before another replica spooled an event: a request
+    that arrives then waits for the next look, which sees the event (so the request goes behind it)."""
+    bus = FlakyBus()
+    async with running(settings_for(tmp_path), services=["intake"], bus=bus) as h:
+        bus.down = True  # what is spooled stays there
+        spool = spool_of(h.runtime.contexts[0])
+        gated = GatedDatabase(spool.db)
+        spool.db = gated  # type: ignore[assignment]
+        early = asyncio.create_task(spool.holds_events())
+        await asyncio.wait_for(gated.held.wait(), timeout=5)  # it read an empty spool
+        envelope = intake_for(h.runtime.contexts[0]).activity(
+            "page_viewed", email="x@nordvik-test.se", lead_id=None, occurred_at=None, url=None, properties={}
+        )
+        await spool.put(envelope, "broker_error")  # meanwhile: spooled (by any replica)
+        late = asyncio.create_task(spool.holds_events())
+        await asyncio.sleep(0.05)
+        gated.gate.set()
+        assert await early is False
+        assert await late is True

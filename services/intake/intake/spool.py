@@ -9,7 +9,11 @@ goes through it too, so a lead's later events never overtake its spooled ones
 (intake's replicas share the spool, and one relay per schema runs at a time).
 A direct publish that gave up may still reach the broker later: the event is
 then on its topic twice under one event id, and the consumers' inboxes drop
-the second. Depth and the age of the oldest event are measured every second
+the second. Looking whether events wait costs one query per round, not one
+per request: requests that arrive while a look is under way share the next
+one (which begins after they arrived, so it sees every event spooled before
+them, by any replica), and a slow database holds at most one connection for
+the looks. Depth and the age of the oldest event are measured every second
 for ``/metrics`` and ``/readyz``; a full spool (``intake_spool_max_events``)
 refuses new events with 503.
 """
@@ -45,6 +49,10 @@ SPOOLED = Counter(
     ["reason"],
 )
 ACCEPTED = Counter("leadrelay_intake_accepted_total", "Events answered 202, by path: direct or spool", ["path"])
+LOOKS = Counter(
+    "leadrelay_intake_spool_looks_total",
+    "Queries that looked whether events wait in the spool (each answers every request that came meanwhile)",
+)
 MEASURE_SECONDS = 1.0
 
 
@@ -68,28 +76,56 @@ class Spool:
         self.depth: int | None = None
         self.oldest_age: float = 0.0
         self.error: str | None = None
+        # Callers waiting for the next look, and the task that looks (one at a time).
+        self._waiting: list[asyncio.Future[bool]] = []
+        self._looker: asyncio.Task[None] | None = None
 
     async def holds_events(self) -> bool:
-        """Whether any event waits in the spool (raises :class:`Unavailable` if it cannot be read)."""
+        """Whether any event waits in the spool, by a look that began after this call (raises
+        :class:`Unavailable` if it cannot be read). Concurrent callers share looks: see the module."""
         self._check_up()
-        async with self.db.transaction() as session:
-            found = await session.scalar(select(self.table.c.id).limit(1))
-        self.known_nonempty = found is not None
-        return self.known_nonempty
+        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting.append(waiter)
+        if self._looker is None:
+            self._looker = asyncio.create_task(self._look_for_waiters(), name="intake-spool-look")
+        return await waiter
+
+    async def _look_for_waiters(self) -> None:
+        """Answer every waiter with one query; the waiters that came meanwhile with the next."""
+        try:
+            while self._waiting:
+                # Every waiter in ``batch`` was there before the query below began.
+                batch, self._waiting = self._waiting, []
+                try:
+                    async with self.db.transaction() as session:
+                        found = await session.scalar(select(self.table.c.id).limit(1))
+                except Exception as exc:
+                    for waiter in batch:
+                        if not waiter.done():
+                            waiter.set_exception(exc)
+                    continue
+                self.known_nonempty = found is not None
+                LOOKS.inc()
+                for waiter in batch:
+                    if not waiter.done():
+                        waiter.set_result(self.known_nonempty)
+        finally:
+            self._looker = None
+            # Cancelled (the service stops): nobody is left waiting for an answer that will not come.
+            for waiter in self._waiting:
+                if not waiter.done():
+                    waiter.set_exception(Unavailable(self.db.dependency, "intake is stopping"))
+            self._waiting = []
 
     async def put_if_waiting(self, envelope: Envelope) -> bool:
-        """If events wait in the spool, put this one behind them (one transaction) and return True;
-        else False. Raises :class:`Unavailable` if the spool cannot be read, :class:`SpoolFull`."""
-        self._check_up()
-        async with self.db.transaction() as session:
-            waiting = await session.scalar(select(self.table.c.id).limit(1)) is not None
-            if waiting:
-                self._check_room()
-                await outbox.write(session, self.table, [envelope], self.clock.now())
-        self.known_nonempty = waiting
-        if waiting:
-            self._spooled(envelope, "spool_not_empty")
-        return waiting
+        """If events wait in the spool, put this one behind them and return True; else False.
+        Raises :class:`Unavailable` if the spool cannot be read, :class:`SpoolFull`. (Should the
+        spool drain between the look and the write, the event is relayed from the spool all the
+        same: behind the others, so still in order.)"""
+        if not await self.holds_events():
+            return False
+        await self.put(envelope, "spool_not_empty")
+        return True
 
     def _check_room(self) -> None:
         if self.depth is not None and self.depth >= self.max_events:
