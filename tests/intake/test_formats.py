@@ -249,6 +249,48 @@ async def test_web_to_lead_bad_input_is_refused_naming_the_field_and_nothing_is_
     assert published(h) == []
 
 
+# ---------------------------------------------------------------- CORS
+
+SITE = "https://www.leadrelay.example"
+EVIL = "https://evil.example"
+
+
+def preflight(origin: str) -> dict[str, str]:
+    return {"Origin": origin, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
+
+
+async def test_hubspot_posts_are_cors_for_the_forms_origins_only(h: Harness) -> None:
+    anon = h.as_(None)
+    r = await anon.options(HUBSPOT, headers=preflight(SITE))
+    assert r.status_code == 204 and r.headers["access-control-allow-origin"] == SITE
+    body = {"fields": [{"name": "email", "value": "ines@acme-robotics.de"}]}
+    r = await anon.post(HUBSPOT, json=body, headers={"Origin": SITE})
+    assert r.status_code == 200 and r.headers["access-control-allow-origin"] == SITE, r.text
+    r = await anon.options(HUBSPOT, headers=preflight(EVIL))
+    assert r.status_code == 403 and "access-control-allow-origin" not in r.headers
+    r = await anon.post(
+        HUBSPOT, json=body | {"fields": [{"name": "email", "value": "x@evil.example"}]}, headers={"Origin": EVIL}
+    )
+    assert r.status_code == 403 and "HubSpot form demo-request" in r.json()["detail"]
+    assert [e.contact.email for e in published(h)] == ["ines@acme-robotics.de"]
+
+
+async def test_web_to_lead_is_cors_for_its_forms_origins_and_stays_open_to_plain_posts(tmp_path: Path) -> None:
+    rules = rules_with(**{"contact-sales": {"origins": [SITE]}})
+    async with running(settings_for(tmp_path), services=["intake"], rules=rules) as h:
+        anon = h.as_(None)
+        r = await anon.options(W2L, headers=preflight(SITE))
+        assert r.status_code == 204 and r.headers["access-control-allow-origin"] == SITE
+        r = await anon.post(W2L, data={"oid": OID, "email": "jan@brouwerij.nl"}, headers={"Origin": SITE})
+        assert r.status_code == 202 and r.headers["access-control-allow-origin"] == SITE
+        assert (await anon.options(W2L, headers=preflight(EVIL))).status_code == 403
+        # A plain HTML post from a page elsewhere is taken, as Salesforce takes it; that page cannot
+        # read the answer (no CORS headers), and retURL stays on the source's return_hosts.
+        r = await anon.post(W2L, data={"oid": OID, "email": "an@brouwerij.nl"}, headers={"Origin": EVIL})
+        assert r.status_code == 202 and "access-control-allow-origin" not in r.headers
+        assert len(published(h)) == 2
+
+
 # ---------------------------------------------------------------- honeypot, rate limits
 
 

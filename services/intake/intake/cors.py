@@ -3,6 +3,13 @@
 - A form's submissions (``/v1/forms/{id}/submissions``) may come from the form's ``origins``.
 - The tracking endpoints (Segment's ``/v1/page`` = ``/v1/p``, ``/v1/track`` = ``/v1/t``,
   ``/v1/identify``, ``/v1/batch``...) from the ``origins`` of any source.
+- HubSpot's Forms API (``/submissions/v3/integration/submit/{portalId}/{formGuid}``) from the
+  ``origins`` of the form with that address.
+- Salesforce's Web-to-Lead (``/servlet/servlet.WebToLead``) from the ``origins`` of the forms the
+  ``web_to_lead`` sources count as (the source is named in the body, which the policy does not
+  read). A post from another origin is not refused there: Web-to-Lead forms are plain HTML posts
+  from anywhere, as with Salesforce; such a page cannot read the answer, and ``retURL`` is held to
+  the source's ``return_hosts``. A preflight from another origin is refused.
 - The scripts (``embed.js``, ``track.js``) are public and served to any origin by their routes.
 
 A preflight from an allowed origin gets 204 with the methods and headers the snippet and the
@@ -24,6 +31,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from leadrelay.rules import Rules
 
 FORM_PATH = re.compile(r"^/v1/forms/([^/]+)/submissions$")
+HUBSPOT_PATH = re.compile(r"^/submissions/v3/integration/submit/([^/]+)/([^/]+)$")
+WEB_TO_LEAD_PATH = "/servlet/servlet.WebToLead"
 TRACKING_PATHS = frozenset(
     "/v1/" + p
     for p in (
@@ -54,6 +63,7 @@ class Decision:
     governed: bool  # a path this policy decides for
     allowed: bool = False
     what: str = ""  # for the refusal: "post form demo-request"
+    refuse_posts: bool = True  # False: only a preflight from another origin is refused
 
 
 def decide(rules: Rules, path: str, origin: str) -> Decision:
@@ -63,6 +73,15 @@ def decide(rules: Rules, path: str, origin: str) -> Decision:
         if form is None:
             return Decision(governed=False)  # the route answers 404
         return Decision(True, origin in form.origins, f"post form {form.id}")
+    if m := HUBSPOT_PATH.match(path):
+        form = rules.hubspot_form(m.group(1), m.group(2))
+        if form is None:
+            return Decision(governed=False)  # the route answers HubSpot's 404
+        return Decision(True, origin in form.origins, f"post HubSpot form {form.id}")
+    if path == WEB_TO_LEAD_PATH:
+        forms = [rules.form(w.form) for w in rules.web_to_lead]
+        allowed = any(f is not None and origin in f.origins for f in forms)
+        return Decision(True, allowed, "post Web-to-Lead forms", refuse_posts=False)
     if path in TRACKING_PATHS:
         allowed = any(origin in s.origins for s in rules.sources)
         return Decision(True, allowed, "send tracking events")
@@ -95,6 +114,9 @@ class Cors:
             await self.app(scope, receive, send)
             return
         preflight = scope["method"] == "OPTIONS" and "access-control-request-method" in headers
+        if not decision.allowed and not preflight and not decision.refuse_posts:
+            await self.app(scope, receive, send)  # no CORS headers: the page cannot read the answer
+            return
         if not decision.allowed:
             detail = f"the origin {origin!r} may not {decision.what} (allowed origins are set in the rules file)"
             await _answer(send, 403, json.dumps({"detail": detail}).encode(), [(b"content-type", b"application/json")])
