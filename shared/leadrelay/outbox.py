@@ -24,6 +24,7 @@ from leadrelay.bus import Bus
 from leadrelay.db import BigId, Database, UtcDateTime
 from leadrelay.events import Envelope, Record, decode_headers, encode_headers
 from leadrelay.logging import get_logger
+from leadrelay.unavailable import cancel_and_wait
 
 log = get_logger("leadrelay.outbox")
 
@@ -124,9 +125,8 @@ class OutboxRelay:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), timeout=grace_seconds)
             except (TimeoutError, Exception):
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await self._task
+                if await cancel_and_wait([self._task]):  # shutting down: left behind, not waited for
+                    log.error("outbox_relay_did_not_stop", service=self.service, seconds=10)
         if self.last_error is not None:
             log.info("outbox_left_for_next_start", service=self.service, error=self.last_error)
             return

@@ -34,7 +34,7 @@ from leadrelay.migrations import migrate
 from leadrelay.outbox import OutboxRelay
 from leadrelay.rules import Rules
 from leadrelay.settings import Settings
-from leadrelay.unavailable import Unavailable, within
+from leadrelay.unavailable import Unavailable, cancel_and_wait, within
 from leadrelay.unit_of_work import UnitOfWork, unit_of_work
 
 log = get_logger("leadrelay.runtime")
@@ -227,9 +227,11 @@ class Runtime:
             ctx.stopping.set()
         if self._tasks:
             _done, pending = await asyncio.wait(self._tasks, timeout=10)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            stuck = await cancel_and_wait(pending)
+            if stuck:
+                log.error(
+                    "tasks_did_not_stop", tasks=sorted(t.get_name() for t in stuck if isinstance(t, asyncio.Task))
+                )
         for ctx in self.contexts:
             await asyncio.gather(*(w.stop() for w in ctx.workers), return_exceptions=True)
         for ctx in self.contexts:

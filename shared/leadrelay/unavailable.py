@@ -11,7 +11,7 @@ retry. The names are the ones the API shows: ``postgresql``, ``sqlite``,
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -50,3 +50,26 @@ async def within(seconds: float, call: Awaitable[T]) -> T:
 def _retrieve(task: asyncio.Future[Any]) -> None:
     if not task.cancelled():
         task.exception()
+
+
+async def cancel_and_wait(tasks: Iterable[asyncio.Future[Any]], timeout: float = 10.0) -> set[asyncio.Future[Any]]:
+    """Cancel ``tasks`` and wait until they have finished, cancelling again every second: a client
+    library may swallow one cancellation (asyncpg in the middle of a query, aiokafka with the broker
+    gone), and a single ``cancel()`` then ``gather()`` would wait for good. Returns the tasks still
+    running after ``timeout`` (the caller says so and goes on); their exceptions are retrieved."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    pending = {t for t in tasks if not t.done()}
+    while pending:
+        left = deadline - loop.time()
+        if left <= 0:
+            break
+        for task in pending:
+            task.cancel()
+        _done, pending = await asyncio.wait(pending, timeout=min(1.0, left))
+    for task in tasks:
+        if task.done():
+            _retrieve(task)
+        else:
+            task.add_done_callback(_retrieve)
+    return pending

@@ -43,6 +43,7 @@ from leadrelay import __version__
 from leadrelay.clock import Clock, SystemClock
 from leadrelay.logging import get_logger
 from leadrelay.runtime import ServiceContext
+from leadrelay.unavailable import cancel_and_wait
 from sla_monitor.models import Delivery, Notification
 from sla_monitor.notifications import DELIVERED, EMAIL, FAILED, PENDING, SLACK, WEBHOOK, Notifier, notifier_for
 from sla_monitor.rendering import email_message, slack_message, summarize, webhook_body
@@ -208,9 +209,9 @@ class Dispatcher:
         send's lease expires and it is sent again, with the same webhook-id."""
         if self.tasks:
             _done, pending = await asyncio.wait(self.tasks, timeout=grace_seconds)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+            stuck = await cancel_and_wait(pending)
+            if stuck:
+                log.error("notification_sends_did_not_stop", sends=len(stuck))
         await self.http.aclose()
 
     # ---- claiming

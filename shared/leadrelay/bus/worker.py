@@ -37,7 +37,7 @@ from leadrelay.db import Database
 from leadrelay.events import DecodeError, Envelope, Record, dlq_topic
 from leadrelay.inbox import claim, inbox_table
 from leadrelay.logging import bind_event, get_logger
-from leadrelay.unavailable import Unavailable, within
+from leadrelay.unavailable import Unavailable, cancel_and_wait, within
 from leadrelay.unit_of_work import UnitOfWork, unit_of_work
 
 log = get_logger("leadrelay.worker")
@@ -188,9 +188,8 @@ class ConsumerWorker(Generic[B]):
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), timeout=grace_seconds)
             except (TimeoutError, Exception):
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):  # shutting down
-                    await self._task
+                if await cancel_and_wait([self._task]):  # shutting down: left behind, not waited for
+                    log.error("consumer_loop_did_not_stop", group=self.group, seconds=10)
         await self._close_consumer()
 
     async def _start(self, consumer: Consumer) -> None:
