@@ -21,6 +21,7 @@ from leadrelay.bus.memory import MemoryBus
 from leadrelay.clock import FrozenClock
 from leadrelay.http import create_app
 from leadrelay.runtime import Runtime, load_services
+from sla_monitor.notifications import Notifier
 from tests.harness import SOURCE_KEYS, example_rules, settings_for
 
 ASTRID_LEAD = {
@@ -232,6 +233,24 @@ async def test_a_rep_works_a_lead(site: Site) -> None:
     await site.runtime.wait_settled()
     async with signed_in(site, "astrid.lindqvist") as b:
         assert "Anna Berg" not in (await b.get("/")).text, "a recycled lead leaves the queue"
+
+
+async def test_a_notifications_link_opens_the_lead_after_sign_in(site: Site) -> None:
+    lead = await site.submit("demo-request", ASTRID_LEAD)
+    settings = site.runtime.settings.model_copy(update={"public_base_url": "http://127.0.0.1:8000"})
+    link = httpx.URL(Notifier(example_rules(), settings).link(lead))
+    async with site.browser() as b:
+        r = await b.get(link.path)  # from the e-mail, not signed in yet: the sign-in page, then back here
+        assert (r.status_code, r.headers["location"]) == (303, f"/login?next=/leads/{lead}")
+        page = await b.get(r.headers["location"])
+        r = await b.post(
+            "/login",
+            data={"token": site.auth.issue("astrid.lindqvist"), "csrf": csrf_of(page.text)}
+            | {"next": f"/leads/{lead}"},
+        )
+        assert (r.status_code, r.headers["location"]) == (303, f"/leads/{lead}")
+        page = await b.get(r.headers["location"])
+        assert page.status_code == 200 and 'href="tel:+46701234567"' in page.text
 
 
 async def test_a_plain_form_post_works_without_javascript(site: Site) -> None:

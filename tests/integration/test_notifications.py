@@ -173,7 +173,7 @@ async def test_every_notification_reaches_its_people_once(
         data = body["data"]
         assert data["lead_id"] == lead and data["cycle"] == 1 and data["territory"] == "nordics"
         assert data["rep"] == {"id": rep, "name": data["rep"]["name"], "email": rep_email}
-        assert data["link"] == f"{BASE_URL}/v1/leads/{lead}/assignment"
+        assert data["link"] == f"{BASE_URL}/leads/{lead}"  # the lead's page in the console
         assert data["deadlines"] == {"first_touch": "2026-01-05T10:00:00Z", "disposition": "2026-01-07T09:00:00Z"}
         assert data["handoff"]["contact"]["phone"] == "+46701234567"
         assert data["handoff"]["qualification"] == "handraiser"
