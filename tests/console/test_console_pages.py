@@ -9,6 +9,7 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -48,6 +49,7 @@ class Site:
     auth: Authenticator
     transport: httpx.ASGITransport
     runtime: Runtime
+    clock: FrozenClock
 
     def browser(self, origin: str = "http://127.0.0.1:8000", **headers: str) -> httpx.AsyncClient:
         """A client that keeps cookies (and sends Secure ones only over https), like a browser."""
@@ -70,14 +72,22 @@ class Site:
 async def site(tmp_path: Path) -> AsyncIterator[Site]:
     settings = settings_for(tmp_path)
     rules = example_rules()
-    runtime = Runtime(load_services(), settings, rules, FrozenClock(), MemoryBus())
+    clock = FrozenClock()
+    runtime = Runtime(load_services(), settings, rules, clock, MemoryBus())
     keys = {s.id: [SOURCE_KEYS[s.id]] for s in rules.sources}
     auth = Authenticator.from_settings(settings, rules, keys)
     app = create_app(runtime, "test", auth)
     console = Plugin.embedded(app, settings)
     await runtime.start()
     try:
-        yield Site(app=app, console=console, auth=auth, transport=httpx.ASGITransport(app=app), runtime=runtime)
+        yield Site(
+            app=app,
+            console=console,
+            auth=auth,
+            transport=httpx.ASGITransport(app=app),
+            runtime=runtime,
+            clock=clock,
+        )
     finally:
         await console.services.aclose()
         await runtime.stop()
@@ -364,3 +374,49 @@ async def test_the_live_queue_sends_the_queue_and_then_only_changes(site: Site) 
     await stream.aclose()
     gone = live.queue(site.console, "not-a-token", "en", {})
     assert await anext(gone) == b"event: signout\ndata: \n\n"
+
+
+@pytest.mark.parametrize("person", ["jonas.becker", "tom.weber"])
+async def test_no_page_shows_another_persons_lead(site: Site, person: str) -> None:
+    """Astrid's leads, one junked (the review board, the hot list) and one overdue (the alerts, the
+    queue), on no page of another rep or of a manager of other territories: not their ids, names,
+    addresses or companies; while each page does show the caller's own overdue lead."""
+    junked = await site.submit("demo-request", ASTRID_LEAD)
+    nils = {"email": "nils.nordin@nordvik.se", "first_name": "Nils", "last_name": "Nordin", "country": "SE"}
+    overdue = await site.submit("contact-sales", nils)
+    mine = await site.submit("demo-request", JONAS_LEAD)
+    async with site.api("astrid.lindqvist") as api:
+        r = await api.post(f"/v1/leads/{junked}/dispositions", json={"disposition": "junk", "reason": "a student"})
+        assert r.status_code == 202
+    site.clock.advance(timedelta(hours=2))  # the open leads' first touch is overdue: alerts
+    await site.runtime.wait_settled()
+    async with site.api("ops.desk") as api:
+        for _ in range(200):
+            alerted = {a["lead_id"] for a in (await api.get("/v1/alerts")).json()}
+            if {overdue, mine} <= alerted:
+                break
+            await asyncio.sleep(0.05)
+        assert {overdue, mine} <= alerted
+    hidden = [junked, overdue, "Anna Berg", "Nils Nordin", "nordvik.se", "Nordvik Logistics AB", "a student"]
+    async with signed_in(site, person) as b:
+        for path in (
+            "/",
+            "/?sla=breached",
+            "/alerts",
+            "/team",
+            "/funnel?period=all",
+            "/review?period=all",
+            "/hot",
+            "/hot?status=junk",
+            f"/leads/{mine}",
+            f"/leads/{junked}",
+            f"/leads/{overdue}",
+        ):
+            r = await b.get(path)
+            want = 403 if path in (f"/leads/{junked}", f"/leads/{overdue}") else 200
+            assert r.status_code == want, f"{person} {path}: {r.status_code}"
+            # (A page refused shows the address asked for, with its id: nothing more.)
+            shown = [x for x in hidden if x in r.text and x not in path]
+            assert not shown, f"{person} {path} shows {shown}"
+        for path in ("/", "/alerts", f"/leads/{mine}"):
+            assert "Bernd" in (await b.get(path)).text, f"{person} {path} should show their own lead"
