@@ -148,9 +148,37 @@ def sign_in_banner(auth: Authenticator, generated: dict[str, str], url: str, dat
             lines.append(f"  {source_id} ({source.role.value if source else '?'}): {key}")
         if any((s := rules.source(i)) is not None and s.role is SourceRole.TRACKING for i in generated):
             lines.append(f"A tracking source's key is a Segment/RudderStack write key: point the SDK at {url}.")
+    first = first_lead(rules, shown, url)
+    if first is not None:
+        lines += [first[0], "  " + first[1]]
     lines.append(f"Try: curl -H 'Authorization: Bearer <token>' {url}/v1/me/leads")
     lines.append("")
     return "\n".join(lines)
+
+
+def first_lead(rules: Rules, shown: list[str], url: str) -> tuple[str, str] | None:
+    """A lead for a newcomer to work: a handraiser form from someone at a named account whose
+    owner has a link above, so it lands in that rep's queue. (What it says, and the command.)"""
+    form = next((f for f in rules.forms if f.handraiser), None)
+    for account in rules.accounts:
+        owner = rules.person(account.owner)
+        if form is None or owner is None or owner.id not in shown or not account.domains:
+            continue
+        body = {
+            "email": f"anna.berg@{account.domains[0]}",
+            "first_name": "Anna",
+            "last_name": "Berg",
+            "company": account.name,
+            "job_title": "Head of Operations",
+            "phone": "+46 70 123 45 67",
+            "company_size": "250",
+        }
+        data = json.dumps(body, ensure_ascii=False).replace("'", "'\\''")
+        return (
+            f"A first lead, for {owner.name}'s queue (the {form.name or form.id} form, as a website posts it):",
+            f"curl -s -XPOST {url}/v1/forms/{form.id}/submissions -H 'content-type: application/json' -d '{data}'",
+        )
+    return None
 
 
 def issue_token(settings: Settings, rules: Rules, user_id: str | None, role: str | None, ttl: str) -> tuple[str, str]:

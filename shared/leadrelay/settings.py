@@ -173,7 +173,12 @@ class Settings(BaseSettings):
     # Notifications (sent by sla-monitor; who hears of what is in the rules file).
     public_base_url: str = Field(
         default="http://127.0.0.1:8000",
-        description="Where people reach Leadrelay's API; links in notifications are {public_base_url}/v1/leads/...",
+        description="Where people and websites reach Leadrelay's API (a gateway in front of the services).",
+    )
+    console_url: str | None = Field(
+        default=None,
+        description="Where people open the console; notifications link to {console_url}/leads/{lead_id} "
+        "(unset: public_base_url, where the embedded console is).",
     )
     smtp_host: str | None = Field(default=None, description="SMTP server for e-mail notifications.")
     smtp_port: int = Field(default=587, ge=1, le=65535)

@@ -9,6 +9,7 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -21,6 +22,7 @@ from leadrelay.bus.memory import MemoryBus
 from leadrelay.clock import FrozenClock
 from leadrelay.http import create_app
 from leadrelay.runtime import Runtime, load_services
+from sla_monitor.notifications import Notifier
 from tests.harness import SOURCE_KEYS, example_rules, settings_for
 
 ASTRID_LEAD = {
@@ -47,6 +49,7 @@ class Site:
     auth: Authenticator
     transport: httpx.ASGITransport
     runtime: Runtime
+    clock: FrozenClock
 
     def browser(self, origin: str = "http://127.0.0.1:8000", **headers: str) -> httpx.AsyncClient:
         """A client that keeps cookies (and sends Secure ones only over https), like a browser."""
@@ -69,14 +72,22 @@ class Site:
 async def site(tmp_path: Path) -> AsyncIterator[Site]:
     settings = settings_for(tmp_path)
     rules = example_rules()
-    runtime = Runtime(load_services(), settings, rules, FrozenClock(), MemoryBus())
+    clock = FrozenClock()
+    runtime = Runtime(load_services(), settings, rules, clock, MemoryBus())
     keys = {s.id: [SOURCE_KEYS[s.id]] for s in rules.sources}
     auth = Authenticator.from_settings(settings, rules, keys)
     app = create_app(runtime, "test", auth)
     console = Plugin.embedded(app, settings)
     await runtime.start()
     try:
-        yield Site(app=app, console=console, auth=auth, transport=httpx.ASGITransport(app=app), runtime=runtime)
+        yield Site(
+            app=app,
+            console=console,
+            auth=auth,
+            transport=httpx.ASGITransport(app=app),
+            runtime=runtime,
+            clock=clock,
+        )
     finally:
         await console.services.aclose()
         await runtime.stop()
@@ -234,6 +245,24 @@ async def test_a_rep_works_a_lead(site: Site) -> None:
         assert "Anna Berg" not in (await b.get("/")).text, "a recycled lead leaves the queue"
 
 
+async def test_a_notifications_link_opens_the_lead_after_sign_in(site: Site) -> None:
+    lead = await site.submit("demo-request", ASTRID_LEAD)
+    settings = site.runtime.settings.model_copy(update={"public_base_url": "http://127.0.0.1:8000"})
+    link = httpx.URL(Notifier(example_rules(), settings).link(lead))
+    async with site.browser() as b:
+        r = await b.get(link.path)  # from the e-mail, not signed in yet: the sign-in page, then back here
+        assert (r.status_code, r.headers["location"]) == (303, f"/login?next=/leads/{lead}")
+        page = await b.get(r.headers["location"])
+        r = await b.post(
+            "/login",
+            data={"token": site.auth.issue("astrid.lindqvist"), "csrf": csrf_of(page.text)}
+            | {"next": f"/leads/{lead}"},
+        )
+        assert (r.status_code, r.headers["location"]) == (303, f"/leads/{lead}")
+        page = await b.get(r.headers["location"])
+        assert page.status_code == 200 and 'href="tel:+46701234567"' in page.text
+
+
 async def test_a_plain_form_post_works_without_javascript(site: Site) -> None:
     lead = await site.submit("demo-request", ASTRID_LEAD)
     async with signed_in(site, "astrid.lindqvist") as b:
@@ -345,3 +374,49 @@ async def test_the_live_queue_sends_the_queue_and_then_only_changes(site: Site) 
     await stream.aclose()
     gone = live.queue(site.console, "not-a-token", "en", {})
     assert await anext(gone) == b"event: signout\ndata: \n\n"
+
+
+@pytest.mark.parametrize("person", ["jonas.becker", "tom.weber"])
+async def test_no_page_shows_another_persons_lead(site: Site, person: str) -> None:
+    """Astrid's leads, one junked (the review board, the hot list) and one overdue (the alerts, the
+    queue), on no page of another rep or of a manager of other territories: not their ids, names,
+    addresses or companies; while each page does show the caller's own overdue lead."""
+    junked = await site.submit("demo-request", ASTRID_LEAD)
+    nils = {"email": "nils.nordin@nordvik.se", "first_name": "Nils", "last_name": "Nordin", "country": "SE"}
+    overdue = await site.submit("contact-sales", nils)
+    mine = await site.submit("demo-request", JONAS_LEAD)
+    async with site.api("astrid.lindqvist") as api:
+        r = await api.post(f"/v1/leads/{junked}/dispositions", json={"disposition": "junk", "reason": "a student"})
+        assert r.status_code == 202
+    site.clock.advance(timedelta(hours=2))  # the open leads' first touch is overdue: alerts
+    await site.runtime.wait_settled()
+    async with site.api("ops.desk") as api:
+        for _ in range(200):
+            alerted = {a["lead_id"] for a in (await api.get("/v1/alerts")).json()}
+            if {overdue, mine} <= alerted:
+                break
+            await asyncio.sleep(0.05)
+        assert {overdue, mine} <= alerted
+    hidden = [junked, overdue, "Anna Berg", "Nils Nordin", "nordvik.se", "Nordvik Logistics AB", "a student"]
+    async with signed_in(site, person) as b:
+        for path in (
+            "/",
+            "/?sla=breached",
+            "/alerts",
+            "/team",
+            "/funnel?period=all",
+            "/review?period=all",
+            "/hot",
+            "/hot?status=junk",
+            f"/leads/{mine}",
+            f"/leads/{junked}",
+            f"/leads/{overdue}",
+        ):
+            r = await b.get(path)
+            want = 403 if path in (f"/leads/{junked}", f"/leads/{overdue}") else 200
+            assert r.status_code == want, f"{person} {path}: {r.status_code}"
+            # (A page refused shows the address asked for, with its id: nothing more.)
+            shown = [x for x in hidden if x in r.text and x not in path]
+            assert not shown, f"{person} {path} shows {shown}"
+        for path in ("/", "/alerts", f"/leads/{mine}"):
+            assert "Bernd" in (await b.get(path)).text, f"{person} {path} should show their own lead"

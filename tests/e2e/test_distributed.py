@@ -276,7 +276,7 @@ def check_notifications(c: Cluster, n: Notified, lead: str, rep: str) -> None:
     assert crm.errors == [], crm.errors  # every request verified with the standardwebhooks library
     bodies = {r.json()["type"]: r.json()["data"] for r in crm.accepted()}
     assert bodies["lead.assigned"]["lead_id"] == lead and bodies["lead.assigned"]["rep"]["id"] == rep
-    assert bodies["lead.assigned"]["link"] == f"https://leadrelay.example.com/v1/leads/{lead}/assignment"
+    assert bodies["lead.assigned"]["link"] == f"https://leadrelay.example.com/leads/{lead}"
     assert bodies["sla.breached"]["clock"] == "first_touch"
     assert [m["id"] for m in bodies["sla.breached"]["managers"]] == ["karin.ek"]
 

@@ -174,7 +174,7 @@ async def test_every_notification_reaches_its_people_once(
         data = body["data"]
         assert data["lead_id"] == lead and data["cycle"] == 1 and data["territory"] == "nordics"
         assert data["rep"] == {"id": rep, "name": data["rep"]["name"], "email": rep_email}
-        assert data["link"] == f"{BASE_URL}/v1/leads/{lead}/assignment"
+        assert data["link"] == f"{BASE_URL}/leads/{lead}"  # the lead's page in the console
         assert data["deadlines"] == {"first_touch": "2026-01-05T10:00:00Z", "disposition": "2026-01-07T09:00:00Z"}
         assert data["handoff"]["contact"]["phone"] == "+46701234567"
         assert data["handoff"]["qualification"] == "handraiser"
@@ -360,8 +360,13 @@ async def test_a_rejected_delivery_fails_with_the_answer_and_can_be_redelivered(
 
         # Fixed: redeliver sends it again under the same webhook-id.
         rejecting.status = 200
-        r = await h.client.post(f"/v1/notifications/deliveries/{failed['id']}/redeliver")
+        with capture_logs() as logs:
+            r = await h.as_("ops.desk").post(f"/v1/notifications/deliveries/{failed['id']}/redeliver")
         assert r.status_code == 202, r.text
+        # The audit trail says who asked for it.
+        [audit] = [e for e in logs if e["event"] == "redelivery_requested"]
+        assert (audit["delivery_id"], audit["by"], audit["role"]) == (failed["id"], "ops.desk", "ops")
+        assert audit["endpoint"] == "webhook:crm" and audit["lead_id"] == lead
         assert r.json()["status"] == "pending"
         await until(lambda: len(rejecting.accepted()) == 1, "the redelivery")
         assert rejecting.accepted()[0].headers["webhook-id"] == rejecting.requests[0].headers["webhook-id"]

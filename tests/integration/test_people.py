@@ -3,9 +3,14 @@ run time (PUT /v1/reps/{rep_id}/availability), on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+import json
+import shlex
 from datetime import timedelta
 from typing import Any
 
+import httpx
+
+from leadrelay.cli import sign_in_banner
 from leadrelay.settings import Settings
 from tests.harness import Harness, running
 
@@ -148,3 +153,21 @@ async def test_availability_set_at_run_time_is_honoured_at_once(settings: Settin
             assert r.status_code == code, (body, r.text)
         r = await h.as_("ops.desk").put("/v1/reps/nobody/availability", json={"status": "away"})
         assert r.status_code == 404
+
+
+async def test_the_first_lead_make_run_suggests_lands_in_the_first_reps_queue(settings: Settings) -> None:
+    """`leadrelay run` prints a command that posts a lead for a newcomer to work: it must be
+    accepted and land in the queue of a rep whose sign-in link is printed above it."""
+    async with running(settings) as h:
+        banner = sign_in_banner(h.auth, {}, "http://127.0.0.1:8000", settings.data_dir)
+        command = next(line.strip() for line in banner.splitlines() if "/submissions" in line)
+        argv = shlex.split(command)
+        url = httpx.URL(argv[argv.index("-XPOST") + 1])
+        body = json.loads(argv[argv.index("-d") + 1])
+        assert "Astrid Lindqvist's queue" in banner and "/login?token=" in banner
+        r = await h.as_(None).post(url.path, json=body)
+        assert r.status_code == 202, r.text
+        lead = str(r.json()["lead_id"])
+        await h.wait_for(f"/v1/leads/{lead}/sla")
+        mine = await queue(h, "astrid.lindqvist")
+        assert [(x["lead_id"], x["handoff"]["qualification"]) for x in mine] == [(lead, "handraiser")]

@@ -235,6 +235,17 @@ def test_targets_have_lanes_and_stable_ids(notifier: Notifier) -> None:
     assert message_id("k", "webhook:crm").startswith("msg_")
 
 
+def test_links_go_to_the_leads_page_in_the_console() -> None:
+    # People open them from a mail app or Slack, where no bearer token goes along: the console's
+    # page asks them to sign in; the API's JSON would only answer 401.
+    lead = "6a1c0000-0000-4000-8000-000000000001"
+    assert Notifier(rules(), settings()).link(lead) == f"http://127.0.0.1:8000/leads/{lead}"
+    public = settings(public_base_url="https://leadrelay.example.com/")
+    assert Notifier(rules(), public).link(lead) == f"https://leadrelay.example.com/leads/{lead}"
+    console = settings(public_base_url="https://api.example.com", console_url="https://console.example.com")
+    assert Notifier(rules(), console).link(lead) == f"https://console.example.com/leads/{lead}"
+
+
 def test_someone_no_longer_in_the_rules_is_named_by_id(notifier: Notifier) -> None:
     assert notifier.person_ref("gone.rep") == PersonRef(id="gone.rep")
     assert notifier.recipient("gone.rep") == [Recipient("gone.rep", None, None)]
@@ -255,7 +266,7 @@ CONTACT = Contact(
 )
 ASTRID = PersonRef(id="astrid.lindqvist", name="Astrid Lindqvist", email="astrid.lindqvist@leadrelay.example")
 KARIN = PersonRef(id="karin.ek", name="Karin Ek", email="karin.ek@leadrelay.example")
-LINK = "https://leadrelay.example.com/v1/leads/L1/assignment"
+LINK = "https://leadrelay.example.com/leads/L1"
 
 
 def assigned() -> dict[str, Any]:

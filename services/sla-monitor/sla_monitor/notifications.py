@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 from sqlalchemy import event, select
@@ -244,7 +244,10 @@ class Notifier:
         return out
 
     def link(self, lead_id: str) -> str:
-        return f"{self.settings.public_base_url.rstrip('/')}/v1/leads/{lead_id}/assignment"
+        """The lead's page in the console: people follow it from a phone's mail app or Slack, where
+        no bearer token goes along (the console asks them to sign in, then shows the lead)."""
+        base = self.settings.console_url or self.settings.public_base_url
+        return f"{base.rstrip('/')}/leads/{quote(lead_id, safe='')}"
 
     def person_ref(self, person_id: str) -> PersonRef:
         person = self.rules.person(person_id)

@@ -16,10 +16,13 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from leadrelay.auth import DELIVERY_OPERATORS, allow
+from leadrelay.auth import DELIVERY_OPERATORS, Principal, allow
+from leadrelay.logging import get_logger
 from leadrelay.runtime import ServiceContext
 from sla_monitor.models import Delivery, Notification
 from sla_monitor.notifications import EMAIL, PENDING, SLACK, WEBHOOK, notifier_for
+
+log = get_logger("sla_monitor.notifications")
 
 Status = Literal["pending", "delivered", "failed"]
 
@@ -131,9 +134,11 @@ def build_notifications_router(ctx: ServiceContext) -> APIRouter:
         "/v1/notifications/deliveries/{delivery_id}/redeliver",
         response_model=DeliveryOut,
         status_code=202,
-        dependencies=[ops],
     )
-    async def redeliver(delivery_id: DeliveryId) -> dict[str, Any]:
+    async def redeliver(
+        delivery_id: DeliveryId,
+        who: Principal = Depends(allow(*DELIVERY_OPERATORS)),  # noqa: B008 - FastAPI's idiom
+    ) -> dict[str, Any]:
         """Send the delivery again now (same webhook-id), retrying for a fresh window if it fails."""
         kind, _, name = (await _load(delivery_id))[0].endpoint.partition(":")
         configured = {
@@ -157,6 +162,15 @@ def build_notifications_router(ctx: ServiceContext) -> APIRouter:
             n = await session.get(Notification, d.notification_id)
             assert n is not None
             out = _out(d, n)
+        # The audit trail: who sent what again (the delivery log keeps no history of its own).
+        log.info(
+            "redelivery_requested",
+            delivery_id=delivery_id,
+            endpoint=out["endpoint"],
+            lead_id=out["lead_id"],
+            by=who.id,
+            role=who.role,
+        )
         notifier.wake()
         return out
 
