@@ -62,6 +62,7 @@ SWEDISH = {
     "thanks": "Tack! Vi hör av oss snart.",
     "email_error": "Ange en giltig e-postadress.",
     "consent_error": "Kryssa i rutan för att fortsätta.",
+    "phone_error": "Ange ett giltigt telefonnummer, t.ex. +46 70 123 45 67.",
 }
 CHINESE = {
     "email": "工作邮箱",
@@ -69,6 +70,7 @@ CHINESE = {
     "thanks": "谢谢！我们会尽快与您联系。",
     "email_error": "请输入有效的电子邮件地址。",
     "consent_error": "请勾选此框以继续。",
+    "phone_error": "请输入有效的电话号码，例如 +86 138 0013 8000。",
 }
 
 
@@ -180,6 +182,15 @@ class Stack:
             if time.monotonic() > deadline:
                 raise AssertionError(f"score of {lead_id}: {r.status_code} {r.text[:500]}")
             time.sleep(0.1)
+
+    def consent(self, lead_id: str) -> list[dict[str, Any]]:
+        r = httpx.get(
+            f"{self.scoring}/v1/leads/{lead_id}/consent",
+            headers={"Authorization": f"Bearer {token_for('rita.admin')}"},
+            timeout=10,
+        )
+        assert r.status_code == 200, r.text
+        return r.json()  # type: ignore[no-any-return]
 
     def has_tracking_endpoints(self) -> bool:
         paths = httpx.get(f"{self.intake}/openapi.json", timeout=10).json()["paths"]
@@ -330,7 +341,7 @@ def test_a_visitor_reads_pages_then_fills_in_the_form(
     page.locator("form.leadrelay-form input[type=checkbox]").check()
     page.locator("form.leadrelay-form button[type=submit]").click()
     phone_error = page.locator("[id$='-phone-error']")
-    expect(phone_error).not_to_be_empty()
+    expect(phone_error).to_have_text(words["phone_error"])  # the server's error, in the page's language
     assert len(v.posts("/submissions")) == 1
 
     # A valid post, double-clicked: one request, the thank-you inline.
@@ -344,10 +355,13 @@ def test_a_visitor_reads_pages_then_fills_in_the_form(
     lead_id = answer.value.json()["lead_id"]
     posted = dict(pair.split("=", 1) for pair in (v.posts("/submissions")[-1].post_data or "").split("&"))
     assert posted["anonymous_id"] == anonymous_id and posted["consent"] == "yes"
+    assert posted["consent_language"] == locale[:2]  # the language of the text the visitor agreed to
     assert v.errors == []
 
-    # The lead is scored.
+    # The lead is scored, and its consent evidence is the text the visitor saw.
     stack.score(lead_id, lambda s: s["score"] > 0)
+    (evidence,) = stack.consent(lead_id)
+    assert evidence["language"] == locale[:2] and evidence["text"].startswith(words["consent"])
     if not stack.has_tracking_endpoints():
         pytest.skip("intake has no tracking endpoints yet (/v1/p): the earlier page views cannot count")
     # Once intake records page views and joins them on anonymous_id, the earlier views count.

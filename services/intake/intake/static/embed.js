@@ -85,6 +85,14 @@
     var button = el("button", { type: "submit" }, M.submit);
     form.appendChild(status); form.appendChild(button);
 
+    // A server error in the page's language where the snippet has the words (as intake's own page does).
+    function local(name, type, msg) {
+      var f = inputs[name];
+      if (!f) return msg;
+      if (f.field.type === "consent") return M.consent;
+      if (type === "missing") return M.required;
+      return f.field.type === "email" ? M.email : f.field.type === "tel" ? M.phone : msg;
+    }
     function show(name, msg) {
       var f = inputs[name];
       if (!f) { status.textContent = msg; return; }
@@ -116,7 +124,7 @@
     var q = new URLSearchParams(location.search);
     if (q.get("lr_form") === C.form) {
       if (q.get("lr_submitted")) { done(); return; }
-      q.forEach(function (v, k) { if (k.indexOf("lr_error.") === 0) show(k.slice(9), v); else if (k === "lr_error") status.textContent = v; });
+      q.forEach(function (v, k) { if (k.indexOf("lr_error.") === 0) show(k.slice(9), local(k.slice(9), "", v)); else if (k === "lr_error") status.textContent = v; });
     }
     var busy = false;
     form.addEventListener("submit", function (ev) {
@@ -130,6 +138,7 @@
       if (lr && C.consent && inputs[C.consent.field].input.checked) lr.consent(true);
       var body = new URLSearchParams(new FormData(form)), aid = lr ? lr.anonymousId() : anonymousId();
       if (aid) body.set("anonymous_id", aid);
+      if (C.consent && inputs[C.consent.field].input.checked) body.set("consent_language", l);  // the text agreed to
       var key = form.getAttribute("data-lr-key") || uuid();
       form.setAttribute("data-lr-key", key);  // a retry of the same submission is the same event
       fetch(action, {
@@ -140,7 +149,7 @@
         return r.json().then(function (j) {
           var detail = j && j.detail;
           if (r.status === 422 && Array.isArray(detail)) {
-            detail.forEach(function (e) { show(String((e.loc || [])[1] || ""), e.msg); });
+            detail.forEach(function (e) { var n = String((e.loc || [])[1] || ""); show(n, local(n, e.type, e.msg)); });
           } else status.textContent = (typeof detail === "string" && r.status < 500) ? detail : M.error;
           form.removeAttribute("data-lr-key");
         }, function () { status.textContent = M.error; });
