@@ -280,9 +280,24 @@ def _with(url: str, params: list[tuple[str, str]]) -> str:
     return urlunsplit(parts._replace(query=urlencode(kept + params)))
 
 
+def _bare_origin(url: str) -> bool:
+    """Whether ``url`` names no page, only a site: what a browser's ``Referer`` is for a post to another
+    origin under the default referrer policy (``strict-origin-when-cross-origin``)."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return False
+    return parts.path in ("", "/") and not parts.query
+
+
 def page_of(fields: dict[str, Any], referer: str | None) -> str | None:
+    """The page the form was posted from: its ``page_url`` field (the snippet sets it), else the
+    ``Referer`` when it names a page (a bare origin is only the site: going back there would land
+    the visitor on the home page, without the form or its errors)."""
     page = next((v for k, v in fields.items() if _key(str(k)) in ("page_url", "page", "referrer_page")), None)
-    return page if isinstance(page, str) and page else referer
+    if isinstance(page, str) and page:
+        return page
+    return referer if referer and not _bare_origin(referer) else None
 
 
 def thank_you(form: Form, page: str | None) -> str | None:
@@ -309,3 +324,92 @@ def error_page(form: Form, page: str | None, errors: list[dict[str, Any]] | str)
             name = str(loc[1]) if len(loc) > 1 else ""
             params.append((f"lr_error.{name}" if name else "lr_error", str(e.get("msg", ""))[:300]))
     return _with(target, params)
+
+
+# ---------------------------------------------------------------- intake's own page for a plain post
+
+# What intake's page says when a plain HTML post has no page to land on (the snippet's messages are in
+# MESSAGES, sent with embed.js; these are not).
+PAGE_MESSAGES: dict[str, dict[str, str]] = {
+    "en": {"fix": "Please correct the following and send the form again:", "back": "Back to the form"},
+    "sv": {"fix": "Rätta följande och skicka formuläret igen:", "back": "Tillbaka till formuläret"},
+    "de": {"fix": "Bitte korrigieren Sie Folgendes und senden Sie das Formular erneut:", "back": "Zurück zum Formular"},
+    "nl": {"fix": "Corrigeer het volgende en verstuur het formulier opnieuw:", "back": "Terug naar het formulier"},
+    "zh": {"fix": "请更正以下内容后重新提交表单：", "back": "返回表单"},
+}
+# No script, no style, no image, no form: a page of text and one link.
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def language(accept_language: str) -> str:
+    """The first of the five languages in an ``Accept-Language`` header (by its q-values), else English."""
+    ranked: list[tuple[float, int, str]] = []
+    for i, part in enumerate(accept_language.split(",")[:20]):
+        tag, _, params = part.strip().partition(";")
+        q = 1.0
+        if params.strip().lower().startswith("q="):
+            try:
+                q = float(params.strip()[2:])
+            except ValueError:
+                q = 0.0
+        lang = tag.strip().lower()[:2]
+        if lang in LANGUAGES and q > 0:
+            ranked.append((-q, i, lang))
+    return min(ranked)[2] if ranked else "en"
+
+
+def localised(form: Form, name: str, error: dict[str, Any], lang: str) -> str:
+    """A field error as the snippet says it in ``lang`` (a missing field, a bad address or phone
+    number, a consent box not ticked), else the server's own message. embed.js does the same."""
+    m = MESSAGES.get(lang, MESSAGES["en"])
+    if form.consent is not None and name == form.consent.field:
+        return m["consent"]
+    kind = next((_type(f) for f in fields_of(form) if f.name == name), _TYPES.get(_key(name)))
+    if error.get("type") == "missing":
+        return m["required"]
+    if kind is FieldType.EMAIL:
+        return m["email"]
+    if kind is FieldType.TEL:
+        return m["phone"]
+    return str(error.get("msg", ""))[:300]
+
+
+def back_link(form: Form, page: str | None, referer: str | None) -> str | None:
+    """Where intake's page links back to: the form's page, else the site the post came from, when on
+    one of the form's origins (no other address is ever linked)."""
+    return _on_origins(form, page) or _on_origins(form, referer)
+
+
+def answer_page(form: Form, lang: str, errors: list[dict[str, Any]] | str | None, back: str | None) -> str:
+    """The page a plain HTML post gets when it has no page to land on (no thank-you or error URL, and
+    no page of the form's origins to go back to): the thanks, or what to correct, in the visitor's
+    language; never the API's JSON."""
+    m, p = MESSAGES.get(lang, MESSAGES["en"]), PAGE_MESSAGES.get(lang, PAGE_MESSAGES["en"])
+    labels = {f.name: label(f, lang) for f in fields_of(form)}
+    if form.consent is not None:
+        labels[form.consent.field] = form.consent.text.get(lang)
+    if errors is None:
+        title, body = m["success"], f'<p class="lr-success">{html.escape(m["success"])}</p>'
+    elif isinstance(errors, str):
+        title, body = m["error"], f'<p class="lr-status">{html.escape(errors)}</p>'
+    else:
+        items = []
+        for e in errors:
+            loc = e.get("loc") or []
+            name = str(loc[1]) if len(loc) > 1 else ""
+            where = labels.get(name, name)
+            text = html.escape(localised(form, name, e, lang))
+            items.append(f"<li><strong>{html.escape(where)}</strong>: {text}</li>" if where else f"<li>{text}</li>")
+        title = form.name
+        body = f'<p>{html.escape(p["fix"])}</p>\n<ul class="lr-error">{"".join(items)}</ul>'
+    link = f'\n<p><a href="{html.escape(back)}">{html.escape(p["back"])}</a></p>' if back else ""
+    return (
+        f'<!doctype html>\n<html lang="{lang}"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)}</title></head>\n<body>\n{body}{link}\n</body></html>\n"
+    )
