@@ -14,7 +14,18 @@ import pytest
 import yaml
 
 from intake.cors import ALLOW_HEADERS, decide
-from intake.website import DEFAULT_FIELDS, error_page, fields_of, language, missing, page_of, thank_you, wants_html
+from intake.website import (
+    DEFAULT_FIELDS,
+    answer_page,
+    embed_script,
+    error_page,
+    fields_of,
+    language,
+    missing,
+    page_of,
+    thank_you,
+    wants_html,
+)
 from leadrelay.bus.memory import MemoryBus
 from leadrelay.events import LEADS_INTAKE, Envelope, FormSubmitted, Record
 from leadrelay.rules import Rules, RulesError, parse_rules
@@ -24,6 +35,7 @@ SITE = "https://www.leadrelay.example"
 EVIL = "https://evil.example"
 FORM = "/v1/forms/demo-request/submissions"
 HTML_POST = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+VERIFY = "https://verify.leadrelay.example/siteverify"
 
 
 def website_rules(**demo: Any) -> Rules:
@@ -281,6 +293,17 @@ async def test_the_embed_carries_the_forms_fields_labels_consent_and_honeypot(h:
     assert 'data-write-key="YOUR_WRITE_KEY"' in info["tracking_html"]
     assert (await anon.get("/v1/forms/nope/embed.js")).status_code in (404, 422)
     assert (await anon.get("/v1/forms/nope/embed")).status_code in (404, 422)
+
+
+def test_a_captcha_forms_embed_carries_the_widget_but_not_how_it_is_verified() -> None:
+    captcha = {"kind": "recaptcha", "site_key": "6Lc-site", "secret_env": "RECAPTCHA_SECRET", "verify_url": VERIFY}
+    form = website_rules(captcha=captcha).form("demo-request")
+    assert form is not None
+    js = embed_script(form).body.decode()
+    assert '"captcha":{"kind":"recaptcha","site_key":"6Lc-site","field":"g-recaptcha-response"}' in js
+    assert "RECAPTCHA_SECRET" not in js and VERIFY not in js
+    errors = [{"loc": ["body", "g-recaptcha-response"], "msg": "refused by the captcha verifier", "type": "x"}]
+    assert "<li>Bekräfta att du inte är en robot.</li>" in answer_page(form, "sv", errors, None)
 
 
 async def test_the_tracking_script_carries_the_privacy_settings(tmp_path: Path) -> None:

@@ -64,6 +64,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "email": "Please enter a valid e-mail address.",
         "phone": "Please enter a valid phone number, e.g. +46 70 123 45 67.",
         "consent": "Please tick this box to continue.",
+        "captcha": "Please confirm that you are not a robot.",
         "error": "Sending failed. Please try again in a moment.",
     },
     "sv": {
@@ -74,6 +75,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "email": "Ange en giltig e-postadress.",
         "phone": "Ange ett giltigt telefonnummer, t.ex. +46 70 123 45 67.",
         "consent": "Kryssa i rutan för att fortsätta.",
+        "captcha": "Bekräfta att du inte är en robot.",
         "error": "Det gick inte att skicka. Försök igen om en stund.",
     },
     "de": {
@@ -84,6 +86,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "email": "Bitte geben Sie eine gültige E-Mail-Adresse ein.",
         "phone": "Bitte geben Sie eine gültige Telefonnummer ein, z. B. +49 30 1234567.",
         "consent": "Bitte setzen Sie das Häkchen, um fortzufahren.",
+        "captcha": "Bitte bestätigen Sie, dass Sie kein Roboter sind.",
         "error": "Senden fehlgeschlagen. Bitte versuchen Sie es gleich noch einmal.",
     },
     "nl": {
@@ -94,6 +97,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "email": "Vul een geldig e-mailadres in.",
         "phone": "Vul een geldig telefoonnummer in, bijv. +31 20 123 4567.",
         "consent": "Vink dit vakje aan om door te gaan.",
+        "captcha": "Bevestig dat u geen robot bent.",
         "error": "Versturen mislukt. Probeer het zo opnieuw.",
     },
     "zh": {
@@ -104,6 +108,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "email": "请输入有效的电子邮件地址。",
         "phone": "请输入有效的电话号码，例如 +86 138 0013 8000。",
         "consent": "请勾选此框以继续。",
+        "captcha": "请确认您不是机器人。",
         "error": "提交失败，请稍后重试。",
     },
 }
@@ -192,6 +197,10 @@ def embed_script(form: Form) -> Script:
         if form.consent is None
         else {"field": form.consent.field, "required": form.consent.required, "text": _texts(form.consent.text)},
         "honeypot": form.honeypot,
+        # The widget's public site key and the field its token comes in; how it is verified stays here.
+        "captcha": None
+        if form.captcha is None
+        else {"kind": form.captcha.kind, "site_key": form.captcha.site_key, "field": form.captcha.token_field},
         "messages": MESSAGES,
     }
     return Script.of((_static("embed.js") + _json(config) + ");\n").encode())
@@ -369,6 +378,8 @@ def localised(form: Form, name: str, error: dict[str, Any], lang: str) -> str:
     m = MESSAGES.get(lang, MESSAGES["en"])
     if form.consent is not None and name == form.consent.field:
         return m["consent"]
+    if form.captcha is not None and name == form.captcha.token_field:
+        return m["captcha"]
     kind = next((_type(f) for f in fields_of(form) if f.name == name), _TYPES.get(_key(name)))
     if error.get("type") == "missing":
         return m["required"]
@@ -393,6 +404,8 @@ def answer_page(form: Form, lang: str, errors: list[dict[str, Any]] | str | None
     labels = {f.name: label(f, lang) for f in fields_of(form)}
     if form.consent is not None:
         labels[form.consent.field] = form.consent.text.get(lang)
+    if form.captcha is not None:
+        labels[form.captcha.token_field] = ""  # the message says it all
     if errors is None:
         title, body = m["success"], f'<p class="lr-success">{html.escape(m["success"])}</p>'
     elif isinstance(errors, str):

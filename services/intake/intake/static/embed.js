@@ -80,6 +80,16 @@
       hp.appendChild(el("input", { type: "text", name: C.honeypot, tabindex: "-1", autocomplete: "off" }));
       form.appendChild(hp);
     }
+    var widget = null, widgetId, provider = function () { return C.captcha && (C.captcha.kind === "turnstile" ? w.turnstile : w.grecaptcha); };
+    if (C.captcha) {  // the provider's widget (its own script, which the page loads, fills in the token field)
+      var kw = el("div", { "class": "lr-field lr-captcha" }), kerr = el("span", { "class": "lr-error", id: prefix + "captcha-error" });
+      widget = el("div", { "class": C.captcha.kind === "turnstile" ? "cf-turnstile" : "g-recaptcha", "data-sitekey": C.captcha.site_key });
+      if (plain) { kw.style.margin = "0 0 .8em"; kerr.style.color = "#b3261e"; kerr.style.display = "block"; }
+      kw.appendChild(widget); kw.appendChild(kerr); form.appendChild(kw);
+      inputs[C.captcha.field] = { input: widget, error: kerr, field: { name: C.captcha.field, type: "captcha", required: true } };
+      var api = provider();  // loaded already: render now (else its script renders the element when it loads)
+      if (api && api.render) try { widgetId = api.render(widget, { sitekey: C.captcha.site_key }); } catch (e) {}
+    }
     var page = el("input", { type: "hidden", name: "page_url" }); page.value = location.href; form.appendChild(page);
     status = el("p", { "class": "lr-status", role: "status", "aria-live": "polite" });
     var button = el("button", { type: "submit" }, M.submit);
@@ -90,6 +100,7 @@
       var f = inputs[name];
       if (!f) return msg;
       if (f.field.type === "consent") return M.consent;
+      if (f.field.type === "captcha") return M.captcha;
       if (type === "missing") return M.required;
       return f.field.type === "email" ? M.email : f.field.type === "tel" ? M.phone : msg;
     }
@@ -106,9 +117,10 @@
     function check() {
       var bad = [];
       Object.keys(inputs).forEach(function (n) {
-        var f = inputs[n], v = f.field.type === "consent" ? (f.input.checked ? "yes" : "") : f.input.value.trim();
+        var f = inputs[n], t = f.field.type, token = t === "captcha" && form.querySelector('[name="' + n + '"]');
+        var v = t === "consent" ? (f.input.checked ? "yes" : "") : t === "captcha" ? (token ? token.value : "") : f.input.value.trim();
         var msg = null;
-        if (!v) { if (f.field.required) msg = f.field.type === "consent" ? M.consent : M.required; }
+        if (!v) { if (f.field.required) msg = t === "consent" ? M.consent : t === "captcha" ? M.captcha : M.required; }
         else if (f.field.type === "email" && !EMAIL.test(v)) msg = M.email;
         else if (f.field.type === "tel" && !PHONE.test(v)) msg = M.phone;
         if (msg) { show(n, msg); bad.push(f.input); }
@@ -152,6 +164,8 @@
             detail.forEach(function (e) { var n = String((e.loc || [])[1] || ""); show(n, local(n, e.type, e.msg)); });
           } else status.textContent = (typeof detail === "string" && r.status < 500) ? detail : M.error;
           form.removeAttribute("data-lr-key");
+          var api = provider();  // a token is good for one check: ask the widget for a new one
+          if (widget && api && api.reset) try { api.reset(C.captcha.kind === "turnstile" ? widget : widgetId); } catch (e) {}
         }, function () { status.textContent = M.error; });
       }, function () { status.textContent = M.error; }).then(function () {
         busy = false; button.disabled = false; button.textContent = M.submit;
