@@ -42,7 +42,7 @@ from playwright.sync_api import Browser, Page, Request, expect
 
 from intake.website import embed_script, track_script
 from leadrelay.events import all_topics
-from leadrelay.rules import Captcha
+from leadrelay.rules import Captcha, FieldType, FormField
 from leadrelay.rules import Form as RulesForm
 from leadrelay.rules import Website as RulesWebsite
 from tests.e2e import test_console_browser as console_e2e
@@ -83,6 +83,11 @@ CHINESE = {
 CAPTCHA_FORM = RulesForm(
     id="newsletter",
     name="Newsletter",
+    fields=[
+        FormField(name="email", type=FieldType.EMAIL, required=True),
+        FormField(name="company_size"),
+        FormField(name="website"),
+    ],
     captcha=Captcha(
         kind="turnstile",
         site_key="0x4AAAA-site",
@@ -534,9 +539,15 @@ def test_a_form_with_a_captcha_shows_the_widget_and_sends_its_token(website: Web
     expect(widget).to_have_attribute("data-sitekey", "0x4AAAA-site")
     assert page.evaluate("() => window.rendered") == ["0x4AAAA-site"]
     page.get_by_label("Work email").fill("jane@acme.de")
+    page.get_by_label("Employees").fill("lots")  # checked as intake checks them
+    page.get_by_label("Website").fill("acme")
     submit = page.locator("form.leadrelay-form button[type=submit]")
     submit.click()
     expect(page.get_by_text("Please confirm that you are not a robot.")).to_be_visible()
+    expect(page.get_by_text("Please enter a number of employees, e.g. 250 or 51-200.")).to_be_visible()
+    expect(page.get_by_text("Please enter a web address, e.g. example.com.")).to_be_visible()
+    page.get_by_label("Employees").fill("51-200")
+    page.get_by_label("Website").fill("https://www.acme.de/about")
     assert [p for p, _ in website.posts if p.endswith("/submissions")] == []
     page.evaluate("() => window.solve()")
     with page.expect_response(lambda r: r.url.endswith("/submissions")):
@@ -549,5 +560,5 @@ def test_a_form_with_a_captcha_shows_the_widget_and_sends_its_token(website: Web
     expect(page.get_by_text("Thank you! We will be in touch soon.")).to_be_visible()
     sent = [parse_qs(body) for p, body in website.posts if p.endswith("/submissions")]
     assert [s["cf-turnstile-response"] for s in sent] == [["token-1"], ["token-2"]]
-    assert sent[-1]["email"] == ["jane@acme.de"] and errors == []
+    assert sent[-1]["email"] == ["jane@acme.de"] and sent[-1]["company_size"] == ["51-200"] and errors == []
     page.close()

@@ -63,6 +63,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "required": "Please fill in this field.",
         "email": "Please enter a valid e-mail address.",
         "phone": "Please enter a valid phone number, e.g. +46 70 123 45 67.",
+        "number": "Please enter a number of employees, e.g. 250 or 51-200.",
+        "url": "Please enter a web address, e.g. example.com.",
         "consent": "Please tick this box to continue.",
         "captcha": "Please confirm that you are not a robot.",
         "error": "Sending failed. Please try again in a moment.",
@@ -74,6 +76,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "required": "Fyll i det här fältet.",
         "email": "Ange en giltig e-postadress.",
         "phone": "Ange ett giltigt telefonnummer, t.ex. +46 70 123 45 67.",
+        "number": "Ange ett antal anställda, t.ex. 250 eller 51-200.",
+        "url": "Ange en webbadress, t.ex. example.com.",
         "consent": "Kryssa i rutan för att fortsätta.",
         "captcha": "Bekräfta att du inte är en robot.",
         "error": "Det gick inte att skicka. Försök igen om en stund.",
@@ -85,6 +89,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "required": "Bitte füllen Sie dieses Feld aus.",
         "email": "Bitte geben Sie eine gültige E-Mail-Adresse ein.",
         "phone": "Bitte geben Sie eine gültige Telefonnummer ein, z. B. +49 30 1234567.",
+        "number": "Bitte geben Sie eine Anzahl an, z. B. 250 oder 51-200.",
+        "url": "Bitte geben Sie eine Webadresse ein, z. B. example.com.",
         "consent": "Bitte setzen Sie das Häkchen, um fortzufahren.",
         "captcha": "Bitte bestätigen Sie, dass Sie kein Roboter sind.",
         "error": "Senden fehlgeschlagen. Bitte versuchen Sie es gleich noch einmal.",
@@ -96,6 +102,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "required": "Vul dit veld in.",
         "email": "Vul een geldig e-mailadres in.",
         "phone": "Vul een geldig telefoonnummer in, bijv. +31 20 123 4567.",
+        "number": "Vul een aantal medewerkers in, bijv. 250 of 51-200.",
+        "url": "Vul een webadres in, bijv. example.com.",
         "consent": "Vink dit vakje aan om door te gaan.",
         "captcha": "Bevestig dat u geen robot bent.",
         "error": "Versturen mislukt. Probeer het zo opnieuw.",
@@ -107,6 +115,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "required": "请填写此字段。",
         "email": "请输入有效的电子邮件地址。",
         "phone": "请输入有效的电话号码，例如 +86 138 0013 8000。",
+        "number": "请输入员工人数，例如 250 或 51-200。",
+        "url": "请输入网址，例如 example.com。",
         "consent": "请勾选此框以继续。",
         "captcha": "请确认您不是机器人。",
         "error": "提交失败，请稍后重试。",
@@ -387,6 +397,10 @@ def localised(form: Form, name: str, error: dict[str, Any], lang: str) -> str:
         return m["email"]
     if kind is FieldType.TEL:
         return m["phone"]
+    if kind is FieldType.NUMBER:
+        return m["number"]
+    if kind is FieldType.URL:
+        return m["url"]
     return str(error.get("msg", ""))[:300]
 
 

@@ -7,6 +7,8 @@
   var base = C.base || (d.currentScript ? new URL(d.currentScript.src).origin : "");
   var action = base + "/v1/forms/" + encodeURIComponent(C.form) + "/submissions";
   var EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/, PHONE = /^\+?[0-9][0-9 ()./-]{4,24}$/;
+  // As intake reads a company size (250, 51-200, 1000+) and a web address (a host with a dot).
+  var NUMBER = /^\s*\d[\d\s,.]*\s*(?:[-\u2013]\s*\d[\d\s,.]*|\+)?\s*$/, URL_ = /^(?:https?:\/\/)?[^\s\/:?#]+\.[^\s\/:?#]+(?:[:\/?#]\S*)?$/i;
 
   function lang() {
     var l = (d.documentElement.lang || navigator.language || "en").toLowerCase().slice(0, 2);
@@ -102,7 +104,7 @@
       if (f.field.type === "consent") return M.consent;
       if (f.field.type === "captcha") return M.captcha;
       if (type === "missing") return M.required;
-      return f.field.type === "email" ? M.email : f.field.type === "tel" ? M.phone : msg;
+      return ({ email: M.email, tel: M.phone, number: M.number, url: M.url })[f.field.type] || msg;
     }
     function show(name, msg) {
       var f = inputs[name];
@@ -123,6 +125,8 @@
         if (!v) { if (f.field.required) msg = t === "consent" ? M.consent : t === "captcha" ? M.captcha : M.required; }
         else if (f.field.type === "email" && !EMAIL.test(v)) msg = M.email;
         else if (f.field.type === "tel" && !PHONE.test(v)) msg = M.phone;
+        else if (f.field.type === "number" && !NUMBER.test(v)) msg = M.number;
+        else if (f.field.type === "url" && !URL_.test(v)) msg = M.url;
         if (msg) { show(n, msg); bad.push(f.input); }
       });
       return bad;
