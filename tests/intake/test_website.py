@@ -391,6 +391,22 @@ async def test_bad_headers_and_pages_never_give_a_500(
 # ---------------------------------------------------------------- the pure rules
 
 
+async def test_a_plain_post_past_the_rate_limit_is_a_page_too(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, form_burst_per_address=1, form_rate_per_address=0.1)
+    async with running(settings, services=["intake"]) as h:
+        anon, browser = h.as_(None), {**HTML_POST, "Origin": SITE, "Accept-Language": "nl"}
+        r = await anon.post(FORM, data={"email": "a@nordvik.se"}, headers=browser)
+        assert r.status_code == 303
+        r = await anon.post(FORM, data={"email": "b@nordvik.se"}, headers={**browser, "Referer": f"{SITE}/demo"})
+        assert r.status_code == 303 and r.headers["location"].startswith(f"{SITE}/demo?lr_form=demo-request&lr_error=")
+        r = await anon.post(FORM, data={"email": "b@nordvik.se"}, headers=browser)  # no page: intake's own
+        assert r.status_code == 429 and 1 <= int(r.headers["retry-after"]) <= 10
+        assert r.headers["content-type"].startswith("text/html") and "Versturen mislukt." in r.text
+        r = await anon.post(FORM, data={"email": "b@nordvik.se"})  # an API client: JSON
+        assert r.status_code == 429 and "address" in r.json()["detail"]
+        assert len(await published(h)) == 1
+
+
 def test_the_visitors_language() -> None:
     assert language("sv-SE,sv;q=0.9,en-US;q=0.8") == "sv" and language("") == "en" and language("fr-FR,fr") == "en"
     assert language("fr;q=1, de;q=0.5, zh-CN;q=0.7") == "zh" and language("nl;q=0, de") == "de"

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from intake.domain import normalise_email
 from intake.formats import Screening
+from intake.protection import TooManyRequests
 from intake.schema import SUBMISSION_BODY, event_body
 from intake.service import Invalid, NotStored, UnknownForm
 from intake.tracking import build_tracking_router
@@ -249,7 +250,14 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         openapi_extra=SUBMISSION_BODY,
         responses={
             **_BROWSER_RESPONSES,
-            429: {"description": "Too many posts from this address or to this form.", "headers": RETRY_AFTER},
+            429: {
+                "description": (
+                    "Too many posts from this address or to this form. A plain HTML form post gets a 303 back"
+                    " to its page with the error, or intake's own page (text/html)."
+                ),
+                "headers": RETRY_AFTER,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}, **_PAGE},
+            },
         },
     )
     async def submit_form(
@@ -260,23 +268,33 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         form = ctx.rules.form(form_id)
         if form is None:  # before reading a body meant for no form
             raise HTTPException(404, str(UnknownForm(form_id, [f.id for f in ctx.rules.forms])))
-        screening.limit(request, f"form:{form_id}")  # 429 with Retry-After
-        fields = await _read_fields(request, ctx.settings.max_form_fields)
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         html = wants_html(ctype, request.headers.get("accept", ""))
         # A browser posting a plain HTML form: a page to land on, never JSON. A 303 to the form's
         # thank-you or error page, or back to the page it was posted from; with none of them known,
         # intake's own short page in the visitor's language.
         referer = request.headers.get("referer")
-        page = page_of(fields, referer) if html else None
+        page = page_of({}, referer) if html else None
         lang = language(request.headers.get("accept-language", ""))
 
-        def land(target: str | None, status: int, errors: list[dict[str, Any]] | str | None) -> Response:
+        def land(
+            target: str | None, status: int, errors: list[dict[str, Any]] | str | None, retry: str | None = None
+        ) -> Response:
             if target is not None:
                 return RedirectResponse(target, status_code=303)
-            headers = {**PAGE_HEADERS, **({"Retry-After": "1"} if status == 503 else {})}
+            headers = {**PAGE_HEADERS, **({"Retry-After": retry} if retry else {})}
             body = answer_page(form, lang, errors, back_link(form, page, referer))
             return HTMLResponse(body, status_code=status, headers=headers)
+
+        try:
+            screening.limit(request, f"form:{form_id}")  # 429 with Retry-After
+        except TooManyRequests as exc:
+            if not html:
+                raise
+            message = MESSAGES[lang]["error"]
+            return land(error_page(form, page, message), 429, message, (exc.headers or {}).get("Retry-After"))
+        fields = await _read_fields(request, ctx.settings.max_form_fields)
+        page = page_of(fields, referer) if html else None
 
         try:
             human = await screening.passes(form, fields, request)
@@ -288,7 +306,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
             if not html:
                 raise
             message = MESSAGES[lang]["error"]
-            return land(error_page(form, page, message), 503, message)
+            return land(error_page(form, page, message), 503, message, "1")
         if not human:  # a bot filled the honeypot: the usual answer, nothing kept
             if html:
                 return land(thank_you(form, page), 202, None)
@@ -304,7 +322,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         except NotStored as exc:
             log.warning("form_not_stored", form_id=form_id, error=str(exc))
             message = MESSAGES[lang]["error"]
-            return land(error_page(form, page, message), 503, message)
+            return land(error_page(form, page, message), 503, message, "1")
         return land(thank_you(form, page), 202, None)
 
     @router.post("/v1/events", status_code=202, response_model=Accepted, openapi_extra=event_body(ActivityIn))

@@ -8,7 +8,7 @@
   var action = base + "/v1/forms/" + encodeURIComponent(C.form) + "/submissions";
   var EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/, PHONE = /^\+?[0-9][0-9 ()./-]{4,24}$/;
   // As intake reads a company size (250, 51-200, 1000+) and a web address (a host with a dot).
-  var NUMBER = /^\s*\d[\d\s,.]*\s*(?:[-\u2013]\s*\d[\d\s,.]*|\+)?\s*$/, URL_ = /^(?:https?:\/\/)?[^\s\/:?#]+\.[^\s\/:?#]+(?:[:\/?#]\S*)?$/i;
+  var NUMBER = /^\s*\d[\d\s,.]*\s*(?:[-\u2013]\s*\d[\d\s,.]*|\+)?\s*$/, URL_ = /^(?:[a-z][a-z0-9+.-]*:\/\/)?[^\s\/:?#]+\.[^\s\/:?#]+(?:[:\/?#]\S*)?$/i;
 
   function lang() {
     var l = (d.documentElement.lang || navigator.language || "en").toLowerCase().slice(0, 2);
