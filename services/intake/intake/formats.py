@@ -458,7 +458,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         try:
             human = await screening.passes(form, fields, request)
         except HTTPException as exc:  # a missing or refused captcha
-            if exc.status_code != 422:
+            if exc.status_code != 422 or not isinstance(exc.detail, list):
                 raise
             return refused(exc.detail)
         if human:
