@@ -120,6 +120,8 @@ async def test_a_browser_sending_only_its_origin_as_referer_is_not_sent_to_the_h
         assert '<html lang="sv">' in r.text and f'<a href="{SITE}/">Tillbaka till formuläret</a>' in r.text
         assert "<strong>E-post (jobb)</strong>: Ange en giltig e-postadress." in r.text
         assert "<strong>Telefon</strong>: Ange ett giltigt telefonnummer" in r.text
+        r = await anon.post(FORM, data={"email": "anna@nordvik.se", "Company size": "lots"}, headers=browser)
+        assert "<strong>Antal anställda</strong>: Ange ett antal anställda" in r.text  # a known field not shown
         assert await published(h) == []
         r = await anon.post(
             FORM, data={"email": "anna.berg@nordvik.se", "consent": "yes"}, headers={**browser, "Accept-Language": "zh"}

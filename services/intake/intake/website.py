@@ -429,7 +429,7 @@ def answer_page(form: Form, lang: str, errors: list[dict[str, Any]] | str | None
         for e in errors:
             loc = e.get("loc") or []
             name = str(loc[1]) if len(loc) > 1 else ""
-            where = labels.get(name, name)
+            where = labels[name] if name in labels else _LABELS.get(_key(name), {}).get(lang, name)
             text = html.escape(localised(form, name, e, lang))
             items.append(f"<li><strong>{html.escape(where)}</strong>: {text}</li>" if where else f"<li>{text}</li>")
         title = form.name
