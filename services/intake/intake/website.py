@@ -65,6 +65,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "phone": "Please enter a valid phone number, e.g. +46 70 123 45 67.",
         "number": "Please enter a number of employees, e.g. 250 or 51-200.",
         "url": "Please enter a web address, e.g. example.com.",
+        "country": "Please enter a country, e.g. Sweden or SE.",
         "consent": "Please tick this box to continue.",
         "captcha": "Please confirm that you are not a robot.",
         "error": "Sending failed. Please try again in a moment.",
@@ -78,6 +79,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "phone": "Ange ett giltigt telefonnummer, t.ex. +46 70 123 45 67.",
         "number": "Ange ett antal anställda, t.ex. 250 eller 51-200.",
         "url": "Ange en webbadress, t.ex. example.com.",
+        "country": "Ange ett land, t.ex. Sverige eller SE.",
         "consent": "Kryssa i rutan för att fortsätta.",
         "captcha": "Bekräfta att du inte är en robot.",
         "error": "Det gick inte att skicka. Försök igen om en stund.",
@@ -91,6 +93,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "phone": "Bitte geben Sie eine gültige Telefonnummer ein, z. B. +49 30 1234567.",
         "number": "Bitte geben Sie eine Anzahl an, z. B. 250 oder 51-200.",
         "url": "Bitte geben Sie eine Webadresse ein, z. B. example.com.",
+        "country": "Bitte geben Sie ein Land an, z. B. Deutschland oder DE.",
         "consent": "Bitte setzen Sie das Häkchen, um fortzufahren.",
         "captcha": "Bitte bestätigen Sie, dass Sie kein Roboter sind.",
         "error": "Senden fehlgeschlagen. Bitte versuchen Sie es gleich noch einmal.",
@@ -104,6 +107,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "phone": "Vul een geldig telefoonnummer in, bijv. +31 20 123 4567.",
         "number": "Vul een aantal medewerkers in, bijv. 250 of 51-200.",
         "url": "Vul een webadres in, bijv. example.com.",
+        "country": "Vul een land in, bijv. Nederland of NL.",
         "consent": "Vink dit vakje aan om door te gaan.",
         "captcha": "Bevestig dat u geen robot bent.",
         "error": "Versturen mislukt. Probeer het zo opnieuw.",
@@ -117,6 +121,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "phone": "请输入有效的电话号码，例如 +86 138 0013 8000。",
         "number": "请输入员工人数，例如 250 或 51-200。",
         "url": "请输入网址，例如 example.com。",
+        "country": "请输入国家/地区，例如 中国 或 CN。",
         "consent": "请勾选此框以继续。",
         "captcha": "请确认您不是机器人。",
         "error": "提交失败，请稍后重试。",
@@ -401,6 +406,8 @@ def localised(form: Form, name: str, error: dict[str, Any], lang: str) -> str:
         return m["number"]
     if kind is FieldType.URL:
         return m["url"]
+    if kind is FieldType.COUNTRY:
+        return m["country"]
     return str(error.get("msg", ""))[:300]
 
 

@@ -104,7 +104,7 @@
       if (f.field.type === "consent") return M.consent;
       if (f.field.type === "captcha") return M.captcha;
       if (type === "missing") return M.required;
-      return ({ email: M.email, tel: M.phone, number: M.number, url: M.url })[f.field.type] || msg;
+      return ({ email: M.email, tel: M.phone, number: M.number, url: M.url, country: M.country })[f.field.type] || msg;
     }
     function show(name, msg) {
       var f = inputs[name];
