@@ -95,7 +95,7 @@ class Settings(BaseSettings):
     form_rate_per_address: float = Field(
         default=0.5, gt=0, description="Form posts per second one client address may sustain (token bucket refill)."
     )
-    form_burst_per_address: int = Field(default=20, ge=1, description="Form posts one client address may burst.")
+    form_burst_per_address: int = Field(default=10, ge=1, description="Form posts one client address may burst.")
     form_rate_per_source: float = Field(
         default=50, gt=0, description="Form posts per second one form (or Web-to-Lead source) may sustain."
     )

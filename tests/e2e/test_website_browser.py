@@ -33,14 +33,17 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import httpx
 import pytest
 import yaml
 from playwright.sync_api import Browser, Page, Request, expect
 
-from intake.website import track_script
+from intake.website import embed_script, track_script
 from leadrelay.events import all_topics
+from leadrelay.rules import Captcha, FieldType, FormField
+from leadrelay.rules import Form as RulesForm
 from leadrelay.rules import Website as RulesWebsite
 from tests.e2e import test_console_browser as console_e2e
 from tests.e2e.distributed import cluster, free_port
@@ -62,6 +65,7 @@ SWEDISH = {
     "thanks": "Tack! Vi hör av oss snart.",
     "email_error": "Ange en giltig e-postadress.",
     "consent_error": "Kryssa i rutan för att fortsätta.",
+    "phone_error": "Ange ett giltigt telefonnummer, t.ex. +46 70 123 45 67.",
 }
 CHINESE = {
     "email": "工作邮箱",
@@ -69,7 +73,40 @@ CHINESE = {
     "thanks": "谢谢！我们会尽快与您联系。",
     "email_error": "请输入有效的电子邮件地址。",
     "consent_error": "请勾选此框以继续。",
+    "phone_error": "请输入有效的电话号码，例如 +86 138 0013 8000。",
 }
+
+
+# A form with a Turnstile captcha, and a stand-in for Cloudflare's api.js (no request leaves the
+# machine): render() puts the widget's hidden token field into the element, solve() fills it in,
+# reset() clears it, as the real widget does.
+CAPTCHA_FORM = RulesForm(
+    id="newsletter",
+    name="Newsletter",
+    fields=[
+        FormField(name="email", type=FieldType.EMAIL, required=True),
+        FormField(name="company_size"),
+        FormField(name="website"),
+    ],
+    captcha=Captcha(
+        kind="turnstile",
+        site_key="0x4AAAA-site",
+        secret_env="LEADRELAY_TEST_TURNSTILE_SECRET",  # noqa: S106 - the variable's name, not a secret
+    ),
+)
+FAKE_TURNSTILE = """
+window.rendered = []; window.resets = 0; var solved = 0;
+window.turnstile = {
+  render: function (el, opts) {
+    var i = document.createElement('input'); i.type = 'hidden'; i.name = 'cf-turnstile-response';
+    el.appendChild(i); window.rendered.push(opts.sitekey); return 'widget-1';
+  },
+  reset: function (el) { el.querySelector('input').value = ''; window.resets++; }
+};
+window.solve = function () {
+  solved++; document.querySelector('[name=cf-turnstile-response]').value = 'token-' + solved;
+};
+"""
 
 
 # ---------------------------------------------------------------- the company's website
@@ -82,6 +119,7 @@ class Website:
     port: int
     intake: str = ""
     embed: dict[str, Any] = field(default_factory=dict)
+    posts: list[tuple[str, str]] = field(default_factory=list)  # what pages posted to the site itself
 
     @property
     def origin(self) -> str:
@@ -94,6 +132,12 @@ class Website:
 
     def page(self, path: str) -> str:
         lang, _, name = path.strip("/").partition("/")
+        if lang == "captcha":  # a form with a captcha, its embed.js served from here (so it posts here)
+            return (
+                f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{name}</title>"
+                f"<script>{FAKE_TURNSTILE}</script><script src=/embed-captcha.js async></script></head>"
+                f'<body><div data-leadrelay-form="{name}"></div></body></html>'
+            )
         lang_attr = "" if lang == "auto" else f' lang="{lang}"'
         tracking = self.embed["tracking_html"].replace("YOUR_WRITE_KEY", WRITE_KEY)
         if lang == "consent":  # the tracking script as a site needing consent gets it, served from here
@@ -119,6 +163,8 @@ def website() -> Iterator[Website]:
             path = self.path.split("?")[0]
             if path == "/track-consent.js":
                 body, kind = track_script(RulesWebsite(require_consent=True)).body, "text/javascript"
+            elif path == "/embed-captcha.js":
+                body, kind = embed_script(CAPTCHA_FORM).body, "text/javascript"
             else:
                 body, kind = site.page(path).encode(), "text/html; charset=utf-8"
             self.send_response(200)
@@ -127,10 +173,25 @@ def website() -> Iterator[Website]:
             self.end_headers()
             self.wfile.write(body)
 
-        def do_POST(self) -> None:  # noqa: N802 - the consent page's tracking calls land here
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            self.send_response(204)
+        def do_POST(self) -> None:  # noqa: N802 - the consent page's tracking calls land here, and the captcha form
+            data = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+            site.posts.append((self.path, data))
+            if not self.path.endswith("/submissions"):
+                self.send_response(204)
+                self.end_headers()
+                return
+            # As intake answers: the first token is refused by the verifier, the next one passes.
+            token = parse_qs(data).get("cf-turnstile-response", [""])[0]
+            if token.endswith("-1"):
+                status, answer = 422, {"detail": [{"loc": ["body", "cf-turnstile-response"], "msg": "refused"}]}
+            else:
+                status, answer = 202, {"lead_id": str(uuid.uuid4()), "event_id": str(uuid.uuid4())}
+            body = json.dumps(answer).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
             self.end_headers()
+            self.wfile.write(body)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
@@ -180,6 +241,15 @@ class Stack:
             if time.monotonic() > deadline:
                 raise AssertionError(f"score of {lead_id}: {r.status_code} {r.text[:500]}")
             time.sleep(0.1)
+
+    def consent(self, lead_id: str) -> list[dict[str, Any]]:
+        r = httpx.get(
+            f"{self.scoring}/v1/leads/{lead_id}/consent",
+            headers={"Authorization": f"Bearer {token_for('rita.admin')}"},
+            timeout=10,
+        )
+        assert r.status_code == 200, r.text
+        return r.json()  # type: ignore[no-any-return]
 
     def has_tracking_endpoints(self) -> bool:
         paths = httpx.get(f"{self.intake}/openapi.json", timeout=10).json()["paths"]
@@ -330,7 +400,7 @@ def test_a_visitor_reads_pages_then_fills_in_the_form(
     page.locator("form.leadrelay-form input[type=checkbox]").check()
     page.locator("form.leadrelay-form button[type=submit]").click()
     phone_error = page.locator("[id$='-phone-error']")
-    expect(phone_error).not_to_be_empty()
+    expect(phone_error).to_have_text(words["phone_error"])  # the server's error, in the page's language
     assert len(v.posts("/submissions")) == 1
 
     # A valid post, double-clicked: one request, the thank-you inline.
@@ -344,10 +414,13 @@ def test_a_visitor_reads_pages_then_fills_in_the_form(
     lead_id = answer.value.json()["lead_id"]
     posted = dict(pair.split("=", 1) for pair in (v.posts("/submissions")[-1].post_data or "").split("&"))
     assert posted["anonymous_id"] == anonymous_id and posted["consent"] == "yes"
+    assert posted["consent_language"] == locale[:2]  # the language of the text the visitor agreed to
     assert v.errors == []
 
-    # The lead is scored.
+    # The lead is scored, and its consent evidence is the text the visitor saw.
     stack.score(lead_id, lambda s: s["score"] > 0)
+    (evidence,) = stack.consent(lead_id)
+    assert evidence["language"] == locale[:2] and evidence["text"].startswith(words["consent"])
     if not stack.has_tracking_endpoints():
         pytest.skip("intake has no tracking endpoints yet (/v1/p): the earlier page views cannot count")
     # Once intake records page views and joins them on anonymous_id, the earlier views count.
@@ -452,3 +525,40 @@ def test_where_the_rules_require_consent_nothing_is_tracked_before_it(
     v.page.evaluate("() => leadrelay.page()")
     v.page.wait_for_timeout(200)
     assert len(sent) == 2 and v.page.evaluate("() => localStorage.getItem('leadrelay.anonymous_id')") is None
+
+
+def test_a_form_with_a_captcha_shows_the_widget_and_sends_its_token(website: Website, browser: Browser) -> None:
+    """The provider's widget is rendered into the form with the site key (its script is the page's);
+    no post without a token; the token travels in the provider's field; a refused token is
+    answered next to the widget, which is reset for a new one."""
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{website.origin}/captcha/newsletter")
+    widget = page.locator("form.leadrelay-form .lr-captcha .cf-turnstile")
+    expect(widget).to_have_attribute("data-sitekey", "0x4AAAA-site")
+    assert page.evaluate("() => window.rendered") == ["0x4AAAA-site"]
+    page.get_by_label("Work email").fill("jane@acme.de")
+    page.get_by_label("Employees").fill("lots")  # checked as intake checks them
+    page.get_by_label("Website").fill("acme")
+    submit = page.locator("form.leadrelay-form button[type=submit]")
+    submit.click()
+    expect(page.get_by_text("Please confirm that you are not a robot.")).to_be_visible()
+    expect(page.get_by_text("Please enter a number of employees, e.g. 250 or 51-200.")).to_be_visible()
+    expect(page.get_by_text("Please enter a web address, e.g. example.com.")).to_be_visible()
+    page.get_by_label("Employees").fill("51-200")
+    page.get_by_label("Website").fill("https://www.acme.de/about")
+    assert [p for p, _ in website.posts if p.endswith("/submissions")] == []
+    page.evaluate("() => window.solve()")
+    with page.expect_response(lambda r: r.url.endswith("/submissions")):
+        submit.click()
+    expect(page.get_by_text("Please confirm that you are not a robot.")).to_be_visible()  # refused, said so
+    assert page.evaluate("() => window.resets") == 1
+    page.evaluate("() => window.solve()")
+    with page.expect_response(lambda r: r.url.endswith("/submissions") and r.status == 202):
+        submit.click()
+    expect(page.get_by_text("Thank you! We will be in touch soon.")).to_be_visible()
+    sent = [parse_qs(body) for p, body in website.posts if p.endswith("/submissions")]
+    assert [s["cf-turnstile-response"] for s in sent] == [["token-1"], ["token-2"]]
+    assert sent[-1]["email"] == ["jane@acme.de"] and sent[-1]["company_size"] == ["51-200"] and errors == []
+    page.close()

@@ -194,7 +194,16 @@ def test_country_by_code_or_english_name(raw: str, expected: str) -> None:
     assert ok(submission(country=raw)).contact.country == expected
 
 
-@pytest.mark.parametrize("raw", ["Narnia", "XX", "Deutschland"])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("Sverige", "SE"), ("Deutschland", "DE"), ("schweden", "SE"), ("Nederland", "NL"), ("中国", "CN"), ("瑞典", "SE")],
+)
+def test_country_in_the_languages_the_forms_speak(raw: str, expected: str) -> None:
+    """The snippet asks for the country in Swedish, German, Dutch or Chinese: the answer is taken."""
+    assert ok(submission(country=raw)).contact.country == expected
+
+
+@pytest.mark.parametrize("raw", ["Narnia", "XX", "Germania"])
 def test_unknown_country(raw: str) -> None:
     errors = errors_by_field(submission(country=raw))
     assert list(errors) == ["country"]

@@ -249,6 +249,23 @@ async def test_web_to_lead_bad_input_is_refused_naming_the_field_and_nothing_is_
     assert published(h) == []
 
 
+async def test_web_to_lead_bad_input_from_a_browser_is_a_page_saying_what_to_correct(h: Harness) -> None:
+    """A visitor whose Web-to-Lead post is refused reads what to correct, in their language, with a
+    link back to the form's page (only on the source's return_hosts); never the API's JSON."""
+    browser = {"Accept": "text/html,*/*;q=0.8", "Accept-Language": "de-DE,de;q=0.9"}
+    data = {"oid": "00D5e000000LEAD", "retURL": "https://www.leadrelay.example/thanks", "email": "joe@"}
+    page = "https://www.leadrelay.example/contact?x=1"
+    r = await h.as_(None).post(W2L, data=data, headers={**browser, "Referer": page})
+    assert r.status_code == 422 and r.headers["content-type"].startswith("text/html"), r.text
+    assert '<html lang="de">' in r.text and "Bitte geben Sie eine gültige E-Mail-Adresse ein." in r.text
+    assert f'<a href="{page}">Zurück zum Formular</a>' in r.text and "location" not in r.headers
+    r = await h.as_(None).post(
+        W2L, data={**data, "retURL": "https://evil.example/"}, headers={**browser, "Referer": "https://evil.example/x"}
+    )
+    assert r.status_code == 422 and "retURL" in r.text and "evil.example/x" not in r.text and "<a " not in r.text
+    assert published(h) == []
+
+
 # ---------------------------------------------------------------- CORS
 
 SITE = "https://www.leadrelay.example"
@@ -309,6 +326,19 @@ async def test_a_filled_honeypot_gets_the_usual_answer_and_is_dropped_and_counte
     r = await h.as_(None).post("/v1/forms/demo-request/submissions", json={**fields, "fax_number": ""})
     assert r.status_code == 202
     assert [e.custom for e in published(h)] == [{}]
+
+
+async def test_twenty_posts_a_second_from_one_address_are_not_all_taken_by_default(tmp_path: Path) -> None:
+    """What the issue saw: twenty posts a second from one address, all accepted. With the default
+    limits (the tests' environment raises them, so they are given here) the burst ends first."""
+    defaults = {k: Settings.model_fields[k].default for k in ("form_burst_per_address", "form_rate_per_address")}
+    async with running(settings_for(tmp_path, **defaults), services=["intake"]) as h:
+        answers = [
+            (await h.as_(None).post("/v1/forms/newsletter/submissions", json={"email": f"n{i}@acme.de"})).status_code
+            for i in range(20)
+        ]
+    burst = defaults["form_burst_per_address"]
+    assert answers[:burst] == [202] * burst and answers.count(429) >= 5, answers  # a token comes back every 2 s
 
 
 async def test_rate_limits_answer_429_with_retry_after(tmp_path: Path) -> None:

@@ -119,6 +119,12 @@ def test_form_visitor_fields() -> None:
     assert [v.id for v in visitors] == ["h-1", "a-1"] and rest == {"email": "a@b.se", "note": "x"} and errors == []
     _, _, errors = form_visitors({"hutk": "x" * 201}, ["hutk"])
     assert errors[0]["loc"] == ["body", "hutk"]
+    # analytics.js's cookie holds the id as a JSON string; its calls send it bare: the same visitor.
+    for stored in ('"a-1"', "%22a-1%22"):
+        visitors, _, _ = form_visitors({"ajs_anonymous_id": stored}, ["ajs_anonymous_id"])
+        assert [v.id for v in visitors] == ["a-1"]
+    visitors, _, _ = form_visitors({"ajs_anonymous_id": '""'}, ["ajs_anonymous_id"])
+    assert visitors == []
 
 
 def test_decompression_stops_at_the_limit() -> None:

@@ -14,16 +14,28 @@ import pytest
 import yaml
 
 from intake.cors import ALLOW_HEADERS, decide
-from intake.website import DEFAULT_FIELDS, error_page, fields_of, missing, page_of, thank_you, wants_html
+from intake.website import (
+    DEFAULT_FIELDS,
+    answer_page,
+    embed_script,
+    error_page,
+    fields_of,
+    language,
+    missing,
+    page_of,
+    thank_you,
+    wants_html,
+)
 from leadrelay.bus.memory import MemoryBus
 from leadrelay.events import LEADS_INTAKE, Envelope, FormSubmitted, Record
 from leadrelay.rules import Rules, RulesError, parse_rules
-from tests.harness import EXAMPLE, Harness, running, settings_for
+from tests.harness import EXAMPLE, SOURCE_KEYS, Harness, running, settings_for
 
 SITE = "https://www.leadrelay.example"
 EVIL = "https://evil.example"
 FORM = "/v1/forms/demo-request/submissions"
 HTML_POST = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+VERIFY = "https://verify.leadrelay.example/siteverify"
 
 
 def website_rules(**demo: Any) -> Rules:
@@ -86,9 +98,50 @@ async def test_no_open_redirect(h: Harness) -> None:
     ):
         r = await anon.post(FORM, data=fields, headers={**HTML_POST, **headers})
         assert r.status_code == 422, (fields, headers, r.headers.get("location"))
-    # A form without a thank-you page answers JSON when its page is not on its origins.
+        assert r.headers["content-type"].startswith("text/html") and "evil" not in r.text and "<a " not in r.text
+    # A form without a thank-you page, posted from no page of its origins: intake's own page, no link.
     r = await anon.post("/v1/forms/newsletter/submissions", data={"email": "a@nordvik.se"}, headers=HTML_POST)
-    assert r.status_code == 202 and r.json()["lead_id"]
+    assert r.status_code == 202 and "Thank you!" in r.text and "<a " not in r.text
+
+
+async def test_a_browser_sending_only_its_origin_as_referer_is_not_sent_to_the_home_page(tmp_path: Path) -> None:
+    """A browser posting to another origin sends only ``https://site/`` as Referer (the default
+    referrer policy): with no thank-you or error URL, going "back" there would land the visitor on the
+    home page, without the form or its errors. Intake answers with its own page instead (in the
+    visitor's language, linking back to the site), never the API's JSON."""
+    rules = website_rules(thank_you_url=None, error_url=None)
+    async with running(settings_for(tmp_path), services=["intake"], rules=rules) as h:
+        anon = h.as_(None)
+        browser = {**HTML_POST, "Origin": SITE, "Referer": f"{SITE}/", "Accept-Language": "sv-SE,sv;q=0.9,en;q=0.8"}
+        r = await anon.post(FORM, data={"email": "anna@", "phone": "12", "consent": ""}, headers=browser)
+        assert r.status_code == 422 and r.headers["content-type"].startswith("text/html"), r.text
+        assert "location" not in r.headers and r.headers["cache-control"] == "no-store"
+        assert "default-src 'none'" in r.headers["content-security-policy"]
+        assert '<html lang="sv">' in r.text and f'<a href="{SITE}/">Tillbaka till formuläret</a>' in r.text
+        assert "<strong>E-post (jobb)</strong>: Ange en giltig e-postadress." in r.text
+        assert "<strong>Telefon</strong>: Ange ett giltigt telefonnummer" in r.text
+        data = {"email": "anna@nordvik.se", "Company size": "lots", "country": "Narnia"}
+        r = await anon.post(FORM, data=data, headers=browser)
+        assert "<strong>Antal anställda</strong>: Ange ett antal anställda" in r.text  # a known field not shown
+        assert "<strong>Land</strong>: Ange ett land, t.ex. Sverige eller SE." in r.text
+        assert await published(h) == []
+        r = await anon.post(FORM, data={"email": "anna@nordvik.se", "country": "Sverige"}, headers=browser)
+        assert r.status_code == 202, r.text  # as the form asks for it: "Land"
+        r = await anon.post(
+            FORM, data={"email": "anna.berg@nordvik.se", "consent": "yes"}, headers={**browser, "Accept-Language": "zh"}
+        )
+        assert r.status_code == 202 and "谢谢！我们会尽快与您联系。" in r.text and '<html lang="zh">' in r.text
+        events = [Envelope.from_record(r).data for r in await published(h)]
+        assert [(e.contact.email, e.contact.country) for e in events if isinstance(e, FormSubmitted)] == [
+            ("anna@nordvik.se", "SE"),
+            ("anna.berg@nordvik.se", None),
+        ]
+        # A Referer that names a page is still gone back to, with the errors for the snippet to show.
+        r = await anon.post(FORM, data={"email": "x"}, headers={**browser, "Referer": f"{SITE}/demo"})
+        assert r.status_code == 303 and r.headers["location"].startswith(f"{SITE}/demo?lr_form=demo-request")
+        # Markup in a field's error or name is text on the page.
+        r = await anon.post(FORM, data={"email": "x", "<b>x</b>": "y" * 3000}, headers=browser)
+        assert r.status_code == 422 and "<b>" not in r.text
 
 
 async def test_the_error_url_and_going_back_to_the_page_after_success(tmp_path: Path) -> None:
@@ -178,6 +231,32 @@ async def test_a_tracking_preflight_is_answered_for_a_sources_origin(h: Harness)
     assert r.status_code == 403
 
 
+async def test_a_write_key_is_taken_from_its_own_sources_origins_only(tmp_path: Path) -> None:
+    """CORS per source: a page may send tracking calls with a source's write key only from that
+    source's origins, not from the origins of another source."""
+    data = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    shop = "https://shop.leadrelay.example"
+    for source in data["sources"]:
+        if source["id"] == "website-tracking":
+            source["origins"] = [shop]
+    async with running(settings_for(tmp_path), services=["intake"], rules=parse_rules(data)) as h:
+        anon = h.as_(None)
+        page = {"type": "page", "anonymousId": "a-1", "properties": {"url": f"{shop}/"}}
+        r = await anon.post("/v1/p", json={**page, "writeKey": SOURCE_KEYS["website"]}, headers={"Origin": shop})
+        assert r.status_code == 403 and r.json()["code"] == "forbidden", r.text
+        assert "website" in r.json()["detail"] and shop in r.json()["detail"]
+        assert await published(h) == []
+        r = await anon.post(
+            "/v1/p", json={**page, "writeKey": SOURCE_KEYS["website-tracking"]}, headers={"Origin": shop}
+        )
+        assert r.status_code == 200 and r.headers["access-control-allow-origin"] == shop, r.text
+        r = await anon.post("/v1/p", json={**page, "writeKey": SOURCE_KEYS["website"]}, headers={"Origin": SITE})
+        assert r.status_code == 200, r.text
+        r = await anon.post("/v1/p", json={**page, "writeKey": SOURCE_KEYS["website"]})  # a server: no origin
+        assert r.status_code == 200, r.text
+        assert len(await published(h)) == 3
+
+
 # ---------------------------------------------------------------- the scripts
 
 
@@ -222,6 +301,17 @@ async def test_the_embed_carries_the_forms_fields_labels_consent_and_honeypot(h:
     assert 'data-write-key="YOUR_WRITE_KEY"' in info["tracking_html"]
     assert (await anon.get("/v1/forms/nope/embed.js")).status_code in (404, 422)
     assert (await anon.get("/v1/forms/nope/embed")).status_code in (404, 422)
+
+
+def test_a_captcha_forms_embed_carries_the_widget_but_not_how_it_is_verified() -> None:
+    captcha = {"kind": "recaptcha", "site_key": "6Lc-site", "secret_env": "RECAPTCHA_SECRET", "verify_url": VERIFY}
+    form = website_rules(captcha=captcha).form("demo-request")
+    assert form is not None
+    js = embed_script(form).body.decode()
+    assert '"captcha":{"kind":"recaptcha","site_key":"6Lc-site","field":"g-recaptcha-response"}' in js
+    assert "RECAPTCHA_SECRET" not in js and VERIFY not in js
+    errors = [{"loc": ["body", "g-recaptcha-response"], "msg": "refused by the captcha verifier", "type": "x"}]
+    assert "<li>Bekräfta att du inte är en robot.</li>" in answer_page(form, "sv", errors, None)
 
 
 async def test_the_tracking_script_carries_the_privacy_settings(tmp_path: Path) -> None:
@@ -309,6 +399,28 @@ async def test_bad_headers_and_pages_never_give_a_500(
 # ---------------------------------------------------------------- the pure rules
 
 
+async def test_a_plain_post_past_the_rate_limit_is_a_page_too(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, form_burst_per_address=1, form_rate_per_address=0.1)
+    async with running(settings, services=["intake"]) as h:
+        anon, browser = h.as_(None), {**HTML_POST, "Origin": SITE, "Accept-Language": "nl"}
+        r = await anon.post(FORM, data={"email": "a@nordvik.se"}, headers=browser)
+        assert r.status_code == 303
+        r = await anon.post(FORM, data={"email": "b@nordvik.se"}, headers={**browser, "Referer": f"{SITE}/demo"})
+        assert r.status_code == 303 and r.headers["location"].startswith(f"{SITE}/demo?lr_form=demo-request&lr_error=")
+        r = await anon.post(FORM, data={"email": "b@nordvik.se"}, headers=browser)  # no page: intake's own
+        assert r.status_code == 429 and 1 <= int(r.headers["retry-after"]) <= 10
+        assert r.headers["content-type"].startswith("text/html") and "Versturen mislukt." in r.text
+        r = await anon.post(FORM, data={"email": "b@nordvik.se"})  # an API client: JSON
+        assert r.status_code == 429 and "address" in r.json()["detail"]
+        assert len(await published(h)) == 1
+
+
+def test_the_visitors_language() -> None:
+    assert language("sv-SE,sv;q=0.9,en-US;q=0.8") == "sv" and language("") == "en" and language("fr-FR,fr") == "en"
+    assert language("fr;q=1, de;q=0.5, zh-CN;q=0.7") == "zh" and language("nl;q=0, de") == "de"
+    assert language("de;q=abc, nl") == "nl" and language("*") == "en"
+
+
 def test_where_a_plain_post_lands() -> None:
     form = website_rules(thank_you_url=None).form("demo-request")
     assert form is not None
@@ -327,3 +439,8 @@ def test_where_a_plain_post_lands() -> None:
     )
     assert error_page(form, "https://www.leadrelay.example.evil.example/", "x") is None
     assert page_of({"Page URL": f"{SITE}/a"}, f"{SITE}/b") == f"{SITE}/a" and page_of({}, f"{SITE}/b") == f"{SITE}/b"
+    # A bare origin (what a browser sends to another site by default) names no page.
+    assert (
+        page_of({}, f"{SITE}/") is None and page_of({}, SITE) is None and page_of({}, f"{SITE}/?a=1") == f"{SITE}/?a=1"
+    )
+    assert page_of({"page_url": f"{SITE}/"}, None) == f"{SITE}/"  # said by the page itself: taken

@@ -13,23 +13,42 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
-from fastapi.responses import RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from intake.domain import normalise_email
 from intake.formats import Screening
+from intake.protection import TooManyRequests
 from intake.schema import SUBMISSION_BODY, event_body
 from intake.service import Invalid, NotStored, UnknownForm
 from intake.tracking import build_tracking_router
-from intake.website import Script, embed_script, error_page, page_of, paste_html, thank_you, track_script, wants_html
+from intake.website import (
+    MESSAGES,
+    PAGE_HEADERS,
+    Script,
+    answer_page,
+    back_link,
+    embed_script,
+    error_page,
+    language,
+    page_of,
+    paste_html,
+    thank_you,
+    track_script,
+    wants_html,
+)
 from intake.wiring import intake_for, unavailable
 from leadrelay.auth import EVENT_SENDERS, PUBLIC, Principal, allow
 from leadrelay.contract import RETRY_AFTER, AwareDateTime, FormId
 from leadrelay.events import ActivityType, Envelope
 from leadrelay.http import field_errors
 from leadrelay.inputs import Text
+from leadrelay.logging import get_logger
 from leadrelay.runtime import ServiceContext
+from leadrelay.unavailable import Unavailable
+
+log = get_logger("intake")
 
 
 class Accepted(BaseModel):
@@ -68,7 +87,30 @@ _SCRIPT_RESPONSES: dict[int | str, dict[str, Any]] = {
     },
     304: {"description": "Not modified (If-None-Match matched the ETag)."},
 }
+_PAGE = {"text/html": {"schema": {"type": "string"}}}
 _BROWSER_RESPONSES: dict[int | str, dict[str, Any]] = {
+    202: {
+        "description": (
+            "Accepted. A plain HTML form post (form body, Accept: text/html) with no page to land on (no"
+            " thank-you URL, no page of the form's origins) gets intake's own thank-you page (text/html)."
+        ),
+        "content": _PAGE,
+    },
+    422: {
+        "description": (
+            "Field errors, each naming its field. A plain HTML form post with no page to land on gets"
+            " them as intake's own page (text/html) in the visitor's language."
+        ),
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/FieldErrors"}}, **_PAGE},
+    },
+    503: {
+        "description": (
+            "The event could not be stored (the broker and intake's spool), or the captcha cannot be"
+            " checked: retry. A plain HTML form post with no page to land on gets intake's own page."
+        ),
+        "headers": RETRY_AFTER,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/DependencyDown"}}, **_PAGE},
+    },
     303: {
         "description": (
             "A plain HTML form post (form body, Accept: text/html): to the form's thank-you page, or back to"
@@ -208,7 +250,14 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         openapi_extra=SUBMISSION_BODY,
         responses={
             **_BROWSER_RESPONSES,
-            429: {"description": "Too many posts from this address or to this form.", "headers": RETRY_AFTER},
+            429: {
+                "description": (
+                    "Too many posts from this address or to this form. A plain HTML form post gets a 303 back"
+                    " to its page with the error, or intake's own page (text/html)."
+                ),
+                "headers": RETRY_AFTER,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}, **_PAGE},
+            },
         },
     )
     async def submit_form(
@@ -219,43 +268,62 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         form = ctx.rules.form(form_id)
         if form is None:  # before reading a body meant for no form
             raise HTTPException(404, str(UnknownForm(form_id, [f.id for f in ctx.rules.forms])))
-        screening.limit(request, f"form:{form_id}")  # 429 with Retry-After
-        fields = await _read_fields(request, ctx.settings.max_form_fields)
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         html = wants_html(ctype, request.headers.get("accept", ""))
-        # A browser posting a plain HTML form: a page to land on, not JSON (when there is one to go to).
-        page = page_of(fields, request.headers.get("referer")) if html else None
+        # A browser posting a plain HTML form: a page to land on, never JSON. A 303 to the form's
+        # thank-you or error page, or back to the page it was posted from; with none of them known,
+        # intake's own short page in the visitor's language.
+        referer = request.headers.get("referer")
+        page = page_of({}, referer) if html else None
+        lang = language(request.headers.get("accept-language", ""))
+
+        def land(
+            target: str | None, status: int, errors: list[dict[str, Any]] | str | None, retry: str | None = None
+        ) -> Response:
+            if target is not None:
+                return RedirectResponse(target, status_code=303)
+            headers = {**PAGE_HEADERS, **({"Retry-After": retry} if retry else {})}
+            body = answer_page(form, lang, errors, back_link(form, page, referer))
+            return HTMLResponse(body, status_code=status, headers=headers)
+
+        try:
+            screening.limit(request, f"form:{form_id}")  # 429 with Retry-After
+        except TooManyRequests as exc:
+            if not html:
+                raise
+            message = MESSAGES[lang]["error"]
+            return land(error_page(form, page, message), 429, message, (exc.headers or {}).get("Retry-After"))
+        fields = await _read_fields(request, ctx.settings.max_form_fields)
+        page = page_of(fields, referer) if html else None
+
         try:
             human = await screening.passes(form, fields, request)
         except HTTPException as exc:  # a missing or refused captcha: back to the form with the error
-            target = error_page(form, page, exc.detail) if html and exc.status_code == 422 else None
-            if target is None:
+            if not html or exc.status_code != 422:
                 raise
-            return RedirectResponse(target, status_code=303)
+            return land(error_page(form, page, exc.detail), 422, exc.detail)
+        except Unavailable:  # the captcha's verifier is down
+            if not html:
+                raise
+            message = MESSAGES[lang]["error"]
+            return land(error_page(form, page, message), 503, message, "1")
         if not human:  # a bot filled the honeypot: the usual answer, nothing kept
-            decoy = Accepted(lead_id=intake.decoy_lead_id(fields), event_id=str(uuid.uuid4()))
-            target = thank_you(form, page) if html else None
-            return decoy if target is None else RedirectResponse(target, status_code=303)
+            if html:
+                return land(thank_you(form, page), 202, None)
+            return Accepted(lead_id=intake.decoy_lead_id(fields), event_id=str(uuid.uuid4()))
         if not html:
             return await accept(lambda: intake.form_submission(form_id, fields, idempotency_key))
         try:
-            accepted = await intake.accept(intake.form_submission(form_id, fields, idempotency_key))
+            await intake.accept(intake.form_submission(form_id, fields, idempotency_key))
         except UnknownForm as exc:
             raise HTTPException(404, str(exc)) from None
         except Invalid as exc:
-            target = error_page(form, page, exc.errors)
-            if target is None:
-                raise field_errors(exc.errors) from None
-            return RedirectResponse(target, status_code=303)
+            return land(error_page(form, page, exc.errors), 422, exc.errors)
         except NotStored as exc:
-            target = error_page(form, page, "Sending failed. Please try again in a moment.")
-            if target is None:
-                raise unavailable(exc) from exc
-            return RedirectResponse(target, status_code=303)
-        target = thank_you(form, page)
-        if target is None:  # no thank-you page and no page of the form's origins to go back to
-            return Accepted(lead_id=accepted.lead_id, event_id=accepted.event_id)
-        return RedirectResponse(target, status_code=303)
+            log.warning("form_not_stored", form_id=form_id, error=str(exc))
+            message = MESSAGES[lang]["error"]
+            return land(error_page(form, page, message), 503, message, "1")
+        return land(thank_you(form, page), 202, None)
 
     @router.post("/v1/events", status_code=202, response_model=Accepted, openapi_extra=event_body(ActivityIn))
     async def record_event(

@@ -2,7 +2,9 @@
 
 - A form's submissions (``/v1/forms/{id}/submissions``) may come from the form's ``origins``.
 - The tracking endpoints (Segment's ``/v1/page`` = ``/v1/p``, ``/v1/track`` = ``/v1/t``,
-  ``/v1/identify``, ``/v1/batch``...) from the ``origins`` of any source.
+  ``/v1/identify``, ``/v1/batch``...) from the ``origins`` of any source here (the write key, which
+  may be in the body, says which source); the route then holds the request to its own source's
+  ``origins`` (``intake.tracking``: 403 for another source's origin).
 - HubSpot's Forms API (``/submissions/v3/integration/submit/{portalId}/{formGuid}``) from the
   ``origins`` of the form with that address.
 - Salesforce's Web-to-Lead (``/servlet/servlet.WebToLead``) from the ``origins`` of the forms the
@@ -91,6 +93,13 @@ def decide(rules: Rules, path: str, origin: str) -> Decision:
 def _own_origin(scope: Scope, headers: Headers) -> str | None:
     host = headers.get("host")
     return f"{scope.get('scheme', 'http')}://{host}".lower() if host else None
+
+
+def foreign_origin(scope: Scope) -> str | None:
+    """The request's ``Origin`` when it is a cross-origin one (not absent, not intake's own)."""
+    headers = Headers(scope=scope)
+    origin = headers.get("origin")
+    return None if origin is None or origin.lower() == _own_origin(scope, headers) else origin
 
 
 class Cors:

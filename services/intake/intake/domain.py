@@ -6,6 +6,8 @@ all of them at once, so the form can show them next to the fields.
 
 from __future__ import annotations
 
+import functools
+import gettext
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -13,6 +15,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import phonenumbers
+import pycountry
 from email_validator import EmailNotValidError, validate_email
 
 from leadrelay.emails import facts, fold_email
@@ -59,6 +62,39 @@ MAX_CUSTOM = 50
 MAX_VALUE = 1000
 MAX_NAME = 100
 _SIZE = re.compile(r"^\s*(\d[\d\s,.]*)\s*(?:[-–]\s*\d[\d\s,.]*|\+)?\s*$")
+
+
+# Country names in the languages the website's forms speak (pycountry's own translations, installed
+# with it), so a visitor may type "Sverige", "Deutschland" or "中国" where the form says "Land".
+_COUNTRY_LOCALES = ("sv", "de", "nl", "zh_CN", "zh_TW")
+
+
+@functools.cache
+def _local_country_names() -> dict[str, str]:
+    """Translated name (casefolded) -> alpha-2; a name two countries share is left out."""
+    found: dict[str, set[str]] = {}
+    for locale in _COUNTRY_LOCALES:
+        try:
+            t = gettext.translation("iso3166-1", pycountry.LOCALES_DIR, languages=[locale])
+        except OSError:
+            continue
+        for c in pycountry.countries:
+            for attr in ("name", "common_name", "official_name"):
+                english = getattr(c, attr, None)
+                if english:
+                    found.setdefault(t.gettext(english).casefold(), set()).add(c.alpha_2)
+    return {name: next(iter(codes)) for name, codes in found.items() if len(codes) == 1}
+
+
+def form_country(value: str) -> str:
+    """ISO 3166-1 alpha-2 for a code, an English name, or a name in Swedish, German, Dutch or Chinese."""
+    try:
+        return country_code(value)
+    except ValueError:
+        code = _local_country_names().get(value.strip().casefold())
+        if code is None:
+            raise
+        return code
 
 
 @dataclass
@@ -166,7 +202,7 @@ def normalise_submission(fields: dict[str, Any]) -> Normalised:
             errors.append(_err("email", str(exc)))
     if "country" in values:
         try:
-            contact["country"] = country_code(values["country"])
+            contact["country"] = form_country(values["country"])
         except ValueError as exc:
             errors.append(_err("country", str(exc)))
     if "phone" in values:

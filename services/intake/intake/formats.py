@@ -29,12 +29,13 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, HTTPException, Path, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from intake.protection import CaptchaVerifier, Limiter, TooManyRequests, dropped, honeypot_filled
 from intake.service import Invalid, NotStored, UnknownForm
+from intake.website import PAGE_HEADERS, answer_page, language
 from intake.wiring import intake_for, unavailable
 from leadrelay.auth import PUBLIC, Authenticator
 from leadrelay.contract import RETRY_AFTER, inline_schema, request_body
@@ -398,6 +399,16 @@ def build_router(ctx: ServiceContext) -> APIRouter:
                 "headers": {"Location": {"schema": {"type": "string"}}},
             },
             404: {"description": "No web_to_lead source has this oid."},
+            422: {
+                "description": (
+                    "Field errors, each naming its field; nothing is kept. A browser's post (Accept: text/html)"
+                    " gets them as intake's page (text/html) in its language."
+                ),
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/FieldErrors"}},
+                    "text/html": {"schema": {"type": "string"}},
+                },
+            },
             429: {"description": "Too many posts.", "headers": RETRY_AFTER},
         },
         openapi_extra=request_body(
@@ -422,23 +433,39 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         if source is None:
             raise HTTPException(404, f"no web_to_lead source has oid {oid.strip()!r}")
         screening.limit(request, f"web-to-lead:{source.oid}")
+        form = ctx.rules.form(source.form)
+        if form is None:  # checked when the rules are loaded
+            raise HTTPException(404, str(UnknownForm(source.form, [f.id for f in ctx.rules.forms])))
+
+        def refused(errors: list[dict[str, Any]]) -> Response:
+            """422: for a browser (Accept: text/html) as intake's page saying what to correct, in its
+            language, linking back to the page when it is on the source's return_hosts."""
+            if "text/html" not in request.headers.get("accept", "").lower():
+                raise field_errors(errors)
+            back, _ = _return_url(request.headers.get("referer"), source.return_hosts)
+            lang = language(request.headers.get("accept-language", ""))
+            return HTMLResponse(answer_page(form, lang, errors, back), status_code=422, headers=PAGE_HEADERS)
+
         ret_key = next((k for k in raw if k.lower() == "returl"), None)
         ret_url, problem = _return_url(raw.get(ret_key) if ret_key else None, source.return_hosts)
         if problem:
-            raise field_errors([{"loc": ["body", "retURL"], "msg": problem, "type": "value_error"}])
+            return refused([{"loc": ["body", "retURL"], "msg": problem, "type": "value_error"}])
         fields: dict[str, Any] = {}
         for name, value in raw.items():
             if name.lower() in WEB_TO_LEAD_META:
                 continue
             fields[source.fields.get(name, name)] = value
-        form = ctx.rules.form(source.form)
-        if form is None:  # checked when the rules are loaded
-            raise HTTPException(404, str(UnknownForm(source.form, [f.id for f in ctx.rules.forms])))
-        if await screening.passes(form, fields, request):
+        try:
+            human = await screening.passes(form, fields, request)
+        except HTTPException as exc:  # a missing or refused captcha
+            if exc.status_code != 422 or not isinstance(exc.detail, list):
+                raise
+            return refused(exc.detail)
+        if human:
             try:
                 await publish(lambda: intake.form_submission(form.id, fields, None, via="web-to-lead"))
             except Invalid as exc:
-                raise field_errors(exc.errors) from None
+                return refused(exc.errors)
         if ret_url:
             return RedirectResponse(ret_url, status_code=303)
         return JSONResponse(WebToLeadAccepted().model_dump(), status_code=202)

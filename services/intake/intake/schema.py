@@ -7,7 +7,7 @@ field error at once), so FastAPI cannot infer their bodies: these schemas say
 what :func:`intake.domain.normalise_submission` and ``ActivityIn`` accept.
 Three values have rules JSON Schema cannot state, named as formats: ``phone``
 (a valid number: E.164, or national together with a country), ``country`` (an
-ISO 3166 code or English name) and ``web-address`` (a domain or URL).
+ISO 3166 code, or a name in English, Swedish, German, Dutch or Chinese) and ``web-address`` (a domain or URL).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ _DESCRIPTIONS = {
     "company": "",
     "job_title": "",
     "phone": "E.164 (+46701234567), or national (070-123 45 67) when a country is given; stored in E.164",
-    "country": "ISO 3166 code or English name; stored as the alpha-2 code",
+    "country": "ISO 3166 code, or a name in English, Swedish, German, Dutch or Chinese; stored as the alpha-2 code",
     "company_size": "employees: 250, 51-200 or 1000+ (the first number counts)",
     "industry": "",
     "website": "a domain or web address; stored as the domain",

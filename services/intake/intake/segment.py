@@ -329,6 +329,15 @@ def parse_message(raw: Any, loc: list[str | int], implied: str | None) -> Messag
         ]
 
 
+def _cookie_value(text: str) -> str:
+    """An id copied from a cookie as it is stored: analytics.js keeps ``ajs_anonymous_id`` as a JSON
+    string (``"0a1b..."``, in the cookie ``%220a1b...%22``), while its calls send the bare id."""
+    for quote in ('"', "%22"):
+        if len(text) >= 2 * len(quote) and text.startswith(quote) and text.endswith(quote):
+            return text[len(quote) : -len(quote)].strip()
+    return text
+
+
 def form_visitors(
     fields: dict[str, Any], names: list[str]
 ) -> tuple[list[Visitor], dict[str, Any], list[dict[str, Any]]]:
@@ -353,6 +362,7 @@ def form_visitors(
         except InvalidText as exc:
             errors.append(_err([str(name)], str(exc)))
             continue
+        text = _cookie_value(text)
         if len(text) > 200:
             errors.append(_err([str(name)], "longer than 200 characters"))
         elif text and all(v.id != text for v in visitors):

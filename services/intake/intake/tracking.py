@@ -29,6 +29,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from intake.cors import foreign_origin
 from intake.segment import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, SHORT, Mapped, Message, map_message, parse_message
 from intake.service import Intake, NotStored
 from leadrelay.auth import PUBLIC, Authenticator
@@ -105,7 +106,9 @@ def write_key(request: Request, body: dict[str, Any]) -> str | None:
     return key if isinstance(key, str) and key else None
 
 
-def tracking_source(auth: Authenticator, key: str | None) -> Actor:
+def tracking_source(auth: Authenticator, key: str | None, origin: str | None = None) -> Actor:
+    """The tracking source whose write key this is; a web page (a cross-origin ``origin``) may use it
+    only from the source's own ``origins``."""
     if key is None:
         raise _Refused(
             401,
@@ -119,6 +122,13 @@ def tracking_source(auth: Authenticator, key: str | None) -> Actor:
         raise _Refused(401, "unauthorized", "unknown write key", CHALLENGE)
     if source.role is not SourceRole.TRACKING:
         raise _Refused(403, "forbidden", f"the key of source {source.id!r} ({source.role.value}) is no write key")
+    if origin is not None and origin not in source.origins:
+        raise _Refused(
+            403,
+            "forbidden",
+            f"the origin {origin!r} may not send tracking events with the write key of source {source.id!r}"
+            " (its origins are set in the rules file)",
+        )
     return Actor(kind="source", id=source.id, role=source.role.value)
 
 
@@ -147,7 +157,8 @@ def _openapi(call: str) -> dict[str, Any]:
     statuses = {
         "400": "Bad JSON or a bad message: every problem, located (`detail`); nothing of the body was recorded.",
         "401": "No write key, or an unknown one.",
-        "403": "The key is another source's (not a tracking source's).",
+        "403": "The key is another source's (not a tracking source's), or a web page posted it from an origin"
+        " that is not one of its source's origins.",
         "413": "Larger than Segment's limits (32 KB a message, 500 KB a batch), decompressed.",
         "415": "Neither JSON nor text/plain, or an encoding other than gzip.",
         "422": "JSON nested too deeply.",
@@ -205,7 +216,7 @@ def build_tracking_router(ctx: ServiceContext, intake: Intake) -> APIRouter:
             raise _Refused(400, "invalid_request", f"the body is not JSON: {exc}") from None
         if not isinstance(body, dict):
             raise _Refused(400, "invalid_request", "expected a JSON object")
-        actor = tracking_source(request.app.state.auth, write_key(request, body))
+        actor = tracking_source(request.app.state.auth, write_key(request, body), foreign_origin(request.scope))
         if call == "batch":
             items = body.get("batch")
             if not isinstance(items, list):

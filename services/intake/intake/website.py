@@ -63,7 +63,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "required": "Please fill in this field.",
         "email": "Please enter a valid e-mail address.",
         "phone": "Please enter a valid phone number, e.g. +46 70 123 45 67.",
+        "number": "Please enter a number of employees, e.g. 250 or 51-200.",
+        "url": "Please enter a web address, e.g. example.com.",
+        "country": "Please enter a country, e.g. Sweden or SE.",
         "consent": "Please tick this box to continue.",
+        "captcha": "Please confirm that you are not a robot.",
         "error": "Sending failed. Please try again in a moment.",
     },
     "sv": {
@@ -73,7 +77,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "required": "Fyll i det här fältet.",
         "email": "Ange en giltig e-postadress.",
         "phone": "Ange ett giltigt telefonnummer, t.ex. +46 70 123 45 67.",
+        "number": "Ange ett antal anställda, t.ex. 250 eller 51-200.",
+        "url": "Ange en webbadress, t.ex. example.com.",
+        "country": "Ange ett land, t.ex. Sverige eller SE.",
         "consent": "Kryssa i rutan för att fortsätta.",
+        "captcha": "Bekräfta att du inte är en robot.",
         "error": "Det gick inte att skicka. Försök igen om en stund.",
     },
     "de": {
@@ -83,7 +91,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "required": "Bitte füllen Sie dieses Feld aus.",
         "email": "Bitte geben Sie eine gültige E-Mail-Adresse ein.",
         "phone": "Bitte geben Sie eine gültige Telefonnummer ein, z. B. +49 30 1234567.",
+        "number": "Bitte geben Sie eine Anzahl an, z. B. 250 oder 51-200.",
+        "url": "Bitte geben Sie eine Webadresse ein, z. B. example.com.",
+        "country": "Bitte geben Sie ein Land an, z. B. Deutschland oder DE.",
         "consent": "Bitte setzen Sie das Häkchen, um fortzufahren.",
+        "captcha": "Bitte bestätigen Sie, dass Sie kein Roboter sind.",
         "error": "Senden fehlgeschlagen. Bitte versuchen Sie es gleich noch einmal.",
     },
     "nl": {
@@ -93,7 +105,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "required": "Vul dit veld in.",
         "email": "Vul een geldig e-mailadres in.",
         "phone": "Vul een geldig telefoonnummer in, bijv. +31 20 123 4567.",
+        "number": "Vul een aantal medewerkers in, bijv. 250 of 51-200.",
+        "url": "Vul een webadres in, bijv. example.com.",
+        "country": "Vul een land in, bijv. Nederland of NL.",
         "consent": "Vink dit vakje aan om door te gaan.",
+        "captcha": "Bevestig dat u geen robot bent.",
         "error": "Versturen mislukt. Probeer het zo opnieuw.",
     },
     "zh": {
@@ -103,7 +119,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "required": "请填写此字段。",
         "email": "请输入有效的电子邮件地址。",
         "phone": "请输入有效的电话号码，例如 +86 138 0013 8000。",
+        "number": "请输入员工人数，例如 250 或 51-200。",
+        "url": "请输入网址，例如 example.com。",
+        "country": "请输入国家/地区，例如 中国 或 CN。",
         "consent": "请勾选此框以继续。",
+        "captcha": "请确认您不是机器人。",
         "error": "提交失败，请稍后重试。",
     },
 }
@@ -192,6 +212,10 @@ def embed_script(form: Form) -> Script:
         if form.consent is None
         else {"field": form.consent.field, "required": form.consent.required, "text": _texts(form.consent.text)},
         "honeypot": form.honeypot,
+        # The widget's public site key and the field its token comes in; how it is verified stays here.
+        "captcha": None
+        if form.captcha is None
+        else {"kind": form.captcha.kind, "site_key": form.captcha.site_key, "field": form.captcha.token_field},
         "messages": MESSAGES,
     }
     return Script.of((_static("embed.js") + _json(config) + ");\n").encode())
@@ -280,9 +304,24 @@ def _with(url: str, params: list[tuple[str, str]]) -> str:
     return urlunsplit(parts._replace(query=urlencode(kept + params)))
 
 
+def _bare_origin(url: str) -> bool:
+    """Whether ``url`` names no page, only a site: what a browser's ``Referer`` is for a post to another
+    origin under the default referrer policy (``strict-origin-when-cross-origin``)."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return False
+    return parts.path in ("", "/") and not parts.query
+
+
 def page_of(fields: dict[str, Any], referer: str | None) -> str | None:
+    """The page the form was posted from: its ``page_url`` field (the snippet sets it), else the
+    ``Referer`` when it names a page (a bare origin is only the site: going back there would land
+    the visitor on the home page, without the form or its errors)."""
     page = next((v for k, v in fields.items() if _key(str(k)) in ("page_url", "page", "referrer_page")), None)
-    return page if isinstance(page, str) and page else referer
+    if isinstance(page, str) and page:
+        return page
+    return referer if referer and not _bare_origin(referer) else None
 
 
 def thank_you(form: Form, page: str | None) -> str | None:
@@ -309,3 +348,102 @@ def error_page(form: Form, page: str | None, errors: list[dict[str, Any]] | str)
             name = str(loc[1]) if len(loc) > 1 else ""
             params.append((f"lr_error.{name}" if name else "lr_error", str(e.get("msg", ""))[:300]))
     return _with(target, params)
+
+
+# ---------------------------------------------------------------- intake's own page for a plain post
+
+# What intake's page says when a plain HTML post has no page to land on (the snippet's messages are in
+# MESSAGES, sent with embed.js; these are not).
+PAGE_MESSAGES: dict[str, dict[str, str]] = {
+    "en": {"fix": "Please correct the following and send the form again:", "back": "Back to the form"},
+    "sv": {"fix": "Rätta följande och skicka formuläret igen:", "back": "Tillbaka till formuläret"},
+    "de": {"fix": "Bitte korrigieren Sie Folgendes und senden Sie das Formular erneut:", "back": "Zurück zum Formular"},
+    "nl": {"fix": "Corrigeer het volgende en verstuur het formulier opnieuw:", "back": "Terug naar het formulier"},
+    "zh": {"fix": "请更正以下内容后重新提交表单：", "back": "返回表单"},
+}
+# No script, no style, no image, no form: a page of text and one link.
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def language(accept_language: str) -> str:
+    """The first of the five languages in an ``Accept-Language`` header (by its q-values), else English."""
+    ranked: list[tuple[float, int, str]] = []
+    for i, part in enumerate(accept_language.split(",")[:20]):
+        tag, _, params = part.strip().partition(";")
+        q = 1.0
+        if params.strip().lower().startswith("q="):
+            try:
+                q = float(params.strip()[2:])
+            except ValueError:
+                q = 0.0
+        lang = tag.strip().lower()[:2]
+        if lang in LANGUAGES and q > 0:
+            ranked.append((-q, i, lang))
+    return min(ranked)[2] if ranked else "en"
+
+
+def localised(form: Form, name: str, error: dict[str, Any], lang: str) -> str:
+    """A field error as the snippet says it in ``lang`` (a missing field, a bad address or phone
+    number, a consent box not ticked), else the server's own message. embed.js does the same."""
+    m = MESSAGES.get(lang, MESSAGES["en"])
+    if form.consent is not None and name == form.consent.field:
+        return m["consent"]
+    if form.captcha is not None and name == form.captcha.token_field:
+        return m["captcha"]
+    kind = next((_type(f) for f in fields_of(form) if f.name == name), _TYPES.get(_key(name)))
+    if error.get("type") == "missing":
+        return m["required"]
+    if kind is FieldType.EMAIL:
+        return m["email"]
+    if kind is FieldType.TEL:
+        return m["phone"]
+    if kind is FieldType.NUMBER:
+        return m["number"]
+    if kind is FieldType.URL:
+        return m["url"]
+    if kind is FieldType.COUNTRY:
+        return m["country"]
+    return str(error.get("msg", ""))[:300]
+
+
+def back_link(form: Form, page: str | None, referer: str | None) -> str | None:
+    """Where intake's page links back to: the form's page, else the site the post came from, when on
+    one of the form's origins (no other address is ever linked)."""
+    return _on_origins(form, page) or _on_origins(form, referer)
+
+
+def answer_page(form: Form, lang: str, errors: list[dict[str, Any]] | str | None, back: str | None) -> str:
+    """The page a plain HTML post gets when it has no page to land on (no thank-you or error URL, and
+    no page of the form's origins to go back to): the thanks, or what to correct, in the visitor's
+    language; never the API's JSON."""
+    m, p = MESSAGES.get(lang, MESSAGES["en"]), PAGE_MESSAGES.get(lang, PAGE_MESSAGES["en"])
+    labels = {f.name: label(f, lang) for f in fields_of(form)}
+    if form.consent is not None:
+        labels[form.consent.field] = form.consent.text.get(lang)
+    if form.captcha is not None:
+        labels[form.captcha.token_field] = ""  # the message says it all
+    if errors is None:
+        title, body = m["success"], f'<p class="lr-success">{html.escape(m["success"])}</p>'
+    elif isinstance(errors, str):
+        title, body = m["error"], f'<p class="lr-status">{html.escape(errors)}</p>'
+    else:
+        items = []
+        for e in errors:
+            loc = e.get("loc") or []
+            name = str(loc[1]) if len(loc) > 1 else ""
+            where = labels[name] if name in labels else _LABELS.get(_key(name), {}).get(lang, name)
+            text = html.escape(localised(form, name, e, lang))
+            items.append(f"<li><strong>{html.escape(where)}</strong>: {text}</li>" if where else f"<li>{text}</li>")
+        title = form.name
+        body = f'<p>{html.escape(p["fix"])}</p>\n<ul class="lr-error">{"".join(items)}</ul>'
+    link = f'\n<p><a href="{html.escape(back)}">{html.escape(p["back"])}</a></p>' if back else ""
+    return (
+        f'<!doctype html>\n<html lang="{lang}"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)}</title></head>\n<body>\n{body}{link}\n</body></html>\n"
+    )

@@ -7,6 +7,8 @@
   var base = C.base || (d.currentScript ? new URL(d.currentScript.src).origin : "");
   var action = base + "/v1/forms/" + encodeURIComponent(C.form) + "/submissions";
   var EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/, PHONE = /^\+?[0-9][0-9 ()./-]{4,24}$/;
+  // As intake reads a company size (250, 51-200, 1000+) and a web address (a host with a dot).
+  var NUMBER = /^\s*\d[\d\s,.]*\s*(?:[-\u2013]\s*\d[\d\s,.]*|\+)?\s*$/, URL_ = /^(?:[a-z][a-z0-9+.-]*:\/\/)?[^\s\/:?#]+\.[^\s\/:?#]+(?:[:\/?#]\S*)?$/i;
 
   function lang() {
     var l = (d.documentElement.lang || navigator.language || "en").toLowerCase().slice(0, 2);
@@ -80,11 +82,30 @@
       hp.appendChild(el("input", { type: "text", name: C.honeypot, tabindex: "-1", autocomplete: "off" }));
       form.appendChild(hp);
     }
+    var widget = null, widgetId, provider = function () { return C.captcha && (C.captcha.kind === "turnstile" ? w.turnstile : w.grecaptcha); };
+    if (C.captcha) {  // the provider's widget (its own script, which the page loads, fills in the token field)
+      var kw = el("div", { "class": "lr-field lr-captcha" }), kerr = el("span", { "class": "lr-error", id: prefix + "captcha-error" });
+      widget = el("div", { "class": C.captcha.kind === "turnstile" ? "cf-turnstile" : "g-recaptcha", "data-sitekey": C.captcha.site_key });
+      if (plain) { kw.style.margin = "0 0 .8em"; kerr.style.color = "#b3261e"; kerr.style.display = "block"; }
+      kw.appendChild(widget); kw.appendChild(kerr); form.appendChild(kw);
+      inputs[C.captcha.field] = { input: widget, error: kerr, field: { name: C.captcha.field, type: "captcha", required: true } };
+      var api = provider();  // loaded already: render now (else its script renders the element when it loads)
+      if (api && api.render) try { widgetId = api.render(widget, { sitekey: C.captcha.site_key }); } catch (e) {}
+    }
     var page = el("input", { type: "hidden", name: "page_url" }); page.value = location.href; form.appendChild(page);
     status = el("p", { "class": "lr-status", role: "status", "aria-live": "polite" });
     var button = el("button", { type: "submit" }, M.submit);
     form.appendChild(status); form.appendChild(button);
 
+    // A server error in the page's language where the snippet has the words (as intake's own page does).
+    function local(name, type, msg) {
+      var f = inputs[name];
+      if (!f) return msg;
+      if (f.field.type === "consent") return M.consent;
+      if (f.field.type === "captcha") return M.captcha;
+      if (type === "missing") return M.required;
+      return ({ email: M.email, tel: M.phone, number: M.number, url: M.url, country: M.country })[f.field.type] || msg;
+    }
     function show(name, msg) {
       var f = inputs[name];
       if (!f) { status.textContent = msg; return; }
@@ -98,11 +119,14 @@
     function check() {
       var bad = [];
       Object.keys(inputs).forEach(function (n) {
-        var f = inputs[n], v = f.field.type === "consent" ? (f.input.checked ? "yes" : "") : f.input.value.trim();
+        var f = inputs[n], t = f.field.type, token = t === "captcha" && form.querySelector('[name="' + n + '"]');
+        var v = t === "consent" ? (f.input.checked ? "yes" : "") : t === "captcha" ? (token ? token.value : "") : f.input.value.trim();
         var msg = null;
-        if (!v) { if (f.field.required) msg = f.field.type === "consent" ? M.consent : M.required; }
+        if (!v) { if (f.field.required) msg = t === "consent" ? M.consent : t === "captcha" ? M.captcha : M.required; }
         else if (f.field.type === "email" && !EMAIL.test(v)) msg = M.email;
         else if (f.field.type === "tel" && !PHONE.test(v)) msg = M.phone;
+        else if (f.field.type === "number" && !NUMBER.test(v)) msg = M.number;
+        else if (f.field.type === "url" && !URL_.test(v)) msg = M.url;
         if (msg) { show(n, msg); bad.push(f.input); }
       });
       return bad;
@@ -116,7 +140,7 @@
     var q = new URLSearchParams(location.search);
     if (q.get("lr_form") === C.form) {
       if (q.get("lr_submitted")) { done(); return; }
-      q.forEach(function (v, k) { if (k.indexOf("lr_error.") === 0) show(k.slice(9), v); else if (k === "lr_error") status.textContent = v; });
+      q.forEach(function (v, k) { if (k.indexOf("lr_error.") === 0) show(k.slice(9), local(k.slice(9), "", v)); else if (k === "lr_error") status.textContent = v; });
     }
     var busy = false;
     form.addEventListener("submit", function (ev) {
@@ -130,6 +154,7 @@
       if (lr && C.consent && inputs[C.consent.field].input.checked) lr.consent(true);
       var body = new URLSearchParams(new FormData(form)), aid = lr ? lr.anonymousId() : anonymousId();
       if (aid) body.set("anonymous_id", aid);
+      if (C.consent && inputs[C.consent.field].input.checked) body.set("consent_language", l);  // the text agreed to
       var key = form.getAttribute("data-lr-key") || uuid();
       form.setAttribute("data-lr-key", key);  // a retry of the same submission is the same event
       fetch(action, {
@@ -140,9 +165,11 @@
         return r.json().then(function (j) {
           var detail = j && j.detail;
           if (r.status === 422 && Array.isArray(detail)) {
-            detail.forEach(function (e) { show(String((e.loc || [])[1] || ""), e.msg); });
+            detail.forEach(function (e) { var n = String((e.loc || [])[1] || ""); show(n, local(n, e.type, e.msg)); });
           } else status.textContent = (typeof detail === "string" && r.status < 500) ? detail : M.error;
           form.removeAttribute("data-lr-key");
+          var api = provider();  // a token is good for one check: ask the widget for a new one
+          if (widget && api && api.reset) try { api.reset(C.captcha.kind === "turnstile" ? widget : widgetId); } catch (e) {}
         }, function () { status.textContent = M.error; });
       }, function () { status.textContent = M.error; }).then(function () {
         busy = false; button.disabled = false; button.textContent = M.submit;
