@@ -11,11 +11,14 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from intake.spool import LOOKS, spool_of
 from intake.wiring import intake_for
 from leadrelay.bus.memory import MemoryBus
 from leadrelay.contract import DependencyDown
 from leadrelay.events import LEADS_INTAKE, Envelope, Record
+from leadrelay.unavailable import Unavailable
 from tests.harness import Harness, running, settings_for
 
 
@@ -227,3 +230,19 @@ async def test_a_request_never_shares_a_look_that_began_before_it(tmp_path: Path
         gated.gate.set()
         assert await early is False
         assert await late is True
+
+
+async def test_a_look_cancelled_mid_query_answers_its_waiters(tmp_path: Path) -> None:
+    """The service stops while a look runs: the requests waiting on that very look get a 503's
+    Unavailable at once, not an answer that never comes."""
+    async with running(settings_for(tmp_path), services=["intake"], bus=FlakyBus()) as h:
+        spool = spool_of(h.runtime.contexts[0])
+        gated = GatedDatabase(spool.db)
+        spool.db = gated  # type: ignore[assignment]
+        waiting = asyncio.create_task(spool.holds_events())
+        await asyncio.wait_for(gated.held.wait(), timeout=5)  # the look runs, its waiter in hand
+        assert spool._looker is not None
+        spool._looker.cancel()
+        with pytest.raises(Unavailable, match="stopping"):
+            await asyncio.wait_for(waiting, timeout=5)
+        assert spool._looker is None
