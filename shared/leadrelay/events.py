@@ -12,11 +12,12 @@ import base64
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime as _AwareDatetime
 
 from leadrelay.inputs import InvalidText, MultilineText, Text, clean_text
 
@@ -102,6 +103,20 @@ LeadId = Annotated[Text, Field(max_length=64)]
 Attributes = dict[Text, MultilineText]
 # Event ids are the consumers' inbox keys: short, and under the same policy as the payload.
 MAX_EVENT_ID = 64
+
+
+def in_utc_range(value: datetime) -> datetime:
+    """A time the consumers can store: with its offset applied it is still within years 1-9999
+    (``0001-01-01T00:00:00+14:00`` is not). Otherwise the handler would fail on every attempt."""
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("out of range: before 0001-01-01T00:00:00Z or after 9999-12-31T23:59:59Z") from None
+    return value
+
+
+# Every time of every payload: with a timezone, and within UTC's range.
+AwareDatetime = Annotated[_AwareDatetime, AfterValidator(in_utc_range)]
 
 
 class _Model(BaseModel):
@@ -464,6 +479,10 @@ class Envelope:
             raise DecodeError(f"bad ce_time: {exc}") from exc
         if time.tzinfo is None:
             raise DecodeError("ce_time has no timezone")
+        try:
+            in_utc_range(time)
+        except ValueError as exc:
+            raise DecodeError(f"bad ce_time: {exc}") from exc
         try:
             data = model.model_validate_json(record.value)
         except ValidationError as exc:

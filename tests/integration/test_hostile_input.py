@@ -376,3 +376,59 @@ async def test_activity_types_of_the_strategy_are_the_api_s() -> None:
     from tests.hostile import ACTIVITY_TYPES
 
     assert set(ACTIVITY_TYPES) == {t.value for t in ActivityType} - {"form_submitted"}
+
+
+@pytest.mark.parametrize("moment", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
+async def test_a_foreign_record_with_a_time_outside_utc_s_range_is_dead_lettered(h: Harness, moment: str) -> None:
+    """A time with an offset that puts it before year 1 or after year 9999 in UTC cannot be stored:
+    the event's own validation refuses it (dead letter with the reason) instead of a handler error
+    that would hold the group up for good."""
+    lead = "8c0c1c9e-2f49-5a4e-9a55-3b7f2c9d0a12"
+    good = FormSubmitted(
+        lead_id=lead,
+        form_id="demo-request",
+        submitted_at=h.clock.now(),
+        contact=Contact(email="foreign.time@hostile-input.se"),
+    )
+    record = Envelope.new(good, source="/elsewhere", time=h.clock.now()).to_record()
+    bad = json.loads(record.value)
+    bad["submitted_at"] = moment
+    bus = h.bus
+    assert isinstance(bus, MemoryBus)
+    await bus.publish(
+        [type(record)(topic=LEADS_INTAKE, key=record.key, value=json.dumps(bad).encode(), headers=record.headers)]
+    )
+    r = await h.client.post("/v1/forms/demo-request/submissions", json=ANNA)
+    await h.wait_for(f"/v1/leads/{r.json()['lead_id']}/assignment")
+    await h.settle()
+    dead = bus.records(dlq_topic(LEADS_INTAKE))
+    assert len(dead) == 1
+    error = dead[0].header("dlq_error") or ""
+    assert "undecodable" in error and "submitted_at" in error
+    assert (await h.client.get(f"/v1/leads/{lead}/score")).status_code == 404
+
+
+# A time that is valid ISO 8601 but, its offset applied, before year 1 or after 9999 in UTC.
+OUT_OF_RANGE = ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"]
+
+
+@pytest.mark.parametrize("moment", OUT_OF_RANGE)
+async def test_a_time_outside_utc_s_range_is_4xx_naming_the_field_never_a_500(h: Harness, moment: str) -> None:
+    event = {"type": "page_viewed", "email": "a@hostile-input.se", "occurred_at": moment}
+    r = await h.client.post("/v1/events", json=event)
+    assert r.status_code == 422 and fields_named(r) == ["occurred_at"], r.text
+    r = await h.client.put("/v1/reps/astrid.lindqvist/availability", json={"status": "away", "until": moment})
+    assert r.status_code == 422 and fields_named(r) == ["until"], r.text
+    tracking = h.as_("website-tracking")
+    for kind in ("track", "page", "identify"):
+        message = {"userId": "a@hostile-input.se", "event": "Demo Requested", "messageId": f"m-{kind}"}
+        r = await tracking.post(f"/v1/{kind}", json={**message, "timestamp": moment})
+        assert r.status_code == 400 and fields_named(r) == ["timestamp"], r.text
+    # Both in range, but the clock correction (receipt - (sentAt - timestamp)) is not.
+    skewed = {"userId": "a@hostile-input.se", "event": "Demo Requested", "messageId": "m-skew"}
+    r = await tracking.post(
+        "/v1/track", json={**skewed, "timestamp": "0001-01-01T00:00:00Z", "sentAt": "9999-12-31T00:00:00Z"}
+    )
+    assert r.status_code == 400 and fields_named(r) == ["sentAt"], r.text
+    await h.settle()
+    assert dead_letters(h.bus) == []
