@@ -23,11 +23,15 @@ from hypothesis import strategies as st
 
 from leadrelay.bus.memory import MemoryBus
 from leadrelay.events import (
+    LEADS_ASSIGNED,
     LEADS_INTAKE,
     ActivityType,
     Contact,
     Envelope,
     FormSubmitted,
+    Handoff,
+    LeadAssigned,
+    Qualification,
     dlq_topic,
 )
 from leadrelay.settings import Settings
@@ -432,3 +436,45 @@ async def test_a_time_outside_utc_s_range_is_4xx_naming_the_field_never_a_500(h:
     assert r.status_code == 400 and fields_named(r) == ["sentAt"], r.text
     await h.settle()
     assert dead_letters(h.bus) == []
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("rep_id", "r" * 101), ("territory", "t" * 101), ("cycle", 2**31), ("cycle", 2**70)],
+)
+async def test_a_foreign_assignment_the_databases_cannot_hold_is_dead_lettered(
+    h: Harness, field: str, value: object
+) -> None:
+    """The event models hold what the consumers' columns hold (rep and territory ids of at most 100
+    characters, a cycle of 32 bits): a record past them is invalid (a dead letter with the reason)
+    on both databases, not a handler error that would hold the groups up for good on one of them."""
+    lead = "8c0c1c9e-2f49-5a4e-9a55-3b7f2c9d0a13"
+    good = LeadAssigned(
+        lead_id=lead,
+        cycle=1,
+        rep_id="astrid.lindqvist",
+        territory="nordics",
+        assigned_at=h.clock.now(),
+        handoff=Handoff(
+            contact=Contact(email="foreign.assignment@hostile-input.se"),
+            qualification=Qualification.HANDRAISER,
+            score=5,
+            reasons=[],
+            activities=[],
+            matched_by="territory",
+        ),
+    )
+    record = Envelope.new(good, source="/elsewhere", time=h.clock.now()).to_record()
+    bad = json.loads(record.value)
+    bad[field] = value
+    bus = h.bus
+    assert isinstance(bus, MemoryBus)
+    await bus.publish(
+        [type(record)(topic=LEADS_ASSIGNED, key=record.key, value=json.dumps(bad).encode(), headers=record.headers)]
+    )
+    r = await h.client.post("/v1/forms/demo-request/submissions", json=ANNA)
+    await h.wait_for(f"/v1/leads/{r.json()['lead_id']}/sla")
+    await h.settle()
+    dead = bus.records(dlq_topic(LEADS_ASSIGNED))
+    assert dead and all(field in (d.header("dlq_error") or "") for d in dead), [d.header("dlq_error") for d in dead]
+    assert (await h.client.get(f"/v1/leads/{lead}/sla")).json().get("clocks", []) == []
