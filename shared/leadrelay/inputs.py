@@ -27,9 +27,12 @@ field; :func:`clean_text` is for code that reads text without a model (form fiel
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import re
 import unicodedata
 from typing import Annotated, Any
+from urllib.parse import unquote_to_bytes
 
 from pydantic import AfterValidator, Field
 from pydantic_core import PydanticCustomError
@@ -117,3 +120,49 @@ def is_policy_validator(obj: Any) -> bool:
     """Whether ``obj`` (an item of a field's metadata) applies the input policy; for the tests that
     check every string field of every model carries it."""
     return isinstance(obj, AfterValidator) and obj.func in (_single_line, _multi_line)
+
+
+def parse_urlencoded(
+    body: bytes, max_fields: int, charset: str | None = None
+) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    """An ``application/x-www-form-urlencoded`` body as its fields (the last value of a repeated
+    name), and the errors in FastAPI's 422 shape. Each name and value is percent-decoded to bytes,
+    then decoded strictly in ``charset`` (UTF-8 unless the content type names another known one):
+    bytes that are not text in it (``%FF``, or ``%ED%A0%80``, an unpaired surrogate in UTF-8's
+    form) are an error naming the field, not a replacement character stored in its place; UTF-8
+    sent without percent-encoding (``curl -d``) is read as UTF-8, not as Latin-1. The policy
+    (:func:`clean_text`) applies afterwards, as to any other text."""
+    encoding = "utf-8"
+    if charset:
+        with contextlib.suppress(LookupError):
+            encoding = codecs.lookup(charset).name
+    fields: dict[str, str] = {}
+    errors: list[dict[str, Any]] = []
+    pairs = [p for p in body.split(b"&") if p]
+    if len(pairs) > max_fields:
+        errors.append({"loc": ["body"], "msg": f"more than {max_fields} fields", "type": "too_long"})
+        return {}, errors
+    for pair in pairs:
+        raw_name, _, raw_value = pair.partition(b"=")
+        name_bytes = unquote_to_bytes(raw_name.replace(b"+", b" "))
+        value_bytes = unquote_to_bytes(raw_value.replace(b"+", b" "))
+        try:
+            name = name_bytes.decode(encoding)
+        except UnicodeDecodeError as exc:
+            shown = name_bytes.decode(encoding, errors="backslashreplace")
+            errors.append(_undecodable(shown, "field name", encoding, exc))
+            continue
+        try:
+            fields[name] = value_bytes.decode(encoding)
+        except UnicodeDecodeError as exc:
+            errors.append(_undecodable(displayable(name), "value", encoding, exc))
+    return fields, errors
+
+
+def _undecodable(field: str, what: str, encoding: str, exc: UnicodeDecodeError) -> dict[str, Any]:
+    return {
+        "loc": ["body", field],
+        "msg": f"{what} is not {encoding} text ({exc.reason} at byte {exc.start}); "
+        "percent-encode the UTF-8 bytes of each character",
+        "type": "value_error",
+    }

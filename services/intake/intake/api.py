@@ -15,10 +15,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from intake.domain import normalise_email
-from intake.formats import Screening
+from intake.formats import Screening, read_form
 from intake.schema import SUBMISSION_BODY, event_body
 from intake.service import Invalid, NotStored, UnknownForm
 from intake.tracking import build_tracking_router
@@ -305,12 +304,7 @@ async def _read_fields(request: Request, max_fields: int) -> dict[str, Any]:
     """A JSON object of fields, or a form as a plain HTML form posts it; at most ``max_fields`` of them."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        try:
-            form = await request.form(max_fields=max_fields)
-        except StarletteHTTPException as exc:
-            # The form parser's refusals (too many fields or files, a part too large) are the body's fault.
-            raise field_errors([{"loc": ["body"], "msg": str(exc.detail), "type": "value_error"}]) from None
-        return {k: v for k, v in form.items() if isinstance(v, str)}
+        return await read_form(request, max_fields)
     body = await _read_json(request)
     if not isinstance(body, dict):
         raise field_errors([{"loc": ["body"], "msg": "expected a JSON object of fields", "type": "type_error"}])
