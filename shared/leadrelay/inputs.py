@@ -123,35 +123,43 @@ def is_policy_validator(obj: Any) -> bool:
 
 
 def parse_urlencoded(
-    body: bytes, max_fields: int, charset: str | None = None
+    body: bytes, max_fields: int, charset: str | None = None, charset_fields: tuple[str, ...] = ("_charset_",)
 ) -> tuple[dict[str, str], list[dict[str, Any]]]:
     """An ``application/x-www-form-urlencoded`` body as its fields (the last value of a repeated
     name), and the errors in FastAPI's 422 shape. Each name and value is percent-decoded to bytes,
-    then decoded strictly in ``charset`` (UTF-8 unless the content type names another known one):
-    bytes that are not text in it (``%FF``, or ``%ED%A0%80``, an unpaired surrogate in UTF-8's
-    form) are an error naming the field, not a replacement character stored in its place; UTF-8
-    sent without percent-encoding (``curl -d``) is read as UTF-8, not as Latin-1. The policy
-    (:func:`clean_text`) applies afterwards, as to any other text."""
-    encoding = "utf-8"
-    if charset:
-        with contextlib.suppress(LookupError):
-            encoding = codecs.lookup(charset).name
+    then decoded strictly in the form's charset: the one the content type names, else the one a
+    field of ``charset_fields`` names (HTML's ``_charset_``, which a browser fills with the
+    encoding it used; Web-to-Lead's ``encoding``), else UTF-8. Bytes that are not text in it
+    (``%FF``, or ``%ED%A0%80``, an unpaired surrogate in UTF-8's form) are an error naming the
+    field, not a replacement character stored in its place; UTF-8 sent without percent-encoding
+    (``curl -d``) is read as UTF-8, not as Latin-1. The policy (:func:`clean_text`) applies
+    afterwards, as to any other text. The charset fields are not among the fields returned."""
     fields: dict[str, str] = {}
     errors: list[dict[str, Any]] = []
     pairs = [p for p in body.split(b"&") if p]
     if len(pairs) > max_fields:
         errors.append({"loc": ["body"], "msg": f"more than {max_fields} fields", "type": "too_long"})
         return {}, errors
-    for pair in pairs:
-        raw_name, _, raw_value = pair.partition(b"=")
-        name_bytes = unquote_to_bytes(raw_name.replace(b"+", b" "))
-        value_bytes = unquote_to_bytes(raw_value.replace(b"+", b" "))
+    decoded = [
+        (unquote_to_bytes(name.replace(b"+", b" ")), unquote_to_bytes(value.replace(b"+", b" ")))
+        for name, _, value in (pair.partition(b"=") for pair in pairs)
+    ]
+    if not charset:
+        named = [v for n, v in decoded if n.decode("latin-1") in charset_fields and v.isascii()]
+        charset = named[-1].decode("ascii").strip() if named else None
+    encoding = "utf-8"
+    if charset:
+        with contextlib.suppress(LookupError):
+            encoding = codecs.lookup(charset).name
+    for name_bytes, value_bytes in decoded:
         try:
             name = name_bytes.decode(encoding)
         except UnicodeDecodeError as exc:
             shown = name_bytes.decode(encoding, errors="backslashreplace")
             errors.append(_undecodable(shown, "field name", encoding, exc))
             continue
+        if name in charset_fields:
+            continue  # how the form was encoded, not its data
         try:
             fields[name] = value_bytes.decode(encoding)
         except UnicodeDecodeError as exc:

@@ -528,9 +528,21 @@ async def test_a_form_post_in_raw_utf8_or_a_declared_charset_is_read_as_sent(h: 
             b"last_name=M%FCller",
             {"content-type": URLENCODED["content-type"] + "; charset=ISO-8859-1"},
         ),
+        # A browser fills HTML's _charset_ field with the encoding it used.
+        ("charset.field@hostile-input.se", b"_charset_=windows-1252&last_name=M%FCller", URLENCODED),
     ]:
         body = f"email={email.replace('@', '%40')}&country=SE&".encode() + content
         r = await h.as_(None).post("/v1/forms/demo-request/submissions", content=body, headers=headers)
         assert r.status_code == 202, r.text
         assignment = await h.wait_for(f"/v1/leads/{r.json()['lead_id']}/assignment")
         assert assignment["handoff"]["contact"]["last_name"] == "Müller"
+        assert "_charset_" not in assignment["handoff"]["custom"]
+    # Salesforce's Web-to-Lead forms name theirs in an `encoding` field.
+    body = b"oid=00D5e000000LEAD&encoding=ISO-8859-1&email=w2l.latin1%40hostile-input.se&last_name=M%FCller&country=SE"
+    r = await h.as_(None).post("/servlet/servlet.WebToLead", content=body, headers=URLENCODED)
+    assert r.status_code == 202, r.text
+    lead = (
+        await h.as_(None).post("/v1/forms/contact-sales/submissions", json={"email": "w2l.latin1@hostile-input.se"})
+    ).json()["lead_id"]
+    assignment = await h.wait_for(f"/v1/leads/{lead}/assignment")
+    assert assignment["handoff"]["contact"]["last_name"] == "Müller"

@@ -286,6 +286,9 @@ def test_a_record_with_a_bad_event_id_is_undecodable(event_id: str) -> None:
         (b"a=1&a=2&&", None, {"a": "2"}),  # the last of a repeated name, as Starlette's FormData
         (b"a=%00", None, {"a": "\x00"}),  # valid UTF-8: the policy refuses it afterwards
         (b"a=%C3%A5", "no-such-charset", {"a": "å"}),  # an unknown charset: UTF-8
+        (b"_charset_=windows-1252&a=M%FCller", None, {"a": "Müller"}),  # HTML's _charset_ field
+        (b"a=M%C3%BCller&_charset_=UTF-8", None, {"a": "Müller"}),
+        (b"_charset_=windows-1252&a=M%C3%BCller", "utf-8", {"a": "Müller"}),  # the content type first
     ],
 )
 def test_parse_urlencoded(body: bytes, charset: str | None, fields: dict[str, str]) -> None:
@@ -310,3 +313,10 @@ def test_parse_urlencoded_refuses_bytes_that_are_not_text(body: bytes, loc: list
 def test_parse_urlencoded_counts_the_fields() -> None:
     assert parse_urlencoded(b"&".join(b"f%d=x" % i for i in range(11)), 10)[1][0]["loc"] == ["body"]
     assert parse_urlencoded(b"&".join(b"f%d=x" % i for i in range(10)), 10)[1] == []
+
+
+def test_parse_urlencoded_takes_the_charset_from_the_fields_it_is_told() -> None:
+    body = b"encoding=ISO-8859-1&last_name=M%FCller"
+    assert parse_urlencoded(body, 10, None, ("_charset_", "encoding")) == ({"last_name": "Müller"}, [])
+    fields, errors = parse_urlencoded(body, 10)  # `encoding` is an ordinary field here
+    assert [e["loc"] for e in errors] == [["body", "last_name"]] and fields == {"encoding": "ISO-8859-1"}

@@ -410,7 +410,8 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype not in ("application/x-www-form-urlencoded", "multipart/form-data"):
             raise HTTPException(415, f"expected a form post (application/x-www-form-urlencoded), got {ctype}")
-        raw = await read_form(request, ctx.settings.max_form_fields)
+        # Salesforce's Web-to-Lead forms name their charset in an `encoding` field.
+        raw = await read_form(request, ctx.settings.max_form_fields, ("_charset_", "encoding"))
         oid = raw.get("oid") or raw.get("orgid")
         if not oid:
             raise field_errors([{"loc": ["body", "oid"], "msg": "field required", "type": "missing"}])
@@ -442,7 +443,9 @@ def build_router(ctx: ServiceContext) -> APIRouter:
     return router
 
 
-async def read_form(request: Request, max_fields: int) -> dict[str, str]:
+async def read_form(
+    request: Request, max_fields: int, charset_fields: tuple[str, ...] = ("_charset_",)
+) -> dict[str, str]:
     """A form post's text fields (at most ``max_fields``), or a 422 naming what is wrong. An
     urlencoded body is decoded strictly (:func:`leadrelay.inputs.parse_urlencoded`: bytes that are
     not text are refused, not replaced); multipart by Starlette (its file parts are not fields)."""
@@ -453,7 +456,7 @@ async def read_form(request: Request, max_fields: int) -> dict[str, str]:
             key, _, value = param.partition("=")
             if key.strip().lower() == "charset":
                 charset = value.strip().strip('"')
-        fields, errors = parse_urlencoded(await request.body(), max_fields, charset)
+        fields, errors = parse_urlencoded(await request.body(), max_fields, charset, charset_fields)
         if errors:
             raise field_errors(errors)
         return fields
