@@ -546,3 +546,16 @@ async def test_a_form_post_in_raw_utf8_or_a_declared_charset_is_read_as_sent(h: 
     ).json()["lead_id"]
     assignment = await h.wait_for(f"/v1/leads/{lead}/assignment")
     assert assignment["handoff"]["contact"]["last_name"] == "Müller"
+
+
+async def test_a_browser_s_form_post_that_is_not_text_goes_back_to_its_page_with_the_error(h: Harness) -> None:
+    """A plain HTML post (a legacy page posting in its own charset without saying so) lands on the
+    form's page with the field's error, as other field errors do, not on a JSON 422."""
+    page = "https://www.leadrelay.example/demo"
+    r = await h.as_(None).post(
+        "/v1/forms/demo-request/submissions",
+        content=b"email=legacy%40hostile-input.se&last_name=M%FCller",
+        headers={**URLENCODED, "Accept": "text/html", "Referer": page},
+    )
+    assert r.status_code == 303, r.text
+    assert r.headers["location"].startswith(page + "?lr_form=demo-request&lr_error.last_name=")

@@ -219,9 +219,19 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         if form is None:  # before reading a body meant for no form
             raise HTTPException(404, str(UnknownForm(form_id, [f.id for f in ctx.rules.forms])))
         screening.limit(request, f"form:{form_id}")  # 429 with Retry-After
-        fields = await _read_fields(request, ctx.settings.max_form_fields)
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         html = wants_html(ctype, request.headers.get("accept", ""))
+        try:
+            fields = await _read_fields(request, ctx.settings.max_form_fields)
+        except HTTPException as exc:  # a body that is not a form's text: back to the form, as other errors
+            target = (
+                error_page(form, request.headers.get("referer"), exc.detail)
+                if html and exc.status_code == 422
+                else None
+            )
+            if target is None:
+                raise
+            return RedirectResponse(target, status_code=303)
         # A browser posting a plain HTML form: a page to land on, not JSON (when there is one to go to).
         page = page_of(fields, request.headers.get("referer")) if html else None
         try:
