@@ -93,7 +93,7 @@ def json_bytes(body: Any) -> bytes:
 
 def form_bytes(fields: dict[str, str]) -> bytes:
     """``application/x-www-form-urlencoded`` of ``fields``; a surrogate is percent-encoded as the
-    bytes Python would give it (not valid UTF-8, so the server decodes it as U+FFFD)."""
+    bytes Python would give it (not valid UTF-8, so the server refuses it, naming the field)."""
 
     def enc(text: str) -> str:
         return quote(text.encode("utf-8", "surrogatepass"), safe="")

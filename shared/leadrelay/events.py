@@ -12,11 +12,12 @@ import base64
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime as _AwareDatetime
 
 from leadrelay.inputs import InvalidText, MultilineText, Text, clean_text
 
@@ -104,6 +105,25 @@ Attributes = dict[Text, MultilineText]
 MAX_EVENT_ID = 64
 
 
+def in_utc_range(value: datetime) -> datetime:
+    """A time the consumers can store: with its offset applied it is still within years 1-9999
+    (``0001-01-01T00:00:00+14:00`` is not). Otherwise the handler would fail on every attempt."""
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("out of range: before 0001-01-01T00:00:00Z or after 9999-12-31T23:59:59Z") from None
+    return value
+
+
+# Every time of every payload: with a timezone, and within UTC's range.
+AwareDatetime = Annotated[_AwareDatetime, AfterValidator(in_utc_range)]
+# What the consumers' columns hold: a record past it is invalid (a dead letter with the reason) on
+# every database, instead of a handler error on PostgreSQL only that would hold the group up.
+RepRef = Annotated[Text, Field(min_length=1, max_length=100)]
+TerritoryRef = Annotated[Text, Field(min_length=1, max_length=100)]
+Cycle = Annotated[int, Field(ge=0, le=2**31 - 1)]
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -152,8 +172,10 @@ class Actor(_Model):
     """Who caused an event (the audit trail): a signed-in person, or a machine source by its API key."""
 
     kind: Literal["person", "source"]
-    id: Text = Field(description="the person's id, or the source's id")
-    role: Text = Field(description="rep, manager, ops, admin; or the source's role: tracking, crm, monitoring")
+    id: Text = Field(max_length=100, description="the person's id, or the source's id")
+    role: Text = Field(
+        max_length=20, description="rep, manager, ops, admin; or the source's role: tracking, crm, monitoring"
+    )
 
 
 class Event(_Model):
@@ -276,7 +298,7 @@ class LeadQualified(Event):
     TYPE: ClassVar[str] = "leadrelay.scoring.lead_qualified.v1"
     TOPIC: ClassVar[str] = LEADS_SCORED
     qualification: Qualification
-    cycle: int = Field(description="1 for the first handoff, +1 each time a recycled lead qualifies again")
+    cycle: Cycle = Field(description="1 for the first handoff, +1 each time a recycled lead qualifies again")
     score: int
     reasons: list[ScoreReason]
     contact: Contact
@@ -303,9 +325,9 @@ class Handoff(_Model):
 class LeadAssigned(Event):
     TYPE: ClassVar[str] = "leadrelay.routing.lead_assigned.v1"
     TOPIC: ClassVar[str] = LEADS_ASSIGNED
-    cycle: int
-    rep_id: Text
-    territory: Text
+    cycle: Cycle
+    rep_id: RepRef
+    territory: TerritoryRef
     assigned_at: AwareDatetime
     handoff: Handoff
 
@@ -313,7 +335,7 @@ class LeadAssigned(Event):
 class TouchLogged(Event):
     TYPE: ClassVar[str] = "leadrelay.feedback.touch_logged.v1"
     TOPIC: ClassVar[str] = LEADS_FEEDBACK
-    rep_id: Text = Field(description="the rep the touch is credited to")
+    rep_id: RepRef = Field(description="the rep the touch is credited to")
     channel: Channel
     note: MultilineText | None = None
     touched_at: AwareDatetime
@@ -325,7 +347,7 @@ class TouchLogged(Event):
 class DispositionRecorded(Event):
     TYPE: ClassVar[str] = "leadrelay.feedback.disposition_recorded.v1"
     TOPIC: ClassVar[str] = LEADS_FEEDBACK
-    rep_id: Text = Field(description="the rep the disposition is credited to")
+    rep_id: RepRef = Field(description="the rep the disposition is credited to")
     disposition: Disposition
     reason: MultilineText | None = None
     recorded_at: AwareDatetime
@@ -337,10 +359,10 @@ class DispositionRecorded(Event):
 class SlaBreached(Event):
     TYPE: ClassVar[str] = "leadrelay.sla.deadline_breached.v1"
     TOPIC: ClassVar[str] = SLA_ALERTS
-    clock: Text
-    cycle: int
-    rep_id: Text
-    territory: Text
+    clock: Annotated[Text, Field(max_length=40)]
+    cycle: Cycle
+    rep_id: RepRef
+    territory: TerritoryRef
     due_at: AwareDatetime
     breached_at: AwareDatetime
 
@@ -464,6 +486,10 @@ class Envelope:
             raise DecodeError(f"bad ce_time: {exc}") from exc
         if time.tzinfo is None:
             raise DecodeError("ce_time has no timezone")
+        try:
+            in_utc_range(time)
+        except ValueError as exc:
+            raise DecodeError(f"bad ce_time: {exc}") from exc
         try:
             data = model.model_validate_json(record.value)
         except ValidationError as exc:

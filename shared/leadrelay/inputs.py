@@ -27,9 +27,12 @@ field; :func:`clean_text` is for code that reads text without a model (form fiel
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import re
 import unicodedata
 from typing import Annotated, Any
+from urllib.parse import unquote_to_bytes
 
 from pydantic import AfterValidator, Field
 from pydantic_core import PydanticCustomError
@@ -117,3 +120,57 @@ def is_policy_validator(obj: Any) -> bool:
     """Whether ``obj`` (an item of a field's metadata) applies the input policy; for the tests that
     check every string field of every model carries it."""
     return isinstance(obj, AfterValidator) and obj.func in (_single_line, _multi_line)
+
+
+def parse_urlencoded(
+    body: bytes, max_fields: int, charset: str | None = None, charset_fields: tuple[str, ...] = ("_charset_",)
+) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    """An ``application/x-www-form-urlencoded`` body as its fields (the last value of a repeated
+    name), and the errors in FastAPI's 422 shape. Each name and value is percent-decoded to bytes,
+    then decoded strictly in the form's charset: the one the content type names, else the one a
+    field of ``charset_fields`` names (HTML's ``_charset_``, which a browser fills with the
+    encoding it used; Web-to-Lead's ``encoding``), else UTF-8. Bytes that are not text in it
+    (``%FF``, or ``%ED%A0%80``, an unpaired surrogate in UTF-8's form) are an error naming the
+    field, not a replacement character stored in its place; UTF-8 sent without percent-encoding
+    (``curl -d``) is read as UTF-8, not as Latin-1. The policy (:func:`clean_text`) applies
+    afterwards, as to any other text. The charset fields are not among the fields returned."""
+    fields: dict[str, str] = {}
+    errors: list[dict[str, Any]] = []
+    pairs = [p for p in body.split(b"&") if p]
+    if len(pairs) > max_fields:
+        errors.append({"loc": ["body"], "msg": f"more than {max_fields} fields", "type": "too_long"})
+        return {}, errors
+    decoded = [
+        (unquote_to_bytes(name.replace(b"+", b" ")), unquote_to_bytes(value.replace(b"+", b" ")))
+        for name, _, value in (pair.partition(b"=") for pair in pairs)
+    ]
+    if not charset:
+        named = [v for n, v in decoded if n.decode("latin-1") in charset_fields and v.isascii()]
+        charset = named[-1].decode("ascii").strip() if named else None
+    encoding = "utf-8"
+    if charset:
+        with contextlib.suppress(LookupError):
+            encoding = codecs.lookup(charset).name
+    for name_bytes, value_bytes in decoded:
+        try:
+            name = name_bytes.decode(encoding)
+        except UnicodeDecodeError as exc:
+            shown = name_bytes.decode(encoding, errors="backslashreplace")
+            errors.append(_undecodable(shown, "field name", encoding, exc))
+            continue
+        if name in charset_fields:
+            continue  # how the form was encoded, not its data
+        try:
+            fields[name] = value_bytes.decode(encoding)
+        except UnicodeDecodeError as exc:
+            errors.append(_undecodable(displayable(name), "value", encoding, exc))
+    return fields, errors
+
+
+def _undecodable(field: str, what: str, encoding: str, exc: UnicodeDecodeError) -> dict[str, Any]:
+    return {
+        "loc": ["body", field],
+        "msg": f"{what} is not {encoding} text ({exc.reason} at byte {exc.start}); "
+        "percent-encode the UTF-8 bytes of each character",
+        "type": "value_error",
+    }

@@ -339,7 +339,7 @@ class Website(_Strict):
 
 
 class Rep(_Strict):
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=100)
     name: str
     email: str
     capacity: int = Field(default=50, ge=1, description="open assignments before the rep is skipped")
@@ -347,7 +347,7 @@ class Rep(_Strict):
 
 
 class Territory(_Strict):
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=100)
     name: str
     countries: list[CountryCode] = Field(default_factory=list)
     fallback: bool = Field(default=False, description="takes every lead no other territory covers")
@@ -446,7 +446,7 @@ class Person(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=100)
     name: str
     email: str | None = None
     role: Role
@@ -492,7 +492,7 @@ class SourceRole(StrEnum):
 class Source(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=100)
     name: str | None = None
     role: SourceRole
     key_env: str = Field(

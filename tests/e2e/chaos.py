@@ -176,6 +176,10 @@ class Kafka:
             await consumer.stop()
 
 
+# Requests a load client has in flight at most (the others wait for a slot).
+IN_FLIGHT = 400
+
+
 class Load:
     """Leads submitted over HTTP; each lead's events strictly after its form's 202, one at a time.
 
@@ -193,14 +197,19 @@ class Load:
         self.submitted = 0
         self.given_up = 0
         self.failures = Counter[str]()
-        self.client = httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=400))
+        self.client = httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=IN_FLIGHT))
+        # Requests wait here, not in httpx's pool: the pool matches every queued request against
+        # every connection each time one is freed, so a queue of thousands (a spell of slow answers
+        # at 10 leads a second) took the client's whole CPU and it stopped sending (a soak run).
+        self.slots = asyncio.Semaphore(IN_FLIGHT)
 
     async def post(self, path: str, body: dict[str, Any], key: str) -> httpx.Response | None:
         for _ in range(self.attempts):
             try:
                 # Forms are public; behaviour events come from the tracking source with its API key.
                 headers = {"Idempotency-Key": key, **self.c.credential("website-tracking")}
-                r = await self.client.post(self.c.url("intake") + path, json=body, headers=headers)
+                async with self.slots:
+                    r = await self.client.post(self.c.url("intake") + path, json=body, headers=headers)
                 if r.status_code == 202:
                     return r
                 self.failures[str(r.status_code)] += 1

@@ -11,11 +11,15 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from intake.spool import LOOKS, spool_of
+import pytest
+from prometheus_client import REGISTRY
+
+from intake.spool import spool_of
 from intake.wiring import intake_for
 from leadrelay.bus.memory import MemoryBus
 from leadrelay.contract import DependencyDown
 from leadrelay.events import LEADS_INTAKE, Envelope, Record
+from leadrelay.unavailable import Unavailable
 from tests.harness import Harness, running, settings_for
 
 
@@ -195,14 +199,19 @@ class GatedDatabase:
             await self.gate.wait()
 
 
+def looks() -> float:
+    """``leadrelay_intake_spool_looks_total``, as /metrics shows it."""
+    return REGISTRY.get_sample_value("leadrelay_intake_spool_looks_total") or 0.0
+
+
 async def test_concurrent_requests_share_one_look_at_the_spool(tmp_path: Path) -> None:
     async with running(settings_for(tmp_path), services=["intake"], bus=FlakyBus()) as h:
         spool = spool_of(h.runtime.contexts[0])
-        before = LOOKS._value.get()
+        before = looks()
         answers = await asyncio.gather(*(spool.holds_events() for _ in range(50)))
         assert answers == [False] * 50
         # The first caller's look, then one for all who came while it ran (not fifty).
-        assert LOOKS._value.get() - before <= 2
+        assert looks() - before <= 2
         statuses = await asyncio.gather(*(form(h, f"many{i}@nordvik-test.se") for i in range(20)))
         assert [s for s, _, _ in statuses] == [202] * 20
 
@@ -227,3 +236,19 @@ async def test_a_request_never_shares_a_look_that_began_before_it(tmp_path: Path
         gated.gate.set()
         assert await early is False
         assert await late is True
+
+
+async def test_a_look_cancelled_mid_query_answers_its_waiters(tmp_path: Path) -> None:
+    """The service stops while a look runs: the requests waiting on that very look get a 503's
+    Unavailable at once, not an answer that never comes."""
+    async with running(settings_for(tmp_path), services=["intake"], bus=FlakyBus()) as h:
+        spool = spool_of(h.runtime.contexts[0])
+        gated = GatedDatabase(spool.db)
+        spool.db = gated  # type: ignore[assignment]
+        waiting = asyncio.create_task(spool.holds_events())
+        await asyncio.wait_for(gated.held.wait(), timeout=5)  # the look runs, its waiter in hand
+        assert spool._looker is not None
+        spool._looker.cancel()
+        with pytest.raises(Unavailable, match="stopping"):
+            await asyncio.wait_for(waiting, timeout=5)
+        assert spool._looker is None

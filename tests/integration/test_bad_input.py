@@ -194,3 +194,21 @@ async def test_intake_answers_503_when_neither_the_broker_nor_its_spool_can_take
         assert r.headers["retry-after"] == "2"
         assert "retry" in r.json()["detail"]
         assert r.json()["dependency"] == "kafka"
+
+
+async def test_the_tracking_api_answers_503_naming_the_dependency_as_every_route(tmp_path: Path) -> None:
+    """Segment's and RudderStack's endpoints keep their error shape (code, message) and, as every
+    503 of the API, say which dependency is down and when to retry."""
+    async with running(settings_for(tmp_path, intake_spool_max_events=1), services=["intake"], bus=BrokenBus()) as h:
+        r = await h.client.post("/v1/forms/demo-request/submissions", json={"email": "fill@b-test.se"})
+        assert r.status_code == 202, r.text  # the spool is full now
+        tracking = h.as_("website-tracking")
+        for path, body in [
+            ("/v1/track", {"userId": "a@b-test.se", "event": "Demo Requested", "messageId": "t-1"}),
+            ("/v1/batch", {"batch": [{"type": "page", "anonymousId": "anon-1", "messageId": "p-1"}]}),
+        ]:
+            r = await tracking.post(path, json=body)
+            assert r.status_code == 503, r.text
+            assert r.headers["retry-after"] == "2"
+            assert r.json()["dependency"] == "kafka" and r.json()["code"] == "unavailable"
+            assert "spool is full" in r.json()["detail"]

@@ -23,11 +23,15 @@ from hypothesis import strategies as st
 
 from leadrelay.bus.memory import MemoryBus
 from leadrelay.events import (
+    LEADS_ASSIGNED,
     LEADS_INTAKE,
     ActivityType,
     Contact,
     Envelope,
     FormSubmitted,
+    Handoff,
+    LeadAssigned,
+    Qualification,
     dlq_topic,
 )
 from leadrelay.settings import Settings
@@ -104,15 +108,15 @@ async def test_an_unpaired_surrogate_is_422_naming_the_field_not_503(h: Harness)
     )
     assert r.status_code == 422, r.text
     assert fields_named(r) == ["x\\udfff"]
-    # A surrogate that is not valid UTF-8 in a urlencoded form is decoded as U+FFFD: accepted.
+    # In a urlencoded form a surrogate can only come as bytes that are not UTF-8: refused the same
+    # way, naming the field (it used to be decoded as U+FFFD and accepted).
     r = await h.client.post(
         "/v1/forms/demo-request/submissions",
         content=form_bytes({**ANNA, "company": "Berg\ud800"}),
         headers={"content-type": "application/x-www-form-urlencoded"},
     )
-    assert r.status_code == 202, r.text
-    assignment = await h.wait_for(f"/v1/leads/{r.json()['lead_id']}/assignment")
-    assert assignment["handoff"]["contact"]["company"] == "Berg\ufffd\ufffd\ufffd"
+    assert r.status_code == 422, r.text
+    assert fields_named(r) == ["company"]
 
 
 @pytest.mark.parametrize(
@@ -156,12 +160,21 @@ async def test_a_touch_or_disposition_with_bad_text_is_422_naming_the_field(h: H
     assert feedback["touches"] == [] and feedback["dispositions"] == []
 
 
-@pytest.mark.parametrize("path", ["/v1/alerts", "/v1/metrics/funnel"])
-async def test_a_nul_in_a_query_parameter_is_422(h: Harness, path: str) -> None:
-    r = await h.client.get(path, params={"territory": "nordics\x00"})
+@pytest.mark.parametrize(
+    ("path", "param", "good"),
+    [
+        ("/v1/alerts", "territory", "nordics"),
+        ("/v1/metrics/funnel", "territory", "nordics"),
+        # a 500 on PostgreSQL before (found by schemathesis against the distributed stack)
+        ("/v1/notifications/deliveries", "endpoint", "webhook:crm"),
+        ("/v1/notifications/deliveries", "lead_id", "8c0c1c9e-2f49-5a4e-9a55-3b7f2c9d0a11"),
+    ],
+)
+async def test_a_nul_in_a_query_parameter_is_422(h: Harness, path: str, param: str, good: str) -> None:
+    r = await h.client.get(path, params={param: good + "\x00"})
     assert r.status_code == 422, r.text
-    assert fields_named(r) == ["territory"]
-    assert (await h.client.get(path, params={"territory": "nordics"})).status_code == 200
+    assert fields_named(r) == [param]
+    assert (await h.client.get(path, params={param: good})).status_code == 200
 
 
 async def test_text_is_stored_cleaned_and_nfc_in_both_modes(h: Harness) -> None:
@@ -376,3 +389,173 @@ async def test_activity_types_of_the_strategy_are_the_api_s() -> None:
     from tests.hostile import ACTIVITY_TYPES
 
     assert set(ACTIVITY_TYPES) == {t.value for t in ActivityType} - {"form_submitted"}
+
+
+@pytest.mark.parametrize("moment", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
+async def test_a_foreign_record_with_a_time_outside_utc_s_range_is_dead_lettered(h: Harness, moment: str) -> None:
+    """A time with an offset that puts it before year 1 or after year 9999 in UTC cannot be stored:
+    the event's own validation refuses it (dead letter with the reason) instead of a handler error
+    that would hold the group up for good."""
+    lead = "8c0c1c9e-2f49-5a4e-9a55-3b7f2c9d0a12"
+    good = FormSubmitted(
+        lead_id=lead,
+        form_id="demo-request",
+        submitted_at=h.clock.now(),
+        contact=Contact(email="foreign.time@hostile-input.se"),
+    )
+    record = Envelope.new(good, source="/elsewhere", time=h.clock.now()).to_record()
+    bad = json.loads(record.value)
+    bad["submitted_at"] = moment
+    bus = h.bus
+    assert isinstance(bus, MemoryBus)
+    await bus.publish(
+        [type(record)(topic=LEADS_INTAKE, key=record.key, value=json.dumps(bad).encode(), headers=record.headers)]
+    )
+    r = await h.client.post("/v1/forms/demo-request/submissions", json=ANNA)
+    await h.wait_for(f"/v1/leads/{r.json()['lead_id']}/assignment")
+    await h.settle()
+    dead = bus.records(dlq_topic(LEADS_INTAKE))
+    assert len(dead) == 1
+    error = dead[0].header("dlq_error") or ""
+    assert "undecodable" in error and "submitted_at" in error
+    assert (await h.client.get(f"/v1/leads/{lead}/score")).status_code == 404
+
+
+# A time that is valid ISO 8601 but, its offset applied, before year 1 or after 9999 in UTC.
+OUT_OF_RANGE = ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"]
+
+
+@pytest.mark.parametrize("moment", OUT_OF_RANGE)
+async def test_a_time_outside_utc_s_range_is_4xx_naming_the_field_never_a_500(h: Harness, moment: str) -> None:
+    event = {"type": "page_viewed", "email": "a@hostile-input.se", "occurred_at": moment}
+    r = await h.client.post("/v1/events", json=event)
+    assert r.status_code == 422 and fields_named(r) == ["occurred_at"], r.text
+    r = await h.client.put("/v1/reps/astrid.lindqvist/availability", json={"status": "away", "until": moment})
+    assert r.status_code == 422 and fields_named(r) == ["until"], r.text
+    tracking = h.as_("website-tracking")
+    for kind in ("track", "page", "identify"):
+        message = {"userId": "a@hostile-input.se", "event": "Demo Requested", "messageId": f"m-{kind}"}
+        r = await tracking.post(f"/v1/{kind}", json={**message, "timestamp": moment})
+        assert r.status_code == 400 and fields_named(r) == ["timestamp"], r.text
+    # Both in range, but the clock correction (receipt - (sentAt - timestamp)) is not.
+    skewed = {"userId": "a@hostile-input.se", "event": "Demo Requested", "messageId": "m-skew"}
+    r = await tracking.post(
+        "/v1/track", json={**skewed, "timestamp": "0001-01-01T00:00:00Z", "sentAt": "9999-12-31T00:00:00Z"}
+    )
+    assert r.status_code == 400 and fields_named(r) == ["sentAt"], r.text
+    await h.settle()
+    assert dead_letters(h.bus) == []
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("rep_id", "r" * 101), ("territory", "t" * 101), ("cycle", 2**31), ("cycle", 2**70)],
+)
+async def test_a_foreign_assignment_the_databases_cannot_hold_is_dead_lettered(
+    h: Harness, field: str, value: object
+) -> None:
+    """The event models hold what the consumers' columns hold (rep and territory ids of at most 100
+    characters, a cycle of 32 bits): a record past them is invalid (a dead letter with the reason)
+    on both databases, not a handler error that would hold the groups up for good on one of them."""
+    lead = "8c0c1c9e-2f49-5a4e-9a55-3b7f2c9d0a13"
+    good = LeadAssigned(
+        lead_id=lead,
+        cycle=1,
+        rep_id="astrid.lindqvist",
+        territory="nordics",
+        assigned_at=h.clock.now(),
+        handoff=Handoff(
+            contact=Contact(email="foreign.assignment@hostile-input.se"),
+            qualification=Qualification.HANDRAISER,
+            score=5,
+            reasons=[],
+            activities=[],
+            matched_by="territory",
+        ),
+    )
+    record = Envelope.new(good, source="/elsewhere", time=h.clock.now()).to_record()
+    bad = json.loads(record.value)
+    bad[field] = value
+    bus = h.bus
+    assert isinstance(bus, MemoryBus)
+    await bus.publish(
+        [type(record)(topic=LEADS_ASSIGNED, key=record.key, value=json.dumps(bad).encode(), headers=record.headers)]
+    )
+    r = await h.client.post("/v1/forms/demo-request/submissions", json=ANNA)
+    await h.wait_for(f"/v1/leads/{r.json()['lead_id']}/sla")
+    await h.settle()
+    dead = bus.records(dlq_topic(LEADS_ASSIGNED))
+    assert dead and all(field in (d.header("dlq_error") or "") for d in dead), [d.header("dlq_error") for d in dead]
+    assert (await h.client.get(f"/v1/leads/{lead}/sla")).json().get("clocks", []) == []
+
+
+URLENCODED = {"content-type": "application/x-www-form-urlencoded"}
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b"last_name=M%FCller", "last_name"),  # Latin-1, sent as if it were UTF-8
+        (b"last_name=N%ED%A0%80", "last_name"),  # an unpaired surrogate, in UTF-8's form
+        (b"company=%C3", "company"),  # a character cut in half
+        (b"la%FFst=x", "la\\xffst"),  # a field name
+    ],
+)
+async def test_a_form_post_whose_bytes_are_not_utf8_is_422_naming_the_field(
+    h: Harness, body: bytes, field: str
+) -> None:
+    """Not a replacement character stored in the field's place (and 202), as Starlette's parser
+    did: the same answer as the JSON body with the same bytes."""
+    content = b"email=bytes%40hostile-input.se&country=SE&" + body
+    for path, extra in [
+        ("/v1/forms/demo-request/submissions", b""),
+        ("/servlet/servlet.WebToLead", b"&oid=00D5e000000LEAD"),
+    ]:
+        r = await h.as_(None).post(path, content=content + extra, headers=URLENCODED)
+        assert r.status_code == 422, (path, r.text)
+        assert field in fields_named(r) and "not utf-8 text" in r.text, (path, r.text)
+    await h.settle()
+    assert dead_letters(h.bus) == []
+
+
+async def test_a_form_post_in_raw_utf8_or_a_declared_charset_is_read_as_sent(h: Harness) -> None:
+    """`curl -d 'last_name=Müller'` sends UTF-8 without percent-encoding (Starlette read it as
+    Latin-1: "MÃ¼ller"); a page in ISO-8859-1 that says so in the content type is read in it."""
+    for email, content, headers in [
+        ("raw.utf8@hostile-input.se", "last_name=Müller".encode(), URLENCODED),
+        (
+            "latin1@hostile-input.se",
+            b"last_name=M%FCller",
+            {"content-type": URLENCODED["content-type"] + "; charset=ISO-8859-1"},
+        ),
+        # A browser fills HTML's _charset_ field with the encoding it used.
+        ("charset.field@hostile-input.se", b"_charset_=windows-1252&last_name=M%FCller", URLENCODED),
+    ]:
+        body = f"email={email.replace('@', '%40')}&country=SE&".encode() + content
+        r = await h.as_(None).post("/v1/forms/demo-request/submissions", content=body, headers=headers)
+        assert r.status_code == 202, r.text
+        assignment = await h.wait_for(f"/v1/leads/{r.json()['lead_id']}/assignment")
+        assert assignment["handoff"]["contact"]["last_name"] == "Müller"
+        assert "_charset_" not in assignment["handoff"]["custom"]
+    # Salesforce's Web-to-Lead forms name theirs in an `encoding` field.
+    body = b"oid=00D5e000000LEAD&encoding=ISO-8859-1&email=w2l.latin1%40hostile-input.se&last_name=M%FCller&country=SE"
+    r = await h.as_(None).post("/servlet/servlet.WebToLead", content=body, headers=URLENCODED)
+    assert r.status_code == 202, r.text
+    lead = (
+        await h.as_(None).post("/v1/forms/contact-sales/submissions", json={"email": "w2l.latin1@hostile-input.se"})
+    ).json()["lead_id"]
+    assignment = await h.wait_for(f"/v1/leads/{lead}/assignment")
+    assert assignment["handoff"]["contact"]["last_name"] == "Müller"
+
+
+async def test_a_browser_s_form_post_that_is_not_text_goes_back_to_its_page_with_the_error(h: Harness) -> None:
+    """A plain HTML post (a legacy page posting in its own charset without saying so) lands on the
+    form's page with the field's error, as other field errors do, not on a JSON 422."""
+    page = "https://www.leadrelay.example/demo"
+    r = await h.as_(None).post(
+        "/v1/forms/demo-request/submissions",
+        content=b"email=legacy%40hostile-input.se&last_name=M%FCller",
+        headers={**URLENCODED, "Accept": "text/html", "Referer": page},
+    )
+    assert r.status_code == 303, r.text
+    assert r.headers["location"].startswith(page + "?lr_form=demo-request&lr_error.last_name=")

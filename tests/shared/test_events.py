@@ -322,7 +322,16 @@ def test_unknown_type(type_: bytes) -> None:
         Envelope.from_record(record)
 
 
-@pytest.mark.parametrize("time", [b"yesterday", b"2026-13-01T00:00:00Z", b"04/05/2026 09:30"])
+@pytest.mark.parametrize(
+    "time",
+    [
+        b"yesterday",
+        b"2026-13-01T00:00:00Z",
+        b"04/05/2026 09:30",
+        b"0001-01-01T00:00:00+14:00",  # before year 1 once in UTC
+        b"9999-12-31T23:59:59-14:00",
+    ],
+)
 def test_bad_ce_time(time: bytes) -> None:
     record = with_header(envelope().to_record(), "ce_time", time)
     with pytest.raises(DecodeError, match="bad ce_time"):

@@ -17,7 +17,15 @@ from pydantic import BaseModel, ValidationError
 from leadrelay.bus.memory import MemoryBus
 from leadrelay.clock import FrozenClock
 from leadrelay.events import EVENT_TYPES, DecodeError, Envelope, TouchLogged
-from leadrelay.inputs import InvalidText, MultilineText, Text, clean_text, displayable, is_policy_validator
+from leadrelay.inputs import (
+    InvalidText,
+    MultilineText,
+    Text,
+    clean_text,
+    displayable,
+    is_policy_validator,
+    parse_urlencoded,
+)
 from leadrelay.runtime import Runtime, load_services
 from tests.harness import example_rules, settings_for
 from tests.hostile import hostile_text
@@ -139,6 +147,15 @@ def test_every_text_field_of_every_event_is_under_the_policy(model: type[BaseMod
     assert _unguarded(model, model.__name__, set()) == []
 
 
+def _flat(routes: list[Any]) -> list[Any]:
+    """The routes, with those of the routers included in them."""
+    out = []
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        out += _flat(list(included.routes)) if included is not None else [route]
+    return out
+
+
 def test_every_text_input_of_every_route_is_under_the_policy(tmp_path: Path) -> None:
     """Bodies and query parameters of every route of every service; path parameters are ids or
     UUIDs looked up, never stored. Intake reads its bodies itself: ActivityIn is checked here,
@@ -146,7 +163,12 @@ def test_every_text_input_of_every_route_is_under_the_policy(tmp_path: Path) -> 
     from intake.api import ActivityIn
 
     runtime = Runtime(load_services(), settings_for(tmp_path), example_rules(), FrozenClock(), MemoryBus())
-    routes = [r for svc, ctx in zip(runtime.definitions, runtime.contexts, strict=True) for r in svc.router(ctx).routes]
+    routes = _flat(
+        [r for svc, ctx in zip(runtime.definitions, runtime.contexts, strict=True) for r in svc.router(ctx).routes]
+    )
+    paths = {r.path for r in routes if isinstance(r, APIRoute)}
+    # The included routers count too (FastAPI keeps them as routers of their own, not as routes).
+    assert {"/v1/notifications/deliveries", "/v1/batch", "/servlet/servlet.WebToLead"} <= paths, sorted(paths)
     unguarded = _unguarded(ActivityIn, "ActivityIn", set())
     checked = 1
     for route in routes:
@@ -252,3 +274,49 @@ def test_a_record_with_a_bad_event_id_is_undecodable(event_id: str) -> None:
     headers = tuple((k, event_id.encode() if k == "ce_id" else v) for k, v in record.headers)
     with pytest.raises(DecodeError, match="bad ce_id"):
         Envelope.from_record(type(record)(topic=record.topic, key=record.key, value=record.value, headers=headers))
+
+
+@pytest.mark.parametrize(
+    ("body", "charset", "fields"),
+    [
+        (b"a=1&b=x+y&c=%C3%A5&d=&e", None, {"a": "1", "b": "x y", "c": "å", "d": "", "e": ""}),
+        ("a=Åsa".encode(), None, {"a": "Åsa"}),  # UTF-8 not percent-encoded
+        (b"a=%C5sa", "iso-8859-1", {"a": "Åsa"}),
+        (b"a=%C5sa", "latin1", {"a": "Åsa"}),
+        (b"a=1&a=2&&", None, {"a": "2"}),  # the last of a repeated name, as Starlette's FormData
+        (b"a=%00", None, {"a": "\x00"}),  # valid UTF-8: the policy refuses it afterwards
+        (b"a=%C3%A5", "no-such-charset", {"a": "å"}),  # an unknown charset: UTF-8
+        (b"_charset_=windows-1252&a=M%FCller", None, {"a": "Müller"}),  # HTML's _charset_ field
+        (b"a=M%C3%BCller&_charset_=UTF-8", None, {"a": "Müller"}),
+        (b"_charset_=windows-1252&a=M%C3%BCller", "utf-8", {"a": "Müller"}),  # the content type first
+    ],
+)
+def test_parse_urlencoded(body: bytes, charset: str | None, fields: dict[str, str]) -> None:
+    assert parse_urlencoded(body, 10, charset) == (fields, [])
+
+
+@pytest.mark.parametrize(
+    ("body", "loc"),
+    [
+        (b"a=%FF", ["body", "a"]),
+        (b"a=%ED%A0%80", ["body", "a"]),
+        (b"a=\xff", ["body", "a"]),
+        (b"%FFa=1", ["body", "\\xffa"]),
+    ],
+)
+def test_parse_urlencoded_refuses_bytes_that_are_not_text(body: bytes, loc: list[str]) -> None:
+    fields, errors = parse_urlencoded(b"ok=1&" + body, 10)
+    assert [e["loc"] for e in errors] == [loc] and fields.get("ok") == "1"
+    assert "not utf-8 text" in errors[0]["msg"]
+
+
+def test_parse_urlencoded_counts_the_fields() -> None:
+    assert parse_urlencoded(b"&".join(b"f%d=x" % i for i in range(11)), 10)[1][0]["loc"] == ["body"]
+    assert parse_urlencoded(b"&".join(b"f%d=x" % i for i in range(10)), 10)[1] == []
+
+
+def test_parse_urlencoded_takes_the_charset_from_the_fields_it_is_told() -> None:
+    body = b"encoding=ISO-8859-1&last_name=M%FCller"
+    assert parse_urlencoded(body, 10, None, ("_charset_", "encoding")) == ({"last_name": "Müller"}, [])
+    fields, errors = parse_urlencoded(body, 10)  # `encoding` is an ordinary field here
+    assert [e["loc"] for e in errors] == [["body", "last_name"]] and fields == {"encoding": "ISO-8859-1"}

@@ -15,10 +15,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from intake.domain import normalise_email
-from intake.formats import Screening
+from intake.formats import Screening, read_form
 from intake.protection import TooManyRequests
 from intake.schema import SUBMISSION_BODY, event_body
 from intake.service import Invalid, NotStored, UnknownForm
@@ -293,7 +292,12 @@ def build_router(ctx: ServiceContext) -> APIRouter:
                 raise
             message = MESSAGES[lang]["error"]
             return land(error_page(form, page, message), 429, message, (exc.headers or {}).get("Retry-After"))
-        fields = await _read_fields(request, ctx.settings.max_form_fields)
+        try:
+            fields = await _read_fields(request, ctx.settings.max_form_fields)
+        except HTTPException as exc:  # a body that is not a form's text: back to the form, as other errors
+            if not html or exc.status_code != 422:
+                raise
+            return land(error_page(form, page, exc.detail), 422, exc.detail)
         page = page_of(fields, referer) if html else None
 
         try:
@@ -373,12 +377,7 @@ async def _read_fields(request: Request, max_fields: int) -> dict[str, Any]:
     """A JSON object of fields, or a form as a plain HTML form posts it; at most ``max_fields`` of them."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        try:
-            form = await request.form(max_fields=max_fields)
-        except StarletteHTTPException as exc:
-            # The form parser's refusals (too many fields or files, a part too large) are the body's fault.
-            raise field_errors([{"loc": ["body"], "msg": str(exc.detail), "type": "value_error"}]) from None
-        return {k: v for k, v in form.items() if isinstance(v, str)}
+        return await read_form(request, max_fields)
     body = await _read_json(request)
     if not isinstance(body, dict):
         raise field_errors([{"loc": ["body"], "msg": "expected a JSON object of fields", "type": "type_error"}])

@@ -41,7 +41,7 @@ from leadrelay.auth import PUBLIC, Authenticator
 from leadrelay.contract import RETRY_AFTER, inline_schema, request_body
 from leadrelay.events import ConsentEvidence, ConsentItem, Envelope
 from leadrelay.http import field_errors
-from leadrelay.inputs import MultilineText, Text
+from leadrelay.inputs import MultilineText, Text, parse_urlencoded
 from leadrelay.rules import Form
 from leadrelay.runtime import ServiceContext
 
@@ -421,11 +421,8 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype not in ("application/x-www-form-urlencoded", "multipart/form-data"):
             raise HTTPException(415, f"expected a form post (application/x-www-form-urlencoded), got {ctype}")
-        try:
-            posted = await request.form(max_fields=ctx.settings.max_form_fields)
-        except StarletteHTTPException as exc:
-            raise field_errors([{"loc": ["body"], "msg": str(exc.detail), "type": "value_error"}]) from None
-        raw = {k: v for k, v in posted.items() if isinstance(v, str)}
+        # Salesforce's Web-to-Lead forms name their charset in an `encoding` field.
+        raw = await read_form(request, ctx.settings.max_form_fields, ("_charset_", "encoding"))
         oid = raw.get("oid") or raw.get("orgid")
         if not oid:
             raise field_errors([{"loc": ["body", "oid"], "msg": "field required", "type": "missing"}])
@@ -471,3 +468,28 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         return JSONResponse(WebToLeadAccepted().model_dump(), status_code=202)
 
     return router
+
+
+async def read_form(
+    request: Request, max_fields: int, charset_fields: tuple[str, ...] = ("_charset_",)
+) -> dict[str, str]:
+    """A form post's text fields (at most ``max_fields``), or a 422 naming what is wrong. An
+    urlencoded body is decoded strictly (:func:`leadrelay.inputs.parse_urlencoded`: bytes that are
+    not text are refused, not replaced); multipart by Starlette (its file parts are not fields)."""
+    ctype, _, params = request.headers.get("content-type", "").partition(";")
+    if ctype.strip().lower() == "application/x-www-form-urlencoded":
+        charset = None
+        for param in params.split(";"):
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "charset":
+                charset = value.strip().strip('"')
+        fields, errors = parse_urlencoded(await request.body(), max_fields, charset, charset_fields)
+        if errors:
+            raise field_errors(errors)
+        return fields
+    try:
+        posted = await request.form(max_fields=max_fields)
+    except StarletteHTTPException as exc:
+        # The form parser's refusals (too many fields or files, a part too large) are the body's fault.
+        raise field_errors([{"loc": ["body"], "msg": str(exc.detail), "type": "value_error"}]) from None
+    return {k: v for k, v in posted.items() if isinstance(v, str)}

@@ -27,7 +27,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from email_validator import EmailNotValidError
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from intake.domain import lead_id_for, normalise_email, normalise_submission
 from leadrelay.events import (
@@ -35,6 +35,7 @@ from leadrelay.events import (
     ActivityRecorded,
     ActivityType,
     Actor,
+    AwareDatetime,
     Contact,
     Event,
     LeadIdentified,
@@ -208,7 +209,10 @@ def map_message(
     """One message as the event it records (see the module docstring)."""
     user_email = _email(message.userId)
     email = user_email or _email(message.traits.get("email")) or _email(_text_at(message.context, "traits", "email"))
-    when = occurred_at(message, received_at)
+    try:
+        when = occurred_at(message, received_at)
+    except OverflowError:
+        return Mapped(errors=[_err([*loc, "sentAt"], "so far from timestamp that the corrected time is out of range")])
     if message.type == "alias":
         return _alias(message, loc, namespace, when, actor)
     if not email and not message.anonymousId and not message.userId:

@@ -204,7 +204,7 @@ class Intake:
         if self.always_spool:
             return await self._spool_first(envelope, self.spool)
         try:
-            # One transaction: behind the events already waiting, if any.
+            # Behind the events already waiting, if any (a look shared with concurrent requests).
             if await self.spool.put_if_waiting(envelope):
                 return self._accepted(envelope, "spool")
         except SpoolFull as exc:

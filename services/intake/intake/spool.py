@@ -104,6 +104,10 @@ class Spool:
                         if not waiter.done():
                             waiter.set_exception(exc)
                     continue
+                except BaseException:
+                    # Cancelled mid-look (the service stops): this batch is answered below with the rest.
+                    self._waiting = batch + self._waiting
+                    raise
                 self.known_nonempty = found is not None
                 LOOKS.inc()
                 for waiter in batch:

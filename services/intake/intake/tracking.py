@@ -39,6 +39,7 @@ from leadrelay.limits import body_limit, json_too_deep
 from leadrelay.logging import get_logger
 from leadrelay.rules import SourceRole
 from leadrelay.runtime import ServiceContext
+from leadrelay.unavailable import RETRY_AFTER_SECONDS
 
 log = get_logger("intake.tracking")
 # Bearer first: the app's other routes answer so; the SDKs send the key as the Basic user name.
@@ -61,10 +62,16 @@ class TrackingError(BaseModel):
 
 class _Refused(Exception):
     def __init__(
-        self, status: int, code: str, detail: str | list[dict[str, Any]], headers: dict[str, str] | None = None
+        self,
+        status: int,
+        code: str,
+        detail: str | list[dict[str, Any]],
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
     ):
         super().__init__(code)
         self.status, self.code, self.detail, self.headers = status, code, detail, headers
+        self.extra = extra or {}
 
 
 def _response(exc: _Refused) -> JSONResponse:
@@ -72,7 +79,7 @@ def _response(exc: _Refused) -> JSONResponse:
         message = exc.detail
     else:
         message = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in exc.detail[:10])
-    body = {"detail": exc.detail, "code": exc.code, "message": message}
+    body = {"detail": exc.detail, "code": exc.code, "message": message, **exc.extra}
     return JSONResponse(body, status_code=exc.status, headers=exc.headers)
 
 
@@ -266,7 +273,17 @@ def build_tracking_router(ctx: ServiceContext, intake: Intake) -> APIRouter:
         if failed:
             if not all(isinstance(r, NotStored) for r in failed):
                 raise failed[0]
-            raise _Refused(503, "unavailable", "the events could not be stored; retry later", {"Retry-After": "1"})
+            # As every 503 of the API: Retry-After and the dependency that could not be reached.
+            not_stored = [r for r in failed if isinstance(r, NotStored)]
+            dependencies = sorted({d for r in not_stored for d in r.dependency.split(",")})
+            why = str(not_stored[0]).removesuffix("; retry later")
+            raise _Refused(
+                503,
+                "unavailable",
+                f"the events could not be stored ({why}); retry after {RETRY_AFTER_SECONDS} s",
+                {"Retry-After": str(RETRY_AFTER_SECONDS)},
+                {"dependency": ",".join(dependencies)},
+            )
 
     for call in CALLS:
         shorts = [s for s, c in SHORT.items() if c == call]

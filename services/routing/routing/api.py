@@ -8,9 +8,10 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from leadrelay.auth import AVAILABILITY_SETTERS, LEAD_READERS, PEOPLE, SUPPRESSION_READERS, Principal, allow
+from leadrelay.contract import AwareDateTime
 from leadrelay.events import Handoff
 from leadrelay.rules import Role
 from leadrelay.runtime import ServiceContext
@@ -34,14 +35,7 @@ class AssignmentOut(BaseModel):
 class AvailabilityIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     status: Availability
-    until: datetime | None = Field(default=None, description="then the rules' default applies again")
-
-    @field_validator("until")
-    @classmethod
-    def _aware(cls, v: datetime | None) -> datetime | None:
-        if v is not None and v.tzinfo is None:
-            raise ValueError("until needs a timezone, e.g. 2026-05-04T08:00:00Z")
-        return v
+    until: AwareDateTime | None = Field(default=None, description="then the rules' default applies again")
 
 
 class AvailabilityOut(BaseModel):

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from leadrelay.auth import DELIVERY_OPERATORS, Principal, allow
+from leadrelay.inputs import Text
 from leadrelay.logging import get_logger
 from leadrelay.runtime import ServiceContext
 from sla_monitor.models import Delivery, Notification
@@ -85,9 +86,9 @@ def build_notifications_router(ctx: ServiceContext) -> APIRouter:
     async def deliveries(
         status: Annotated[Status | None, Query(description="pending, delivered or failed")] = None,
         endpoint: Annotated[
-            str | None, Query(max_length=400, description="e.g. webhook:crm, slack:nordics, email:someone@...")
+            Text | None, Query(max_length=400, description="e.g. webhook:crm, slack:nordics, email:someone@...")
         ] = None,
-        lead_id: Annotated[str | None, Query(max_length=64)] = None,
+        lead_id: Annotated[Text | None, Query(max_length=64)] = None,
         before: Annotated[
             int | None, Query(ge=1, le=2**63 - 1, description="only deliveries with a smaller id (paging)")
         ] = None,
