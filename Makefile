@@ -23,13 +23,14 @@ test: lint infra browser
 	LEADRELAY_TEST_KAFKA=127.0.0.1:$(KAFKA_PORT) \
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-## test-fast: the inner loop (under two minutes, nothing to start): unit tests, the embedded bus,
-## and the integration suite on SQLite; the Kafka and PostgreSQL variants are deselected
+## test-fast: the inner loop (about three minutes on two cores, nothing to start): unit tests, the
+## embedded bus, and the integration suite on SQLite; the Kafka and PostgreSQL variants are
+## deselected. Three pytest-xdist workers: most of these tests wait on timers and polls, not the CPU.
 FAST_PATHS := tests/intake tests/scoring tests/routing tests/sla_monitor tests/feedback tests/shared tests/integration \
 	tests/console
 test-fast: $(STAMP)
 	env -u LEADRELAY_TEST_DATABASE_URL -u LEADRELAY_TEST_KAFKA -u LEADRELAY_REQUIRE_INFRA \
-	$(BIN)/pytest -q -k "not postgres and not kafka" $(FAST_PATHS) $(PYTEST_ARGS)
+	$(BIN)/pytest -q -n $${TEST_WORKERS:-3} -k "not postgres and not kafka" $(FAST_PATHS) $(PYTEST_ARGS)
 ## contract: only the API contract: schemathesis (--checks all) against the embedded server, the AsyncAPI
 ## document against the code (no Kafka or PostgreSQL needed)
 contract: $(STAMP)
