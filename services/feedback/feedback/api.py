@@ -11,9 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from feedback import repository, service
 from feedback.domain import REASON_REQUIRED
 from leadrelay.auth import FEEDBACK_WRITERS, LEAD_READERS, PEOPLE, Principal, allow
-from leadrelay.contract import RepId, Since
+from leadrelay.contract import RepId, Since, TerritoryId
 from leadrelay.events import Channel, Disposition
-from leadrelay.inputs import MultilineText, Text
+from leadrelay.inputs import MultilineText
 from leadrelay.rules import Role
 from leadrelay.runtime import ServiceContext
 from leadrelay.unit_of_work import UnitOfWork
@@ -150,11 +150,11 @@ def build_router(ctx: ServiceContext) -> APIRouter:
     async def metrics_funnel(
         who: Annotated[Principal, Depends(allow(*PEOPLE))],
         since: Annotated[Since | None, Query(description="leads assigned at or after this time")] = None,
-        territory: Annotated[Text | None, Query()] = None,
+        territory: Annotated[TerritoryId | None, Query(description="only this territory's leads")] = None,
     ) -> dict[str, Any]:
         """Closed-loop metrics: handed over, touched, time to first touch, dispositions, acceptance
         rate; over a rep's own leads, a manager's territories', or all for ops and admins."""
-        who.check_territory(territory)
+        who.check_territory(territory, ctx.rules)
         return await service.closed_loop(ctx, who, since, territory)
 
     return router
