@@ -439,8 +439,8 @@ RENAMED = {
 
 
 async def test_pages_name_people_and_territories_not_their_ids(tmp_path: Path) -> None:
-    """Managers and who set a rep's availability on the Team page, who logged a touch on a lead's
-    page, and the territory on a lead's page and in the alert feed (as it opens and live) are shown
+    """Managers and who set a rep's availability on the Team page, who logged a touch (a manager,
+    ops) on a lead's page, and the territory on a lead's page and in the alert feed (as it opens and live) are shown
     by their names from the rules, in whatever script, not by their ids."""
     text = EXAMPLE.read_text(encoding="utf-8")
     for old, new in RENAMED.items():
@@ -458,6 +458,14 @@ async def test_pages_name_people_and_territories_not_their_ids(tmp_path: Path) -
         async with site.api("ops.desk") as api:
             r = await api.put("/v1/reps/jonas.becker/availability", json={"status": "out_of_office"})
             assert r.status_code == 200, r.text
+            r = await api.post(f"/v1/leads/{lead}/touches", json={"channel": "email", "rep_id": "astrid.lindqvist"})
+            assert r.status_code == 202, r.text
+            await site.runtime.wait_settled()
+            touches = (await api.get(f"/v1/leads/{lead}/feedback")).json()["touches"]
+            assert {t["logged_by"]["id"]: t["logged_by"]["name"] for t in touches} == {
+                "karin.ek": "王秀英",
+                "ops.desk": "Ωψ Δεσκ",
+            }
         site.clock.advance(timedelta(days=3))  # the disposition deadline (2 days) passes: an alert
         await site.runtime.wait_settled()
         async with site.api("ops.desk") as api:
@@ -477,7 +485,8 @@ async def test_pages_name_people_and_territories_not_their_ids(tmp_path: Path) -
                 assert f"Territory: {nordics}" in page and "Territory: nordics" not in page, path
         async with signed_in(site, "astrid.lindqvist") as b:
             page = (await b.get(f"/leads/{lead}")).text
-            assert "logged by 王秀英" in page and "karin.ek" not in page
+            assert "logged by 王秀英" in page and "logged by Ωψ Δεσκ" in page
+            assert "karin.ek" not in page and "ops.desk" not in page
             assert f"Territory: {nordics}" in page
         site.console.poll_seconds = 0.05
         stream = live.alerts(site.console, site.auth.issue("karin.ek"), "en", "")

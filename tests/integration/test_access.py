@@ -452,7 +452,7 @@ async def test_touches_take_the_rep_from_the_credential_and_record_who(world: Wo
         ("astrid.lindqvist", "astrid.lindqvist", "rep"),
         ("astrid.lindqvist", "karin.ek", "manager"),
     ]
-    assert feedback["dispositions"][0]["logged_by"] == {"kind": "source", "id": "crm", "role": "crm"}
+    assert feedback["dispositions"][0]["logged_by"] == {"kind": "source", "id": "crm", "role": "crm", "name": "CRM"}
 
     from leadrelay.events import LEADS_FEEDBACK, DispositionRecorded, Envelope, TouchLogged
 

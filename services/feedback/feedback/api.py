@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query
@@ -52,6 +53,40 @@ class DispositionIn(BaseModel):
         if self.disposition in REASON_REQUIRED and not (self.reason and self.reason.strip()):
             raise ValueError(f"a reason is required for {self.disposition.value}")
         return self
+
+
+class LoggedBy(BaseModel):
+    kind: str | None = Field(description="person or source")
+    id: str = Field(description="the person's id, or the source's id")
+    role: str | None
+    name: str | None = Field(description="as the rules write it; null when no longer in the rules")
+
+
+class TouchOut(BaseModel):
+    rep_id: str = Field(description="the rep it is credited to")
+    channel: str
+    note: str | None
+    touched_at: datetime
+    cycle: int
+    logged_by: LoggedBy | None = Field(description="who logged it; null when its event named nobody")
+
+
+class DispositionOut(BaseModel):
+    rep_id: str = Field(description="the rep it is credited to")
+    disposition: str
+    reason: str | None
+    recorded_at: datetime
+    cycle: int
+    logged_by: LoggedBy | None = Field(description="who logged it; null when its event named nobody")
+
+
+class LeadFeedback(BaseModel):
+    lead_id: str
+    rep_id: str = Field(description="the rep of the latest assignment")
+    cycle: int
+    assigned_at: datetime
+    touches: list[TouchOut]
+    dispositions: list[DispositionOut]
 
 
 class Recorded(BaseModel):
@@ -127,7 +162,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         await run(work, lead_id)
         return Recorded(lead_id=str(lead_id), event_id=eid)
 
-    @router.get("/v1/leads/{lead_id}/feedback")
+    @router.get("/v1/leads/{lead_id}/feedback", response_model=LeadFeedback)
     async def lead_feedback(
         lead_id: uuid.UUID, who: Annotated[Principal, Depends(allow(*LEAD_READERS))]
     ) -> dict[str, Any]:
