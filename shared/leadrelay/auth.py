@@ -332,13 +332,29 @@ class Principal:
         if not self.may_see(rep_id, territory):
             raise HTTPException(403, f"lead {lead_id} is not one of yours")
 
-    def check_territory(self, territory: str | None) -> None:
-        """403 when a rep or manager filters by a territory that is not theirs."""
-        if territory is None or self.sees_everything:
+    def check_territory(self, territory: str | None, rules: Rules) -> None:
+        """A list's ``territory`` filter: 403 when a rep or manager names one that is not theirs
+        (naming theirs; no telling whether another exists), 422 when those who see everything name
+        one the rules do not have (naming those they have), rather than an empty list for a typo."""
+        if territory is None:
             return
-        if territory not in self.territories:
-            mine = ", ".join(sorted(self.territories)) or "none"
-            raise HTTPException(403, f"territory {territory!r} is not yours (yours: {mine})")
+        if not self.sees_everything:
+            if territory not in self.territories:
+                mine = ", ".join(sorted(self.territories)) or "none"
+                raise HTTPException(403, f"territory {territory!r} is not yours (yours: {mine})")
+            return
+        known = [t.id for t in rules.territories]
+        if territory not in known:
+            raise HTTPException(
+                422,
+                [
+                    {
+                        "loc": ["query", "territory"],
+                        "msg": f"unknown territory {territory!r} (known: {', '.join(known)})",
+                        "type": "value_error",
+                    }
+                ],
+            )
 
     def may_act_for(self, rep_id: str, rules: Rules) -> bool:
         """Whether the caller may log a touch or a disposition in ``rep_id``'s name."""

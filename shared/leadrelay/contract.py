@@ -1,14 +1,14 @@
 """The HTTP contract every service shares.
 
 - Parameter types whose JSON Schema says exactly what the server accepts
-  (``Since``, ``AwareDateTime``, ``RepId``, ``FormId``).
+  (``Since``, ``AwareDateTime``, ``RepId``, ``TerritoryId``, ``FormId``).
 - The error bodies as the app answers them (``{"detail": ...}``).
 - :func:`install`: after the routers are included, every operation of the
   OpenAPI document gets the statuses every route of its kind can answer: 422
   where it takes parameters or a body, 404 where it has a path id, 400 and 413
   where it reads a body (415 where it reads the raw body: :func:`request_body`),
   503 (with ``Retry-After``) where it touches a database or the broker. Values
-  that come from the rules file (rep ids, form ids) are listed as enums.
+  that come from the rules file (rep, territory and form ids) are listed as enums.
 """
 
 from __future__ import annotations
@@ -82,15 +82,20 @@ RULES_VALUES = "x-leadrelay-rules"
 RepId = Annotated[Text, Field(min_length=1, max_length=100, json_schema_extra={RULES_VALUES: "reps"})]
 """A rep id: one of the reps in the rules file (an unknown rep is a 422)."""
 
+TerritoryId = Annotated[Text, Field(min_length=1, max_length=100, json_schema_extra={RULES_VALUES: "territories"})]
+"""A territory id: one of the territories in the rules file (an unknown one is a 422, see
+:meth:`leadrelay.auth.Principal.check_territory`)."""
+
 FormId = Annotated[str, Path(description="a form of the rules file", json_schema_extra={RULES_VALUES: "forms"})]
 """A form id in a path: one of the forms in the rules file (an unknown form is a 404)."""
 
 
 def _rules_values(rules: Rules | None) -> dict[str, list[str]]:
     if rules is None:
-        return {"reps": [], "forms": []}
+        return {"reps": [], "forms": [], "territories": []}
     return {
         "reps": sorted(r.id for t in rules.territories for r in t.reps),
+        "territories": [t.id for t in rules.territories],
         "forms": [f.id for f in rules.forms],
     }
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from console import live
 from console.app import Console, Plugin
@@ -21,9 +22,10 @@ from leadrelay.auth import Authenticator
 from leadrelay.bus.memory import MemoryBus
 from leadrelay.clock import FrozenClock
 from leadrelay.http import create_app
+from leadrelay.rules import Rules, parse_rules
 from leadrelay.runtime import Runtime, load_services
 from sla_monitor.notifications import Notifier
-from tests.harness import SOURCE_KEYS, example_rules, settings_for
+from tests.harness import EXAMPLE, SOURCE_KEYS, example_rules, settings_for
 
 ASTRID_LEAD = {
     "email": "anna.berg@nordvik.se",
@@ -68,10 +70,10 @@ class Site:
         return lead
 
 
-@pytest.fixture
-async def site(tmp_path: Path) -> AsyncIterator[Site]:
+@asynccontextmanager
+async def serving(tmp_path: Path, rules: Rules) -> AsyncIterator[Site]:
+    """The embedded services with the console, on ``rules``."""
     settings = settings_for(tmp_path)
-    rules = example_rules()
     clock = FrozenClock()
     runtime = Runtime(load_services(), settings, rules, clock, MemoryBus())
     keys = {s.id: [SOURCE_KEYS[s.id]] for s in rules.sources}
@@ -91,6 +93,12 @@ async def site(tmp_path: Path) -> AsyncIterator[Site]:
     finally:
         await console.services.aclose()
         await runtime.stop()
+
+
+@pytest.fixture
+async def site(tmp_path: Path) -> AsyncIterator[Site]:
+    async with serving(tmp_path, example_rules()) as s:
+        yield s
 
 
 def csrf_of(html: str) -> str:
@@ -420,3 +428,68 @@ async def test_no_page_shows_another_persons_lead(site: Site, person: str) -> No
             assert not shown, f"{person} {path} shows {shown}"
         for path in ("/", "/alerts", f"/leads/{mine}"):
             assert "Bernd" in (await b.get(path)).text, f"{person} {path} should show their own lead"
+
+
+# People and territories named in other scripts than Latin, as a rules file may (it is UTF-8).
+RENAMED = {
+    "name: Karin Ek,": "name: 王秀英,",
+    "name: Ops Desk,": "name: Ωψ Δεσκ,",
+    "    name: Nordics\n": "    name: Северные страны · 北欧\n",
+}
+
+
+async def test_pages_name_people_and_territories_not_their_ids(tmp_path: Path) -> None:
+    """Managers and who set a rep's availability on the Team page, who logged a touch (a manager,
+    ops) on a lead's page, and the territory on a lead's page and in the alert feed (as it opens and live) are shown
+    by their names from the rules, in whatever script, not by their ids."""
+    text = EXAMPLE.read_text(encoding="utf-8")
+    for old, new in RENAMED.items():
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    rules = parse_rules(yaml.safe_load(text))
+    nordics = "Северные страны · 北欧"
+    async with serving(tmp_path, rules) as site:
+        lead = await site.submit("demo-request", ASTRID_LEAD)
+        async with site.api("karin.ek") as api:
+            r = await api.post(f"/v1/leads/{lead}/touches", json={"channel": "call", "rep_id": "astrid.lindqvist"})
+            assert r.status_code == 202, r.text
+            r = await api.put("/v1/reps/mikko.virtanen/availability", json={"status": "away"})
+            assert r.status_code == 200 and r.json()["set_by_name"] == "王秀英", r.text
+        async with site.api("ops.desk") as api:
+            r = await api.put("/v1/reps/jonas.becker/availability", json={"status": "out_of_office"})
+            assert r.status_code == 200, r.text
+            r = await api.post(f"/v1/leads/{lead}/touches", json={"channel": "email", "rep_id": "astrid.lindqvist"})
+            assert r.status_code == 202, r.text
+            await site.runtime.wait_settled()
+            touches = (await api.get(f"/v1/leads/{lead}/feedback")).json()["touches"]
+            assert {t["logged_by"]["id"]: t["logged_by"]["name"] for t in touches} == {
+                "karin.ek": "王秀英",
+                "ops.desk": "Ωψ Δεσκ",
+            }
+        site.clock.advance(timedelta(days=3))  # the disposition deadline (2 days) passes: an alert
+        await site.runtime.wait_settled()
+        async with site.api("ops.desk") as api:
+            for _ in range(200):
+                if lead in {a["lead_id"] for a in (await api.get("/v1/alerts")).json()}:
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("no alert")
+        async with signed_in(site, "ops.desk") as b:
+            team = (await b.get("/team")).text
+            assert "Managers: 王秀英</p>" in team and "Managers: Tom Weber</p>" in team
+            assert "set by 王秀英" in team and "set by Ωψ Δεσκ" in team
+            assert "karin.ek" not in team and "ops.desk" not in team
+            for path in (f"/leads/{lead}", "/alerts"):
+                page = (await b.get(path)).text
+                assert f"Territory: {nordics}" in page and "Territory: nordics" not in page, path
+        async with signed_in(site, "astrid.lindqvist") as b:
+            page = (await b.get(f"/leads/{lead}")).text
+            assert "logged by 王秀英" in page and "logged by Ωψ Δεσκ" in page
+            assert "karin.ek" not in page and "ops.desk" not in page
+            assert f"Territory: {nordics}" in page
+        site.console.poll_seconds = 0.05
+        stream = live.alerts(site.console, site.auth.issue("karin.ek"), "en", "")
+        first = (await asyncio.wait_for(anext(stream), 5)).decode()
+        await stream.aclose()
+        assert first.startswith("event: alerts\n") and f"Territory: {nordics}" in first, first

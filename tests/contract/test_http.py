@@ -12,6 +12,7 @@ from leadrelay.settings import Settings
 from tests.harness import Harness, example_rules, running, settings_for
 
 SINCE_ROUTES = ["/v1/alerts", "/v1/review-board", "/v1/metrics/funnel", "/v1/metrics/sla"]
+TERRITORY_ROUTES = ["/v1/alerts", "/v1/me/leads", "/v1/metrics/funnel", "/v1/metrics/sla"]
 
 
 @pytest.fixture
@@ -156,6 +157,10 @@ async def test_values_from_the_rules_are_enums(document: dict[str, Any]) -> None
         rep_id = document["components"]["schemas"][model]["properties"]["rep_id"]
         # Optional (the caller's own rep by default): a rep of the rules, or null.
         assert [v["enum"] for v in rep_id["anyOf"] if "enum" in v] == [reps]
+    territories = [t.id for t in example_rules().territories]
+    for route in TERRITORY_ROUTES:
+        (territory,) = [p for p in document["paths"][route]["get"]["parameters"] if p["name"] == "territory"]
+        assert [v["enum"] for v in territory["schema"]["anyOf"] if "enum" in v] == [territories], route
     assert "x-leadrelay-rules" not in str(document)
 
 

@@ -474,6 +474,7 @@ def test_ops_sees_a_breach_live_and_sets_a_rep_out_of_office(site: Site, browser
     expect(item).to_be_visible(timeout=25_000)
     expect(item).to_contain_text("First touch deadline missed")
     expect(item).to_contain_text("Liisa Korhonen")
+    expect(item).to_contain_text("Territory: Nordics")  # by name, not its id
     assert page.evaluate("window.__sameDocument === true"), "the page was reloaded"
     tab.shot("alerts")
 
@@ -484,6 +485,8 @@ def test_ops_sees_a_breach_live_and_sets_a_rep_out_of_office(site: Site, browser
     row.get_by_role("button", name="Save: Mikko Virtanen").click()
     expect(page.get_by_role("status")).to_have_text("Mikko Virtanen: Out of office.")
     expect(page.locator("tr#rep-mikko\\.virtanen .badge")).to_have_text("Out of office")
+    expect(page.locator("tr#rep-mikko\\.virtanen")).to_contain_text("set by Ops Desk")
+    expect(page.locator("p.subtitle", has_text="Managers: Karin Ek")).to_have_count(2)  # Nordics, Benelux
     tab.shot("team")
     reps = {r["id"]: r for t in site.api("routing", "/v1/territories", "ops.desk") for r in t["reps"]}
     assert (reps["mikko.virtanen"]["status"], reps["mikko.virtanen"]["set_by"]) == ("out_of_office", "ops.desk")

@@ -318,6 +318,35 @@ async def test_docs_are_public(world: World) -> None:
     assert "HTTPBearer" in spec["components"]["securitySchemes"]
 
 
+TERRITORY_FILTERS = ["/v1/alerts", "/v1/me/leads", "/v1/metrics/sla", "/v1/metrics/funnel"]
+
+
+async def test_a_territory_filter_with_a_typo_is_refused_not_an_empty_list(world: World) -> None:
+    h = world.h
+    known = [t.id for t in example_rules().territories]
+    spec = (await h.as_(None).get("/openapi.json")).json()
+    routes = {
+        path
+        for path, ops in spec["paths"].items()
+        for op in ops.values()
+        for p in op.get("parameters", [])
+        if p["name"] == "territory"
+    }
+    assert routes == set(TERRITORY_FILTERS), "a list with a territory filter is missing here"
+    for path in TERRITORY_FILTERS:
+        for who in ("ops.desk", "rita.admin"):
+            r = await h.as_(who).get(path, params={"territory": "nordcs"})
+            assert r.status_code == 422, f"{who} {path}: {r.status_code} {r.text[:200]}"
+            (error,) = r.json()["detail"]
+            assert error["loc"] == ["query", "territory"]
+            assert error["msg"] == f"unknown territory 'nordcs' (known: {', '.join(known)})"
+            assert (await h.as_(who).get(path, params={"territory": "nordics"})).status_code == 200
+        # A rep or a manager: not theirs, whether it exists or not (their own are named).
+        r = await h.as_("karin.ek").get(path, params={"territory": "nordcs"})
+        assert r.status_code == 403 and "(yours: benelux, nordics)" in r.text, r.text
+        assert (await h.as_("karin.ek").get(path, params={"territory": "nordics"})).status_code == 200
+
+
 async def test_lists_hold_only_what_the_caller_may_see(world: World) -> None:
     h, lead = world.h, world.leads
 
@@ -355,6 +384,7 @@ async def test_lists_hold_only_what_the_caller_may_see(world: World) -> None:
     territories = (await h.as_("karin.ek").get("/v1/territories")).json()
     assert [t["id"] for t in territories] == ["nordics", "benelux"]
     assert territories[0]["managers"] == ["karin.ek"]
+    assert (territories[0]["name"], territories[0]["manager_names"]) == ("Nordics", ["Karin Ek"])
     assert len((await h.as_("ops.desk").get("/v1/territories")).json()) == 5
 
     funnel = (await h.as_("jonas.becker").get("/v1/metrics/funnel")).json()
@@ -422,7 +452,7 @@ async def test_touches_take_the_rep_from_the_credential_and_record_who(world: Wo
         ("astrid.lindqvist", "astrid.lindqvist", "rep"),
         ("astrid.lindqvist", "karin.ek", "manager"),
     ]
-    assert feedback["dispositions"][0]["logged_by"] == {"kind": "source", "id": "crm", "role": "crm"}
+    assert feedback["dispositions"][0]["logged_by"] == {"kind": "source", "id": "crm", "role": "crm", "name": "CRM"}
 
     from leadrelay.events import LEADS_FEEDBACK, DispositionRecorded, Envelope, TouchLogged
 

@@ -169,7 +169,7 @@ async def test_behaviour_makes_an_mql_and_recycling_sends_it_back_to_marketing(s
         assert r.status_code == 202
         feedback = (await h.client.get(f"/v1/leads/{lead}/feedback")).json()
         assert [(d["rep_id"], d["logged_by"]) for d in feedback["dispositions"]] == [
-            (assignment["rep_id"], {"kind": "person", "id": "tom.weber", "role": "manager"})
+            (assignment["rep_id"], {"kind": "person", "id": "tom.weber", "role": "manager", "name": "Tom Weber"})
         ]
         await h.wait_for(f"/v1/leads/{lead}/score", status="recycled")
         await h.settle()

@@ -116,14 +116,17 @@ async def test_availability_set_at_run_time_is_honoured_at_once(settings: Settin
 
         assert (await mikko())["available"] is True
         assert (await mikko())["status"] == "available"
+        assert ((await mikko())["set_by"], (await mikko())["set_by_name"]) == (None, None)
         until = h.clock.now() + timedelta(hours=1)
         r = await h.as_("karin.ek").put(
             "/v1/reps/mikko.virtanen/availability", json={"status": "out_of_office", "until": until.isoformat()}
         )
         assert r.status_code == 200, r.text
         assert r.json()["available"] is False and r.json()["set_by"] == "karin.ek"
+        assert r.json()["set_by_name"] == "Karin Ek"
         state = await mikko()
         assert (state["available"], state["status"], state["set_by"]) == (False, "out_of_office", "karin.ek")
+        assert state["set_by_name"] == "Karin Ek"
         # No restart: the next Nordic leads all go to Astrid.
         assert await assign(4, "away") == ["astrid.lindqvist"] * 4
 

@@ -294,10 +294,10 @@ def router(console: Console) -> APIRouter:
         token, me = who
         filters = _queue_filters(request.query_params)
         try:
-            reply, reps = await gather(
+            reply, known = await gather(
                 [
                     services.get(token, "sla-monitor", "/v1/me/leads", limit=200, **filters),
-                    services.rep_names(token),
+                    services.names(token),
                 ]
             )
         except Unavailable as exc:
@@ -312,7 +312,7 @@ def router(console: Console) -> APIRouter:
             me,
             title=title,
             items=items,
-            reps=reps,
+            reps=known.people,
             filters=filters,
             live_query=_urlencode({"stream": "queue", **filters}),
         )
@@ -320,7 +320,7 @@ def router(console: Console) -> APIRouter:
     # ---------------------------------------------------------------- a lead
 
     async def lead_context(token: str, me: Me, lead_id: str) -> dict[str, Any] | Reply:
-        assignment, score, sla, feedback, forms, definition, reps = await gather(
+        assignment, score, sla, feedback, forms, definition, known = await gather(
             [
                 services.get(token, "routing", f"/v1/leads/{lead_id}/assignment"),
                 services.get(token, "scoring", f"/v1/leads/{lead_id}/score"),
@@ -328,7 +328,7 @@ def router(console: Console) -> APIRouter:
                 services.get(token, "feedback", f"/v1/leads/{lead_id}/feedback"),
                 services.get(token, "intake", "/v1/forms"),
                 services.get(token, "scoring", "/v1/lead-definition"),
-                services.rep_names(token),
+                services.names(token),
             ]
         )
         if assignment.status == 403 or score.status == 403:
@@ -352,9 +352,10 @@ def router(console: Console) -> APIRouter:
             "score": score.data if score.ok else None,
             "reasons": (score.data.get("reasons") if score.ok else None) or handoff.get("reasons") or [],
             "clocks": views.clocks_now(sla.data if sla.ok else None, fb, cycle),
-            "timeline": views.timeline(activities, fb, reps, form_names),
+            "timeline": views.timeline(activities, fb, known.people, form_names),
             "handraiser_form": form_names.get(hform, hform) if hform else None,
-            "rep_name": reps.get((a or {}).get("rep_id", ""), (a or {}).get("rep_id")),
+            "rep_name": known.people.get((a or {}).get("rep_id", ""), (a or {}).get("rep_id")),
+            "territory_name": known.territories.get((a or {}).get("territory", ""), (a or {}).get("territory")),
             "can_act": bool(a and not closed),
             "closed": closed,
             "channels": views.CHANNELS,
@@ -488,8 +489,8 @@ def router(console: Console) -> APIRouter:
             return who
         token, me = who
         try:
-            reply, reps = await gather(
-                [services.get(token, "sla-monitor", "/v1/alerts", limit=100), services.rep_names(token)]
+            reply, known = await gather(
+                [services.get(token, "sla-monitor", "/v1/alerts", limit=100), services.names(token)]
             )
             if not reply.ok:
                 return console.error(request, me, reply.status, reply.detail)
@@ -504,7 +505,8 @@ def router(console: Console) -> APIRouter:
             me,
             alerts=reply.data,
             names=names,
-            reps=reps,
+            reps=known.people,
+            territory_names=known.territories,
             live_query=_urlencode({"stream": "alerts", "since": newest}),
         )
 
@@ -641,12 +643,12 @@ def router(console: Console) -> APIRouter:
         period = period if period in views.PERIODS else "7"
         start = views.since(period, _now())
         try:
-            reply, reps = await gather(
+            reply, known = await gather(
                 [
                     services.get(
                         token, "feedback", "/v1/review-board", limit=200, since=views.iso(start) if start else None
                     ),
-                    services.rep_names(token),
+                    services.names(token),
                 ]
             )
             if not reply.ok:
@@ -664,7 +666,7 @@ def router(console: Console) -> APIRouter:
             board=reply.data,
             agenda=views.agenda(reply.data),
             names=names,
-            reps=reps,
+            reps=known.people,
         )
 
     # ---------------------------------------------------------------- lead definition and hot list

@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from console import views
-from console.services import Unavailable
+from console.services import Names, Unavailable
 
 if TYPE_CHECKING:
     from console.app import Console
@@ -57,7 +57,7 @@ async def _ticks(console: Console) -> AsyncIterator[None]:
 async def queue(console: Console, token: str, lang: str, filters: Mapping[str, str]) -> AsyncIterator[bytes]:
     """The queue list, re-sent whenever a lead arrives, leaves or changes stage or deadline."""
     signature: str | None = None
-    reps: dict[str, str] | None = None
+    known: Names | None = None
     async for _ in _ticks(console):
         try:
             reply = await console.services.get(token, "sla-monitor", "/v1/me/leads", limit=200, **filters)
@@ -71,11 +71,11 @@ async def queue(console: Console, token: str, lang: str, filters: Mapping[str, s
             if sig == signature:
                 yield b""
                 continue
-            if reps is None or any(i.get("rep_id") not in reps for i in reply.data):
-                reps = await console.services.rep_names(token)
+            if known is None or not known.knows(people=(i.get("rep_id") for i in reply.data)):
+                known = await console.services.names(token)
             signature = sig
             items = [views.queue_item(i) for i in reply.data]
-            yield event("queue", console.fragment("_queue_items.html", lang, items=items, reps=reps))
+            yield event("queue", console.fragment("_queue_items.html", lang, items=items, reps=known.people))
         except Unavailable:
             yield event("offline", "")
 
@@ -85,7 +85,7 @@ async def alerts(console: Console, token: str, lang: str, since: str) -> AsyncIt
     newest = views.parse_time(since)
     sent: set[tuple[str, str, int]] = set()
     names: dict[str, dict[str, Any]] = {}
-    reps: dict[str, str] | None = None
+    known: Names | None = None
     first = True
     async for _ in _ticks(console):
         try:
@@ -117,8 +117,16 @@ async def alerts(console: Console, token: str, lang: str, since: str) -> AsyncIt
                 yield b""
                 continue
             await console.services.lead_names(token, (a["lead_id"] for a in fresh), names)
-            if reps is None or any(a["rep_id"] not in reps for a in fresh):
-                reps = await console.services.rep_names(token)
-            yield event("alerts", console.fragment("_alert_items.html", lang, alerts=fresh, names=names, reps=reps))
+            if known is None or not known.knows((a["rep_id"] for a in fresh), (a["territory"] for a in fresh)):
+                known = await console.services.names(token)
+            fragment = console.fragment(
+                "_alert_items.html",
+                lang,
+                alerts=fresh,
+                names=names,
+                reps=known.people,
+                territory_names=known.territories,
+            )
+            yield event("alerts", fragment)
         except Unavailable:
             yield event("offline", "")

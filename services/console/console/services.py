@@ -196,12 +196,28 @@ class Services:
 
         await gather(one(lid) for lid in wanted)
 
-    async def rep_names(self, token: str) -> dict[str, str]:
-        """Rep id -> name, from the territories the person may see."""
+    async def names(self, token: str) -> Names:
+        """Reps and managers by name, and territories by name, from the territories the person
+        may see (``GET /v1/territories``, which has them from the rules); empty if it refuses."""
         r = await self.get(token, "routing", "/v1/territories")
-        if not r.ok:
-            return {}
-        return {rep["id"]: rep["name"] for t in r.data for rep in t.get("reps", [])}
+        if not r.ok or not isinstance(r.data, list):
+            return Names({}, {})
+        people: dict[str, str] = {}
+        for t in r.data:
+            people.update(zip(t.get("managers") or (), t.get("manager_names") or (), strict=False))
+            people.update({rep["id"]: rep["name"] for rep in t.get("reps", [])})
+        return Names(people, {t["id"]: t["name"] for t in r.data})
+
+
+@dataclass(frozen=True)
+class Names:
+    """Names for the ids the lists carry; an id not here is shown as it is."""
+
+    people: dict[str, str]  # rep or manager id -> name
+    territories: dict[str, str]  # territory id -> name
+
+    def knows(self, people: Iterable[str | None] = (), territories: Iterable[str | None] = ()) -> bool:
+        return all(p in self.people for p in people) and all(t in self.territories for t in territories)
 
 
 async def gather(jobs: Iterable[Awaitable[T]]) -> list[T]:

@@ -170,11 +170,11 @@ def timeline(
 
 
 def _logged_by(row: Mapping[str, Any], rep_names: Mapping[str, str]) -> str | None:
-    """Who logged it, when that is someone else than the rep it is credited to."""
+    """Who logged it (by name), when that is someone else than the rep it is credited to."""
     by = row.get("logged_by")
     if not isinstance(by, dict) or by.get("id") in (None, row.get("rep_id")):
         return None
-    return rep_names.get(by["id"], by["id"])
+    return str(by.get("name") or rep_names.get(by["id"], by["id"]))
 
 
 def handraiser_form(activities: Iterable[Mapping[str, Any]], handraiser_forms: Iterable[str]) -> str | None:

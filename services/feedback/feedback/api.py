@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query
@@ -11,9 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from feedback import repository, service
 from feedback.domain import REASON_REQUIRED
 from leadrelay.auth import FEEDBACK_WRITERS, LEAD_READERS, PEOPLE, Principal, allow
-from leadrelay.contract import RepId, Since
+from leadrelay.contract import RepId, Since, TerritoryId
 from leadrelay.events import Channel, Disposition
-from leadrelay.inputs import MultilineText, Text
+from leadrelay.inputs import MultilineText
 from leadrelay.rules import Role
 from leadrelay.runtime import ServiceContext
 from leadrelay.unit_of_work import UnitOfWork
@@ -52,6 +53,40 @@ class DispositionIn(BaseModel):
         if self.disposition in REASON_REQUIRED and not (self.reason and self.reason.strip()):
             raise ValueError(f"a reason is required for {self.disposition.value}")
         return self
+
+
+class LoggedBy(BaseModel):
+    kind: str | None = Field(description="person or source")
+    id: str = Field(description="the person's id, or the source's id")
+    role: str | None
+    name: str | None = Field(description="as the rules write it; null when no longer in the rules")
+
+
+class TouchOut(BaseModel):
+    rep_id: str = Field(description="the rep it is credited to")
+    channel: str
+    note: str | None
+    touched_at: datetime
+    cycle: int
+    logged_by: LoggedBy | None = Field(description="who logged it; null when its event named nobody")
+
+
+class DispositionOut(BaseModel):
+    rep_id: str = Field(description="the rep it is credited to")
+    disposition: str
+    reason: str | None
+    recorded_at: datetime
+    cycle: int
+    logged_by: LoggedBy | None = Field(description="who logged it; null when its event named nobody")
+
+
+class LeadFeedback(BaseModel):
+    lead_id: str
+    rep_id: str = Field(description="the rep of the latest assignment")
+    cycle: int
+    assigned_at: datetime
+    touches: list[TouchOut]
+    dispositions: list[DispositionOut]
 
 
 class Recorded(BaseModel):
@@ -127,7 +162,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         await run(work, lead_id)
         return Recorded(lead_id=str(lead_id), event_id=eid)
 
-    @router.get("/v1/leads/{lead_id}/feedback")
+    @router.get("/v1/leads/{lead_id}/feedback", response_model=LeadFeedback)
     async def lead_feedback(
         lead_id: uuid.UUID, who: Annotated[Principal, Depends(allow(*LEAD_READERS))]
     ) -> dict[str, Any]:
@@ -150,11 +185,11 @@ def build_router(ctx: ServiceContext) -> APIRouter:
     async def metrics_funnel(
         who: Annotated[Principal, Depends(allow(*PEOPLE))],
         since: Annotated[Since | None, Query(description="leads assigned at or after this time")] = None,
-        territory: Annotated[Text | None, Query()] = None,
+        territory: Annotated[TerritoryId | None, Query(description="only this territory's leads")] = None,
     ) -> dict[str, Any]:
         """Closed-loop metrics: handed over, touched, time to first touch, dispositions, acceptance
         rate; over a rep's own leads, a manager's territories', or all for ops and admins."""
-        who.check_territory(territory)
+        who.check_territory(territory, ctx.rules)
         return await service.closed_loop(ctx, who, since, territory)
 
     return router

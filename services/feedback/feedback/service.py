@@ -17,6 +17,7 @@ from feedback.domain import funnel, supersedes
 from feedback.models import DispositionRow, HandedOver, Touch
 from leadrelay.auth import Principal
 from leadrelay.events import Actor, Channel, Disposition, DispositionRecorded, LeadAssigned, TouchLogged
+from leadrelay.rules import Rules
 from leadrelay.runtime import ServiceContext
 from leadrelay.unit_of_work import UnitOfWork
 
@@ -145,10 +146,12 @@ def _actor_columns(actor: Actor | None) -> dict[str, str | None]:
     }
 
 
-def _logged_by(row: Touch | DispositionRow) -> dict[str, str | None] | None:
+def _logged_by(row: Touch | DispositionRow, rules: Rules) -> dict[str, str | None] | None:
+    """Who logged it, with their name from the rules (a person's, or a source's)."""
     if row.actor_id is None:
         return None
-    return {"kind": row.actor_kind, "id": row.actor_id, "role": row.actor_role}
+    who = rules.person(row.actor_id) if row.actor_kind == "person" else rules.source(row.actor_id)
+    return {"kind": row.actor_kind, "id": row.actor_id, "role": row.actor_role, "name": who.name if who else None}
 
 
 async def lead_feedback(ctx: ServiceContext, who: Principal, lead_id: str) -> dict[str, Any]:
@@ -171,7 +174,7 @@ async def lead_feedback(ctx: ServiceContext, who: Principal, lead_id: str) -> di
                 "note": t.note,
                 "touched_at": t.touched_at,
                 "cycle": t.cycle,
-                "logged_by": _logged_by(t),
+                "logged_by": _logged_by(t, ctx.rules),
             }
             for t in touches
         ],
@@ -182,7 +185,7 @@ async def lead_feedback(ctx: ServiceContext, who: Principal, lead_id: str) -> di
                 "reason": d.reason,
                 "recorded_at": d.recorded_at,
                 "cycle": d.cycle,
-                "logged_by": _logged_by(d),
+                "logged_by": _logged_by(d, ctx.rules),
             }
             for d in dispositions
         ],

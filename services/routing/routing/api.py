@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from leadrelay.auth import AVAILABILITY_SETTERS, LEAD_READERS, PEOPLE, SUPPRESSION_READERS, Principal, allow
 from leadrelay.contract import AwareDateTime
 from leadrelay.events import Handoff
-from leadrelay.rules import Role
+from leadrelay.rules import Role, Rules
 from leadrelay.runtime import ServiceContext
 from routing import availability, repository
 from routing.availability import Availability, RepState
@@ -38,18 +38,47 @@ class AvailabilityIn(BaseModel):
     until: AwareDateTime | None = Field(default=None, description="then the rules' default applies again")
 
 
-class AvailabilityOut(BaseModel):
-    rep_id: str
+class AvailabilityState(BaseModel):
     available: bool = Field(description="whether routing gives the rep new leads now")
-    status: str
-    until: datetime | None
-    set_by: str | None
+    status: str = Field(description="available, away or out_of_office")
+    until: datetime | None = Field(description="when the rules' default applies again; null: until set again")
+    set_by: str | None = Field(description="the person id of who set it; null: the rules' default")
+    set_by_name: str | None = Field(
+        description="that person's name as the rules write it; null when nobody set it or they left the rules"
+    )
     set_at: datetime | None
 
 
-def _availability(rep_id: str, st: RepState) -> AvailabilityOut:
-    return AvailabilityOut(
-        rep_id=rep_id, available=st.available, status=st.status, until=st.until, set_by=st.set_by, set_at=st.set_at
+class AvailabilityOut(AvailabilityState):
+    rep_id: str
+
+
+class TerritoryRep(AvailabilityState):
+    id: str
+    name: str = Field(description="as the rules write it")
+    capacity: int = Field(description="open assignments before routing skips the rep")
+    open_leads: int
+
+
+class TerritoryOut(BaseModel):
+    id: str
+    name: str = Field(description="as the rules write it")
+    countries: list[str] = Field(description="ISO 3166 alpha-2 codes")
+    fallback: bool = Field(description="takes every lead no other territory covers")
+    managers: list[str] = Field(description="the person ids of the territory's managers")
+    manager_names: list[str] = Field(description="their names as the rules write them, in the same order")
+    reps: list[TerritoryRep] = Field(description="a rep sees only their own entry")
+
+
+def _state(st: RepState, rules: Rules) -> AvailabilityState:
+    setter = rules.person(st.set_by) if st.set_by else None
+    return AvailabilityState(
+        available=st.available,
+        status=st.status,
+        until=st.until,
+        set_by=st.set_by,
+        set_by_name=setter.name if setter else None,
+        set_at=st.set_at,
     )
 
 
@@ -90,10 +119,10 @@ def build_router(ctx: ServiceContext) -> APIRouter:
             rows = await repository.suppressions(session, who, limit)
         return [{"lead_id": lid, "rep_id": rep, "since": at} for lid, rep, at in rows]
 
-    @router.get("/v1/territories")
-    async def territories(who: Annotated[Principal, Depends(allow(*PEOPLE))]) -> list[dict[str, Any]]:
-        """Territories with their reps' availability and open leads: a rep sees their own entry,
-        a manager their territories, ops and admins all."""
+    @router.get("/v1/territories", response_model=list[TerritoryOut])
+    async def territories(who: Annotated[Principal, Depends(allow(*PEOPLE))]) -> list[TerritoryOut]:
+        """Territories with their managers, and their reps' availability and open leads, people by
+        id and by name: a rep sees their own entry, a manager their territories, ops and admins all."""
         async with ctx.database.transaction() as session:
             loads = await repository.open_loads(session)
             stored = await availability.load(session)
@@ -103,26 +132,26 @@ def build_router(ctx: ServiceContext) -> APIRouter:
             if not who.sees_everything and t.id not in who.territories:
                 continue
             reps = [r for r in t.reps if who.role != Role.REP or r.id == who.id]
+            managers = ctx.rules.managers_of(t.id)
             out.append(
-                {
-                    "id": t.id,
-                    "name": t.name,
-                    "countries": t.countries,
-                    "fallback": t.fallback,
-                    "managers": [m.id for m in ctx.rules.managers_of(t.id)],
-                    "reps": [
-                        {
-                            "id": r.id,
-                            "name": r.name,
-                            "capacity": r.capacity,
-                            "open_leads": loads.get(r.id, 0),
-                            **_availability(r.id, availability.state(r.available, stored.get(r.id), now)).model_dump(
-                                exclude={"rep_id"}
-                            ),
-                        }
+                TerritoryOut(
+                    id=t.id,
+                    name=t.name,
+                    countries=list(t.countries),
+                    fallback=t.fallback,
+                    managers=[m.id for m in managers],
+                    manager_names=[m.name for m in managers],
+                    reps=[
+                        TerritoryRep(
+                            id=r.id,
+                            name=r.name,
+                            capacity=r.capacity,
+                            open_leads=loads.get(r.id, 0),
+                            **_state(availability.state(r.available, stored.get(r.id), now), ctx.rules).model_dump(),
+                        )
                         for r in reps
                     ],
-                }
+                )
             )
         return out
 
@@ -144,6 +173,6 @@ def build_router(ctx: ServiceContext) -> APIRouter:
             )
         async with ctx.database.transaction() as session:
             st = await availability.set_availability(session, ctx.rules, rep_id, body.status, body.until, who, now)
-        return _availability(rep_id, st)
+        return AvailabilityOut(rep_id=rep_id, **_state(st, ctx.rules).model_dump())
 
     return router

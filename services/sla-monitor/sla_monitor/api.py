@@ -11,8 +11,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, Field
 
 from leadrelay.auth import LEAD_READERS, PEOPLE, Principal, allow, principal
-from leadrelay.contract import Since
-from leadrelay.inputs import Text
+from leadrelay.contract import Since, TerritoryId
 from leadrelay.rules import SlaPolicy
 from leadrelay.runtime import ServiceContext
 from sla_monitor import queue, repository
@@ -116,12 +115,12 @@ def build_router(ctx: ServiceContext) -> APIRouter:
     async def alerts(
         who: Annotated[Principal, Depends(allow(*PEOPLE))],
         since: Annotated[Since | None, Query(description="only alerts raised after this time")] = None,
-        territory: Annotated[Text | None, Query()] = None,
+        territory: Annotated[TerritoryId | None, Query(description="only this territory's leads")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[AlertOut]:
         """Breached deadlines, newest first: the feed ops acts on. A rep sees their own, a manager
         their territories'."""
-        who.check_territory(territory)
+        who.check_territory(territory, ctx.rules)
         async with ctx.database.transaction() as session:
             return [_alert(a) for a in await repository.alerts(session, who, since, territory, limit)]
 
@@ -139,13 +138,13 @@ def build_router(ctx: ServiceContext) -> APIRouter:
     async def my_leads(
         who: Annotated[Principal, Depends(allow(*PEOPLE))],
         status: Annotated[Stage | None, Query(description="new, touched or accepted")] = None,
-        territory: Annotated[Text | None, Query()] = None,
+        territory: Annotated[TerritoryId | None, Query(description="only this territory's leads")] = None,
         sla: Annotated[DeadlineStatus | None, Query(description="the next deadline: running or breached")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[dict[str, Any]]:
         """The caller's open leads (a manager's: their territories'; ops and admins: all), each with
         the handoff summary and the next SLA deadline, most urgent first."""
-        who.check_territory(territory)
+        who.check_territory(territory, ctx.rules)
         now = ctx.clock.now()
         async with ctx.database.transaction() as session:
             rows = await repository.open_queue(session, who, now, status, territory, sla, limit)
@@ -155,11 +154,11 @@ def build_router(ctx: ServiceContext) -> APIRouter:
     async def sla_attainment(
         who: Annotated[Principal, Depends(allow(*PEOPLE))],
         since: Annotated[Since | None, Query(description="deadlines of assignments made at or after this time")] = None,
-        territory: Annotated[Text | None, Query()] = None,
+        territory: Annotated[TerritoryId | None, Query(description="only this territory's leads")] = None,
     ) -> SlaAttainment:
         """SLA attainment per deadline (first touch, disposition): met, breached, still running, and
         the share met of those decided; over a rep's own leads, a manager's territories', or all."""
-        who.check_territory(territory)
+        who.check_territory(territory, ctx.rules)
         async with ctx.database.transaction() as session:
             counts = await repository.clock_outcomes(session, who, since, territory)
         return SlaAttainment.model_validate(attainment(counts))
