@@ -65,6 +65,10 @@ def _country(value: Any) -> Any:
 CountryCode = Annotated[str, BeforeValidator(_country)]
 
 
+# A person's name as the notifications keep it (sla-monitor's recipient_name column).
+NAME_MAX = 200
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -340,7 +344,7 @@ class Website(_Strict):
 
 class Rep(_Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=100)
-    name: str
+    name: str = Field(min_length=1, max_length=NAME_MAX)
     email: str
     capacity: int = Field(default=50, ge=1, description="open assignments before the rep is skipped")
     available: bool = True
@@ -447,7 +451,7 @@ class Person(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=100)
-    name: str
+    name: str = Field(min_length=1, max_length=NAME_MAX)
     email: str | None = None
     role: Role
     territories: list[str] = Field(default_factory=list)

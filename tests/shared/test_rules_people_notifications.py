@@ -53,6 +53,18 @@ def test_a_person_needs_a_known_role() -> None:
     assert "people.2.role" in message
 
 
+def test_names_longer_than_notifications_keep_are_refused_when_the_rules_load() -> None:
+    """sla-monitor keeps a recipient's name in 200 characters: a longer one would stall it on PostgreSQL."""
+    data = example_data()
+    data["people"][0]["name"] = "Ö" * 201
+    assert "people.0.name" in rejected(data)
+    data = example_data()
+    data["territories"][0]["reps"][0]["name"] = "王" * 201
+    assert "territories.0.reps.0.name" in rejected(data)
+    data["territories"][0]["reps"][0]["name"] = "王" * 200
+    parse_rules(data, "rules.yaml")
+
+
 # ------------------------------------------------------------ sla.warn_before
 
 

@@ -244,7 +244,9 @@ def paste_html(form: Form, base_url: str, embed: Script, track: Script) -> dict[
         f'<script src="{base}/v1/track.js" integrity="{track.integrity}" crossorigin="anonymous"'
         ' data-write-key="YOUR_WRITE_KEY" async></script>'
     )
-    lines = [f'<form data-leadrelay-form="{fid}" action="{base}/v1/forms/{fid}/submissions" method="post">']
+    lines = [
+        f'<form data-leadrelay-form="{fid}" action="{base}/v1/forms/{fid}/submissions" method="post" accept-charset="UTF-8">'
+    ]
     for f in fields_of(form):
         kind = {FieldType.EMAIL: "email", FieldType.TEL: "tel"}.get(_type(f), "text")
         required = " required" if f.required else ""
