@@ -37,6 +37,8 @@ LOG4J_VERSION="${LOG4J_VERSION:-2.25.5}"
 MAVEN_DEPENDENCY_PLUGIN_VERSION="3.8.1"
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=deploy/ports.sh
+source "$REPO_ROOT/deploy/ports.sh"
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 # A broker on another port (a test's or the soak run's own) gets its own data dir.
@@ -289,10 +291,13 @@ start() {
     require_java
     fetch
     local port
+    reserve_ports "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT" ${KAFKA_PROXY_LISTENER_PORT:-}
     for port in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT" ${KAFKA_PROXY_LISTENER_PORT:-}; do
         if port_open "$port"; then
             die "port $port on 127.0.0.1 is already in use by another process"
         fi
+        # Taken by an outgoing connection while the broker was down: wait for it to close.
+        wait_port_free "$port" 60 || log "port $port is the local port of an outgoing connection (ss -tanp 'sport = :$port'); trying anyway"
     done
     write_config
     # Keep the previous run's log for post-mortems; start each run afresh.

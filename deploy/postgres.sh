@@ -25,6 +25,8 @@
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+# shellcheck source=deploy/ports.sh
+source "$REPO_ROOT/deploy/ports.sh"
 PG_PORT="${PG_PORT:-55432}"
 PG_START_TIMEOUT=60
 PG_STOP_TIMEOUT=60
@@ -324,6 +326,10 @@ cmd_start() {
         log "starting on 127.0.0.1:$PG_PORT (data dir $DATA_DIR, log $logfile)"
         deadline=$((SECONDS + PG_START_TIMEOUT))
         wait_for_zombie_postmaster "$deadline"
+        reserve_ports "$PG_PORT"
+        # Taken by an outgoing connection while the server was down: wait for it to close.
+        wait_port_free "$PG_PORT" "$PG_START_TIMEOUT" ||
+            log "port $PG_PORT is the local port of an outgoing connection (ss -tanp 'sport = :$PG_PORT'); trying anyway"
         # pg_ctl forks the postmaster into its own session, in the background.
         # fd 9 (our lock) is closed for it, else the postmaster would inherit
         # it and hold the lock for as long as it runs.
