@@ -11,7 +11,7 @@ import asyncio
 import collections
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -276,19 +276,19 @@ async def test_too_many_form_fields_is_422(h: Harness) -> None:
         assert "200" in r.json()["detail"][0]["msg"]
 
 
-async def test_a_foreign_record_with_bad_text_is_dead_lettered_not_stored(h: Harness) -> None:
-    """Something other than intake writes to leads.intake: the record is refused as invalid
-    (dead letter with the reason), nothing of it is stored, and the partition keeps flowing."""
-    lead = "8c0c1c9e-2f49-5a4e-9a55-3b7f2c9d0a11"
+async def foreign_record_dead_letter(h: Harness, lead: str, email: str, spoil: Callable[[dict[str, Any]], None]) -> str:
+    """Something other than intake writes a FormSubmitted of ``lead`` to leads.intake, spoiled by
+    ``spoil``; a good lead after it is assigned all the same (the partition keeps flowing), nothing of
+    the spoiled one is stored, and its one dead letter's reason is returned."""
     good = FormSubmitted(
         lead_id=lead,
         form_id="demo-request",
         submitted_at=h.clock.now(),
-        contact=Contact(email="foreign@hostile-input.se", last_name="N"),
+        contact=Contact(email=email, last_name="N"),
     )
     record = Envelope.new(good, source="/elsewhere", time=h.clock.now()).to_record()
     bad = json.loads(record.value)
-    bad["contact"]["last_name"] = "N\x00"
+    spoil(bad)
     bus = h.bus
     assert isinstance(bus, MemoryBus)
     await bus.publish(
@@ -299,9 +299,20 @@ async def test_a_foreign_record_with_bad_text_is_dead_lettered_not_stored(h: Har
     await h.settle()
     dead = bus.records(dlq_topic(LEADS_INTAKE))
     assert len(dead) == 1
-    error = dead[0].header("dlq_error") or ""
-    assert "undecodable" in error and "last_name" in error and "NUL" in error
     assert (await h.client.get(f"/v1/leads/{lead}/score")).status_code == 404
+    return dead[0].header("dlq_error") or ""
+
+
+async def test_a_foreign_record_with_bad_text_is_dead_lettered_not_stored(h: Harness) -> None:
+    """Something other than intake writes to leads.intake: the record is refused as invalid
+    (dead letter with the reason), nothing of it is stored, and the partition keeps flowing."""
+
+    def nul(bad: dict[str, Any]) -> None:
+        bad["contact"]["last_name"] = "N\x00"
+
+    lead = "8c0c1c9e-2f49-5a4e-9a55-3b7f2c9d0a11"
+    error = await foreign_record_dead_letter(h, lead, "foreign@hostile-input.se", nul)
+    assert "undecodable" in error and "last_name" in error and "NUL" in error
 
 
 # ------------------------------------------------------------ hypothesis: SQLite and PostgreSQL agree
@@ -396,29 +407,13 @@ async def test_a_foreign_record_with_a_time_outside_utc_s_range_is_dead_lettered
     """A time with an offset that puts it before year 1 or after year 9999 in UTC cannot be stored:
     the event's own validation refuses it (dead letter with the reason) instead of a handler error
     that would hold the group up for good."""
+
+    def out_of_range(bad: dict[str, Any]) -> None:
+        bad["submitted_at"] = moment
+
     lead = "8c0c1c9e-2f49-5a4e-9a55-3b7f2c9d0a12"
-    good = FormSubmitted(
-        lead_id=lead,
-        form_id="demo-request",
-        submitted_at=h.clock.now(),
-        contact=Contact(email="foreign.time@hostile-input.se"),
-    )
-    record = Envelope.new(good, source="/elsewhere", time=h.clock.now()).to_record()
-    bad = json.loads(record.value)
-    bad["submitted_at"] = moment
-    bus = h.bus
-    assert isinstance(bus, MemoryBus)
-    await bus.publish(
-        [type(record)(topic=LEADS_INTAKE, key=record.key, value=json.dumps(bad).encode(), headers=record.headers)]
-    )
-    r = await h.client.post("/v1/forms/demo-request/submissions", json=ANNA)
-    await h.wait_for(f"/v1/leads/{r.json()['lead_id']}/assignment")
-    await h.settle()
-    dead = bus.records(dlq_topic(LEADS_INTAKE))
-    assert len(dead) == 1
-    error = dead[0].header("dlq_error") or ""
+    error = await foreign_record_dead_letter(h, lead, "foreign.time@hostile-input.se", out_of_range)
     assert "undecodable" in error and "submitted_at" in error
-    assert (await h.client.get(f"/v1/leads/{lead}/score")).status_code == 404
 
 
 # A time that is valid ISO 8601 but, its offset applied, before year 1 or after 9999 in UTC.
