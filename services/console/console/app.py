@@ -159,6 +159,18 @@ class Console:
             return response
         return token, me
 
+    async def signed_in_form(self, request: Request) -> tuple[str, Me, dict[str, str]] | Response:
+        """For an action: the person's token, who they are and the posted form; or the sign-in
+        redirect, or a 403 when the form's CSRF token is not this session's."""
+        who = await self.signed_in(request)
+        if isinstance(who, Response):
+            return who
+        token, me = who
+        form = await self.form(request)
+        if form is None:
+            return self.error(request, me, 403, i18n.translator(self.lang(request))("csrf_failed"))
+        return token, me, form
+
     def redirect(self, request: Request, to: str) -> Response:
         """303 to ``to``; for htmx, an ``HX-Redirect`` so the whole page goes there."""
         if request.headers.get("hx-request"):
@@ -419,14 +431,11 @@ def router(console: Console) -> APIRouter:
 
     @r.post("/leads/{lead_id}/touches")
     async def touch(request: Request, lead_id: str) -> Response:
-        who = await console.signed_in(request)
-        if isinstance(who, Response):
-            return who
-        token, me = who
+        action = await console.signed_in_form(request)
+        if isinstance(action, Response):
+            return action
+        token, me, form = action
         t = i18n.translator(console.lang(request))
-        form = await console.form(request)
-        if form is None:
-            return console.error(request, me, 403, t("csrf_failed"))
         if not _is_uuid(lead_id):
             return console.error(request, me, 404, t("lead_not_found"))
         body: dict[str, Any] = {"channel": form.get("channel", "")}
@@ -447,14 +456,11 @@ def router(console: Console) -> APIRouter:
 
     @r.post("/leads/{lead_id}/dispositions")
     async def disposition(request: Request, lead_id: str) -> Response:
-        who = await console.signed_in(request)
-        if isinstance(who, Response):
-            return who
-        token, me = who
+        action = await console.signed_in_form(request)
+        if isinstance(action, Response):
+            return action
+        token, me, form = action
         t = i18n.translator(console.lang(request))
-        form = await console.form(request)
-        if form is None:
-            return console.error(request, me, 403, t("csrf_failed"))
         if not _is_uuid(lead_id):
             return console.error(request, me, 404, t("lead_not_found"))
         verdict = form.get("disposition", "")
@@ -546,13 +552,10 @@ def router(console: Console) -> APIRouter:
 
     @r.post("/team/reps/{rep_id}/availability")
     async def availability(request: Request, rep_id: str) -> Response:
-        who = await console.signed_in(request)
-        if isinstance(who, Response):
-            return who
-        token, me = who
-        form = await console.form(request)
-        if form is None:
-            return console.error(request, me, 403, i18n.translator(console.lang(request))("csrf_failed"))
+        action = await console.signed_in_form(request)
+        if isinstance(action, Response):
+            return action
+        token, me, form = action
         status = form.get("status", "")
         span = views.DURATIONS.get(form.get("duration", "open"), None)
         body: dict[str, Any] = {"status": status}
