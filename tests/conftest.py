@@ -30,12 +30,12 @@ def _need(var: str, what: str) -> str:
     return value
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def pg_url() -> str:
     return _need("LEADRELAY_TEST_DATABASE_URL", "PostgreSQL")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def kafka_bootstrap() -> str:
     return _need("LEADRELAY_TEST_KAFKA", "Kafka")
 

@@ -195,15 +195,6 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             proc.wait()
 
 
-def _infra(var: str, what: str) -> str:
-    value = os.environ.get(var)
-    if not value:
-        if REQUIRE:
-            pytest.fail(f"{var} is not set: {what} is required (run `make test`)")
-        pytest.skip(f"{var} not set: no {what} (run `make test`)")
-    return value
-
-
 def run_async(make: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
     """asyncio.run in a thread of its own: Playwright's sync API keeps a loop running in this one."""
     with ThreadPoolExecutor(1) as pool:
@@ -222,11 +213,10 @@ async def _drop_schemas(pg_url: str, prefix: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def distributed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+def distributed(tmp_path_factory: pytest.TempPathFactory, pg_url: str, kafka_bootstrap: str) -> Iterator[Site]:
     from leadrelay.bus.kafka import create_topics
 
-    pg_url = _infra("LEADRELAY_TEST_DATABASE_URL", "PostgreSQL")
-    kafka = _infra("LEADRELAY_TEST_KAFKA", "Kafka")
+    kafka = kafka_bootstrap
     tmp = tmp_path_factory.mktemp("distributed")
     prefix = "t" + uuid.uuid4().hex[:10]
     run_async(lambda: create_topics(kafka, all_topics(), prefix=f"{prefix}."))

@@ -47,7 +47,7 @@ from leadrelay.rules import Form as RulesForm
 from leadrelay.rules import Website as RulesWebsite
 from tests.e2e import test_console_browser as console_e2e
 from tests.e2e.distributed import cluster, free_port
-from tests.e2e.test_console_browser import _drop_schemas, _infra, _wait_ready, run_async
+from tests.e2e.test_console_browser import _drop_schemas, _wait_ready, run_async
 from tests.harness import EXAMPLE, SIGNING_KEY, SOURCE_KEYS, source_env, token_for
 
 pytestmark = [pytest.mark.slow]
@@ -294,11 +294,12 @@ def embedded(tmp_path_factory: pytest.TempPathFactory, website: Website) -> Iter
 
 
 @pytest.fixture(scope="module")
-def distributed(tmp_path_factory: pytest.TempPathFactory, website: Website) -> Iterator[Stack]:
+def distributed(
+    tmp_path_factory: pytest.TempPathFactory, website: Website, pg_url: str, kafka_bootstrap: str
+) -> Iterator[Stack]:
     from leadrelay.bus.kafka import create_topics
 
-    pg_url = _infra("LEADRELAY_TEST_DATABASE_URL", "PostgreSQL")
-    kafka = _infra("LEADRELAY_TEST_KAFKA", "Kafka")
+    kafka = kafka_bootstrap
     tmp = tmp_path_factory.mktemp("website-distributed")
     prefix = "t" + uuid.uuid4().hex[:10]
     run_async(lambda: create_topics(kafka, all_topics(), prefix=f"{prefix}."))
