@@ -48,6 +48,14 @@ def restartable_infra() -> None:
         pytest.skip("stops the local Kafka and PostgreSQL: set LEADRELAY_TEST_RESTART_INFRA=1 (make test does)")
 
 
+async def on_a_cluster(
+    body: Callable[[Path, str, str, str], None], tmp_path: Path, pg_url: str, kafka_bootstrap: str, schema: str
+) -> None:
+    """The test's topics, then its body (which starts processes and stops servers: blocking) in a thread."""
+    await create_topics(kafka_bootstrap, all_topics(), prefix=f"{schema.rstrip('_')}.")
+    await asyncio.to_thread(body, tmp_path, pg_url, kafka_bootstrap, schema)
+
+
 def script(name: str, action: str) -> None:
     subprocess.run([str(ROOT / "deploy" / name), action], check=True, capture_output=True, timeout=180)  # noqa: S603
 
@@ -155,8 +163,7 @@ def first_lead(c: Cluster) -> str:
 async def test_postgres_down_every_service_answers_503_quickly_and_recovers(
     tmp_path: Path, pg_url: str, kafka_bootstrap: str, pg_schema_cleanup: str, restartable_infra: None
 ) -> None:
-    await create_topics(kafka_bootstrap, all_topics(), prefix=f"{pg_schema_cleanup.rstrip('_')}.")
-    await asyncio.to_thread(
+    await on_a_cluster(
         _postgres_down_every_service_answers_503_quickly_and_recovers,
         tmp_path,
         pg_url,
@@ -212,8 +219,7 @@ def _answers(c: Cluster, service: str) -> bool:
 async def test_broker_down_intake_accepts_fast_and_delivers_everything_in_order_once_back(
     tmp_path: Path, pg_url: str, kafka_bootstrap: str, pg_schema_cleanup: str, restartable_infra: None
 ) -> None:
-    await create_topics(kafka_bootstrap, all_topics(), prefix=f"{pg_schema_cleanup.rstrip('_')}.")
-    await asyncio.to_thread(
+    await on_a_cluster(
         _broker_down_intake_accepts_fast_and_delivers_everything_in_order_once_back,
         tmp_path,
         pg_url,
@@ -287,8 +293,7 @@ def _broker_down_intake_accepts_fast_and_delivers_everything_in_order_once_back(
 async def test_broker_and_spool_down_intake_answers_503_at_once(
     tmp_path: Path, pg_url: str, kafka_bootstrap: str, pg_schema_cleanup: str, restartable_infra: None
 ) -> None:
-    await create_topics(kafka_bootstrap, all_topics(), prefix=f"{pg_schema_cleanup.rstrip('_')}.")
-    await asyncio.to_thread(
+    await on_a_cluster(
         _broker_and_spool_down_intake_answers_503_at_once, tmp_path, pg_url, kafka_bootstrap, pg_schema_cleanup
     )
 
