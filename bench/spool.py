@@ -27,7 +27,6 @@ from typing import Any
 from sqlalchemy import text
 
 from intake.service import Intake
-from intake.spool import spool_of
 from leadrelay.bus.kafka import KafkaBus, create_topics
 from leadrelay.clock import SystemClock
 from leadrelay.events import all_topics
@@ -63,7 +62,7 @@ async def measure(mode: str, args: argparse.Namespace, prefix: str) -> dict[str,
     runtime = Runtime(load_services(["intake"]), settings, rules, SystemClock(), bus)
     await runtime.start()
     ctx = runtime.contexts[0]
-    spool = spool_of(ctx)
+    spool = ctx.resources.spool
     intake = Intake(
         rules,
         uuid.UUID(settings.lead_id_namespace),

@@ -53,7 +53,7 @@ def unavailable_response(exc: Unavailable) -> JSONResponse:
     )
 
 
-def _service_up(ctx: ServiceContext) -> Any:
+def _service_up(ctx: ServiceContext[Any]) -> Any:
     """A dependency of every route of a service with a database: 503 until the database was reached
     and migrated (a service starts while its database is down, see ``Runtime.start``)."""
 

@@ -17,11 +17,12 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, cast
 
 from fastapi import APIRouter
 from sqlalchemy.orm import DeclarativeBase
 from starlette.middleware import Middleware
+from typing_extensions import TypeVar
 
 from leadrelay.bus import Bus
 from leadrelay.bus.worker import ConsumerWorker, DeadLetterPolicy
@@ -39,6 +40,9 @@ from leadrelay.unit_of_work import UnitOfWork, unit_of_work
 
 log = get_logger("leadrelay.runtime")
 B = TypeVar("B")
+# A service's resources: what it builds once at start-up and hands, typed, to its routes, handlers
+# and jobs (intake's use case and spool, sla-monitor's notifier). None for a service that has none.
+R = TypeVar("R", default=None)
 
 SERVICE_NAMES = ("intake", "scoring", "routing", "sla-monitor", "feedback")
 
@@ -50,33 +54,41 @@ class Subscription(Generic[B]):
 
     group: str
     topics: Sequence[str]
-    prefetch: Callable[[ServiceContext, UnitOfWork, list[Envelope]], Awaitable[B]]
+    prefetch: Callable[[ServiceContext[Any], UnitOfWork, list[Envelope]], Awaitable[B]]
     handlers: Handlers[B]
 
     def __post_init__(self) -> None:
         self.handlers.check_covers(self.topics)
 
 
+def _no_resources(_ctx: ServiceContext[None]) -> None:
+    return None
+
+
 @dataclass
-class ServiceDefinition:
+class ServiceDefinition(Generic[R]):
     name: str
-    router: Callable[[ServiceContext], APIRouter]
+    router: Callable[[ServiceContext[R]], APIRouter]
     base: type[DeclarativeBase] | None = None  # None: the service keeps no state
     migrations: Path | None = None
     subscriptions: list[Subscription[Any]] = field(default_factory=list)
-    background: list[Callable[[ServiceContext], Coroutine[Any, Any, None]]] = field(default_factory=list)
+    background: list[Callable[[ServiceContext[R]], Coroutine[Any, Any, None]]] = field(default_factory=list)
     # ASGI middleware the service's routes need (e.g. intake's CORS policy), built from its context;
     # it sees every request of the app, so it must pass on what is not its service's.
-    middleware: Callable[[ServiceContext], Middleware] | None = None
+    middleware: Callable[[ServiceContext[R]], Middleware] | None = None
     # True for a service whose routes keep their promise while the broker is down, as long as its
     # own database works (intake's spool): its readiness then needs the broker or the database.
     spools_events: bool = False
     # The service's own readiness checks, beside its database, the bus and its consumers.
-    checks: Callable[[ServiceContext], dict[str, str]] | None = None
+    checks: Callable[[ServiceContext[R]], dict[str, str]] | None = None
+    # Builds the service's resources once, when the runtime is built, from the context's parts
+    # (settings, rules, clock, bus, database, relay); every route, handler and job then reads them
+    # from ``ctx.resources``, typed.
+    resources: Callable[[ServiceContext[None]], R] = cast("Callable[[ServiceContext[None]], R]", _no_resources)
 
 
 @dataclass
-class ServiceContext:
+class ServiceContext(Generic[R]):
     """What a service's routes, handlers and background tasks get: no module globals."""
 
     name: str
@@ -86,12 +98,10 @@ class ServiceContext:
     bus: Bus
     db: Database | None
     relay: OutboxRelay | None
+    resources: R
     workers: list[ConsumerWorker[Any]] = field(default_factory=list)
     # Set when the process shuts down: background jobs finish their step and return.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
-    # What a service builds once and shares between its routes, handlers and jobs, by name
-    # (e.g. sla-monitor's notification endpoints, resolved against the environment at start-up).
-    state: dict[str, Any] = field(default_factory=dict)
     # Set once the database is migrated and the relay, consumers and jobs run: until then (the
     # database was down at start-up) the routes answer 503.
     up: asyncio.Event = field(default_factory=asyncio.Event)
@@ -113,7 +123,7 @@ class ServiceContext:
         return Envelope.new(data, source=f"/leadrelay/{self.name}", time=self.clock.now(), event_id=event_id)
 
 
-def load_services(names: Sequence[str] | None = None) -> list[ServiceDefinition]:
+def load_services(names: Sequence[str] | None = None) -> list[ServiceDefinition[Any]]:
     """The installed services (entry point group ``leadrelay.services``), in pipeline order."""
     found = {ep.name: ep for ep in entry_points(group="leadrelay.services")}
     wanted = list(names or SERVICE_NAMES)
@@ -127,12 +137,12 @@ class Runtime:
     """Builds and runs the given services on one bus."""
 
     def __init__(
-        self, services: list[ServiceDefinition], settings: Settings, rules: Rules, clock: Clock, bus: Bus
+        self, services: list[ServiceDefinition[Any]], settings: Settings, rules: Rules, clock: Clock, bus: Bus
     ) -> None:
         self.settings = settings
         self.rules = rules
         self.bus = bus
-        self.contexts: list[ServiceContext] = []
+        self.contexts: list[ServiceContext[Any]] = []
         self.definitions = services
         self._tasks: list[asyncio.Task[None]] = []
         for svc in services:
@@ -147,8 +157,23 @@ class Runtime:
                     command_timeout=settings.db_command_timeout_seconds,
                 )
                 relay = OutboxRelay(svc.name, db, bus, settings.outbox_poll_seconds, settings.outbox_batch_size)
-            ctx = ServiceContext(
-                name=svc.name, settings=settings, rules=rules, clock=clock, bus=bus, db=db, relay=relay
+            parts = ServiceContext(
+                name=svc.name, settings=settings, rules=rules, clock=clock, bus=bus, db=db, relay=relay, resources=None
+            )
+            # The resources are built from the parts; the context shares the parts' objects (its
+            # events and workers too), so what a resource holds of them is the context's own.
+            ctx: ServiceContext[Any] = ServiceContext(
+                name=parts.name,
+                settings=settings,
+                rules=rules,
+                clock=clock,
+                bus=bus,
+                db=db,
+                relay=relay,
+                resources=svc.resources(parts),
+                workers=parts.workers,
+                stopping=parts.stopping,
+                up=parts.up,
             )
             for sub in svc.subscriptions:
                 assert db is not None, f"{svc.name} consumes events but has no database"
@@ -191,11 +216,11 @@ class Runtime:
             self._start_service(svc, ctx)
         log.info("runtime_started", services=[c.name for c in self.contexts])
 
-    async def _migrate(self, svc: ServiceDefinition, ctx: ServiceContext) -> None:
+    async def _migrate(self, svc: ServiceDefinition[Any], ctx: ServiceContext[Any]) -> None:
         if ctx.db is not None and svc.migrations is not None:
             await migrate(ctx.db, svc.migrations)
 
-    async def _start_when_reachable(self, svc: ServiceDefinition, ctx: ServiceContext) -> None:
+    async def _start_when_reachable(self, svc: ServiceDefinition[Any], ctx: ServiceContext[Any]) -> None:
         delay = 0.5
         while not ctx.stopping.is_set():
             with contextlib.suppress(TimeoutError):
@@ -212,7 +237,7 @@ class Runtime:
             self._start_service(svc, ctx)
             return
 
-    def _start_service(self, svc: ServiceDefinition, ctx: ServiceContext) -> None:
+    def _start_service(self, svc: ServiceDefinition[Any], ctx: ServiceContext[Any]) -> None:
         if ctx.relay is not None:
             ctx.relay.start()
         for worker in ctx.workers:

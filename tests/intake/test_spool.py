@@ -14,8 +14,6 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
-from intake.spool import spool_of
-from intake.wiring import intake_for
 from leadrelay.bus.memory import MemoryBus
 from leadrelay.contract import DependencyDown
 from leadrelay.events import LEADS_INTAKE, Envelope, Record
@@ -81,7 +79,7 @@ def first_copies(bus: MemoryBus) -> dict[str, list[str]]:
 
 
 async def wait_for_empty_spool(h: Harness, timeout: float = 10) -> None:
-    spool = spool_of(h.runtime.contexts[0])
+    spool = h.runtime.contexts[0].resources.spool
     deadline = time.monotonic() + timeout
     while await spool.holds_events():
         assert time.monotonic() < deadline, "the spool did not drain"
@@ -105,7 +103,7 @@ async def test_a_broker_that_fails_is_spooled_for_and_delivered_in_order_once_ba
                 assert r.status_code == 202, r.text
                 sent[body["lead_id"]].append(r.json()["event_id"])
         assert bus.records(LEADS_INTAKE) == []
-        spool = spool_of(h.runtime.contexts[0])
+        spool = h.runtime.contexts[0].resources.spool
         await spool.measure()
         assert spool.depth == 12
         # Ready: the broker is down but the spool takes the events.
@@ -152,12 +150,12 @@ async def test_a_full_spool_refuses_with_503(tmp_path: Path) -> None:
         assert r.status_code == 503 and r.headers["retry-after"] == "2"
         assert r.json()["dependency"] == "kafka"
         assert set(r.json()) == set(DependencyDown.model_fields)  # the body the OpenAPI document gives
-        await spool_of(h.runtime.contexts[0]).measure()
+        await h.runtime.contexts[0].resources.spool.measure()
         ready = await h.client.get("/readyz")
         assert ready.status_code == 503 and ready.json()["checks"]["intake.spool"].startswith("full")
         bus.down = False
         await wait_for_empty_spool(h)
-        await spool_of(h.runtime.contexts[0]).measure()
+        await h.runtime.contexts[0].resources.spool.measure()
         assert (await form(h, "c@nordvik-test.se"))[0] == 202
 
 
@@ -206,7 +204,7 @@ def looks() -> float:
 
 async def test_concurrent_requests_share_one_look_at_the_spool(tmp_path: Path) -> None:
     async with running(settings_for(tmp_path), services=["intake"], bus=FlakyBus()) as h:
-        spool = spool_of(h.runtime.contexts[0])
+        spool = h.runtime.contexts[0].resources.spool
         before = looks()
         answers = await asyncio.gather(*(spool.holds_events() for _ in range(50)))
         assert answers == [False] * 50
@@ -222,12 +220,12 @@ async def test_a_request_never_shares_a_look_that_began_before_it(tmp_path: Path
     bus = FlakyBus()
     async with running(settings_for(tmp_path), services=["intake"], bus=bus) as h:
         bus.down = True  # what is spooled stays there
-        spool = spool_of(h.runtime.contexts[0])
+        spool = h.runtime.contexts[0].resources.spool
         gated = GatedDatabase(spool.db)
         spool.db = gated  # type: ignore[assignment]
         early = asyncio.create_task(spool.holds_events())
         await asyncio.wait_for(gated.held.wait(), timeout=5)  # it read an empty spool
-        envelope = intake_for(h.runtime.contexts[0]).activity(
+        envelope = h.runtime.contexts[0].resources.intake.activity(
             "page_viewed", email="x@nordvik-test.se", lead_id=None, occurred_at=None, url=None, properties={}
         )
         await spool.put(envelope, "broker_error")  # meanwhile: spooled (by any replica)
@@ -242,7 +240,7 @@ async def test_a_look_cancelled_mid_query_answers_its_waiters(tmp_path: Path) ->
     """The service stops while a look runs: the requests waiting on that very look get a 503's
     Unavailable at once, not an answer that never comes."""
     async with running(settings_for(tmp_path), services=["intake"], bus=FlakyBus()) as h:
-        spool = spool_of(h.runtime.contexts[0])
+        spool = h.runtime.contexts[0].resources.spool
         gated = GatedDatabase(spool.db)
         spool.db = gated  # type: ignore[assignment]
         waiting = asyncio.create_task(spool.holds_events())

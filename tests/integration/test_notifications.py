@@ -26,7 +26,7 @@ from leadrelay.rules import Rules, parse_rules
 from leadrelay.settings import Settings
 from leadrelay.unavailable import cancel_and_wait
 from sla_monitor.delivery import Dispatcher
-from sla_monitor.notifications import fire_warnings, notifier_for
+from sla_monitor.notifications import fire_warnings
 from tests.harness import EXAMPLE, Harness, running
 from tests.receivers import HttpReceiver, SmtpServer, new_secret
 
@@ -460,7 +460,7 @@ async def test_redelivered_events_and_concurrent_senders_make_no_duplicate(
     async with receivers(crm), running(with_smtp(settings), rules=rules) as h:
         ctx = next(c for c in h.runtime.contexts if c.name == "sla-monitor")
         # Two more senders on the same database, as replicas would be.
-        extra = [Dispatcher(ctx, notifier_for(ctx)) for _ in range(2)]
+        extra = [Dispatcher(ctx, ctx.resources.notifier) for _ in range(2)]
         tasks = [asyncio.create_task(d.run()) for d in extra]
         try:
             leads = [await submit(h, {"email": f"once{i}@kunde{i}-test.at", "country": "AT"}) for i in range(6)]

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from intake.domain import normalise_email
-from intake.formats import Screening, read_form
+from intake.formats import read_form
 from intake.protection import TooManyRequests
 from intake.schema import SUBMISSION_BODY, event_body
-from intake.service import Invalid, NotStored, UnknownForm
+from intake.service import Invalid, NotStored, UnknownForm, unavailable
 from intake.tracking import build_tracking_router
 from intake.website import (
     MESSAGES,
@@ -37,15 +37,16 @@ from intake.website import (
     track_script,
     wants_html,
 )
-from intake.wiring import intake_for, unavailable
 from leadrelay.auth import EVENT_SENDERS, PUBLIC, Principal, allow
 from leadrelay.contract import RETRY_AFTER, AwareDateTime, FormId
 from leadrelay.events import ActivityType, Envelope
 from leadrelay.http import field_errors
 from leadrelay.inputs import Text
 from leadrelay.logging import get_logger
-from leadrelay.runtime import ServiceContext
 from leadrelay.unavailable import Unavailable
+
+if TYPE_CHECKING:
+    from intake.resources import IntakeContext
 
 log = get_logger("intake")
 
@@ -170,10 +171,10 @@ class ActivityIn(BaseModel):
         return self
 
 
-def build_router(ctx: ServiceContext) -> APIRouter:
+def build_router(ctx: IntakeContext) -> APIRouter:
     router = APIRouter(tags=["intake"])
-    intake = intake_for(ctx)
-    screening = Screening.of(ctx)
+    intake = ctx.resources.intake
+    screening = ctx.resources.screening
 
     async def accept(build: Callable[[], Envelope]) -> Accepted:
         try:
@@ -359,7 +360,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
             )
         )
 
-    router.include_router(build_tracking_router(ctx, intake))
+    router.include_router(build_tracking_router(ctx))
     return router
 
 

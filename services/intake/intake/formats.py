@@ -2,7 +2,7 @@
 
 Both end in the same use case as ``POST /v1/forms/{form_id}/submissions``
 (:meth:`intake.service.Intake.form_submission`, then ``accept``), behind the same
-screening (:class:`Screening`: rate limits, honeypot, captcha).
+screening (:class:`intake.screening.Screening`: rate limits, honeypot, captcha).
 
 - **HubSpot** ``POST /submissions/v3/integration/submit/{portalId}/{formGuid}``: ``fields[]``
   (``objectTypeId``, ``name``, ``value``), ``context`` (``hutk``, ``pageUri``, ``pageName``,
@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, HTTPException, Path, Request
@@ -33,56 +33,18 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from intake.protection import CaptchaVerifier, Limiter, TooManyRequests, dropped, honeypot_filled
-from intake.service import Invalid, NotStored, UnknownForm
+from intake.protection import TooManyRequests
+from intake.service import Invalid, NotStored, UnknownForm, unavailable
 from intake.website import PAGE_HEADERS, answer_page, language
-from intake.wiring import intake_for, unavailable
-from leadrelay.auth import PUBLIC, Authenticator
+from leadrelay.auth import PUBLIC
 from leadrelay.contract import RETRY_AFTER, inline_schema, request_body
 from leadrelay.events import ConsentEvidence, ConsentItem, Envelope
 from leadrelay.http import field_errors
 from leadrelay.inputs import MultilineText, Text, parse_urlencoded
 from leadrelay.rules import Form
-from leadrelay.runtime import ServiceContext
 
-
-class Screening:
-    """What every form post goes through before the use case: rate limits, honeypot, captcha.
-    One per process (``ctx.state``), shared by every form route."""
-
-    def __init__(self, ctx: ServiceContext) -> None:
-        self.limiter = Limiter(ctx.settings)
-        self.captcha = CaptchaVerifier(ctx.settings)
-
-    @classmethod
-    def of(cls, ctx: ServiceContext) -> Screening:
-        found = ctx.state.get("intake.screening")
-        if not isinstance(found, Screening):
-            found = ctx.state["intake.screening"] = cls(ctx)
-        return found
-
-    def limit(self, request: Request, source: str) -> None:
-        """429 with Retry-After when the client's address or the source is over its rate. A post
-        carrying a configured source's API key (``X-API-Key``: the list import) is limited by its
-        source's bucket only, not by its address."""
-        key = request.headers.get("x-api-key")
-        auth = getattr(request.app.state, "auth", None)
-        if key and isinstance(auth, Authenticator):
-            source_id = auth.api_keys.match(key)
-            if source_id is not None:
-                self.limiter.check_source(f"source:{source_id}")
-                return
-        self.limiter.check(request, source)
-
-    async def passes(self, form: Form, fields: dict[str, Any], request: Request, remote_ip: str | None = None) -> bool:
-        """False: a bot filled the honeypot (answer as accepted, drop it). Raises 422/503 for the captcha.
-        The honeypot and captcha fields are removed from ``fields``."""
-        if honeypot_filled(form, fields):
-            dropped(form, "honeypot")
-            return False
-        client = request.client.host if request.client else None
-        await self.captcha.check(form, fields, remote_ip or client)
-        return True
+if TYPE_CHECKING:
+    from intake.resources import IntakeContext
 
 
 # ---------------------------------------------------------------- HubSpot Forms API v3
@@ -302,10 +264,10 @@ WEB_TO_LEAD_BODY: dict[str, Any] = {
 }
 
 
-def build_router(ctx: ServiceContext) -> APIRouter:
+def build_router(ctx: IntakeContext) -> APIRouter:
     router = APIRouter(tags=["intake"])
-    intake = intake_for(ctx)
-    screening = Screening.of(ctx)
+    intake = ctx.resources.intake
+    screening = ctx.resources.screening
 
     async def publish(build: Callable[[], Envelope]) -> str:
         """Accept the event; the lead id. Raises Invalid, UnknownForm, Unavailable."""

@@ -10,24 +10,26 @@ from starlette.middleware import Middleware
 from intake import api, formats
 from intake.cors import Cors
 from intake.models import Base
+from intake.resources import IntakeContext, build_resources
 from intake.spool import measure_spool, spool_checks
-from leadrelay.runtime import ServiceContext, ServiceDefinition
+from leadrelay.runtime import ServiceDefinition
 
 
-def build_router(ctx: ServiceContext) -> APIRouter:
+def build_router(ctx: IntakeContext) -> APIRouter:
     """Intake's own routes, and the HubSpot and Web-to-Lead shapes (``intake.formats``)."""
     router = api.build_router(ctx)
     router.include_router(formats.build_router(ctx))
     return router
 
 
-def _cors(ctx: ServiceContext) -> Middleware:
+def _cors(ctx: IntakeContext) -> Middleware:
     return Middleware(Cors, rules=ctx.rules)
 
 
 SERVICE = ServiceDefinition(
     name="intake",
     router=build_router,
+    resources=build_resources,
     middleware=_cors,
     base=Base,
     migrations=Path(__file__).parent / "migrations",

@@ -282,3 +282,8 @@ class Intake:
         ACCEPTED.labels(path).inc()
         log.info("event_accepted", lead_id=envelope.subject, event_id=envelope.id, type=envelope.type, path=path)
         return Accepted(lead_id=envelope.subject, event_id=envelope.id)
+
+
+def unavailable(exc: NotStored) -> Unavailable:
+    """The 503 of an event neither the broker nor the spool stored, naming what could not be reached."""
+    return Unavailable(exc.dependency, repr(exc.__cause__), public=str(exc).removesuffix("; retry later"))

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from prometheus_client import Counter, Gauge
 from sqlalchemy import func, select
@@ -33,8 +34,10 @@ from leadrelay.db import Database
 from leadrelay.events import Envelope
 from leadrelay.logging import get_logger
 from leadrelay.outbox import OutboxRelay
-from leadrelay.runtime import ServiceContext
 from leadrelay.unavailable import Unavailable
+
+if TYPE_CHECKING:
+    from intake.resources import IntakeContext
 
 log = get_logger("intake.spool")
 
@@ -176,19 +179,9 @@ class Spool:
         return "ok"
 
 
-def spool_of(ctx: ServiceContext) -> Spool:
-    """The service's one spool (shared by its routes, its measuring job and its readiness check)."""
-    spool = ctx.state.get("spool")
-    if spool is None:
-        spool = Spool(ctx.database, ctx.relay, ctx.clock, ctx.settings.intake_spool_max_events, ctx.up)
-        ctx.state["spool"] = spool
-    assert isinstance(spool, Spool)
-    return spool
-
-
-async def measure_spool(ctx: ServiceContext) -> None:
+async def measure_spool(ctx: IntakeContext) -> None:
     """Background job: measure the spool every second until the service stops."""
-    spool = spool_of(ctx)
+    spool = ctx.resources.spool
     while not ctx.stopping.is_set():
         try:
             await spool.measure()
@@ -202,5 +195,5 @@ async def measure_spool(ctx: ServiceContext) -> None:
             await asyncio.wait_for(ctx.stopping.wait(), timeout=MEASURE_SECONDS)
 
 
-def spool_checks(ctx: ServiceContext) -> dict[str, str]:
-    return {"intake.spool": spool_of(ctx).check()}
+def spool_checks(ctx: IntakeContext) -> dict[str, str]:
+    return {"intake.spool": ctx.resources.spool.check()}

@@ -23,7 +23,7 @@ import base64
 import binascii
 import json
 import zlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -31,15 +31,17 @@ from pydantic import BaseModel, Field
 
 from intake.cors import foreign_origin
 from intake.segment import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, SHORT, Mapped, Message, map_message, parse_message
-from intake.service import Intake, NotStored
+from intake.service import NotStored
 from leadrelay.auth import PUBLIC, Authenticator
 from leadrelay.contract import FieldError, inline_schema
 from leadrelay.events import Actor, Envelope
 from leadrelay.limits import body_limit, json_too_deep
 from leadrelay.logging import get_logger
 from leadrelay.rules import SourceRole
-from leadrelay.runtime import ServiceContext
 from leadrelay.unavailable import RETRY_AFTER_SECONDS
+
+if TYPE_CHECKING:
+    from intake.resources import IntakeContext
 
 log = get_logger("intake.tracking")
 # Bearer first: the app's other routes answer so; the SDKs send the key as the Basic user name.
@@ -190,7 +192,8 @@ def _openapi(call: str) -> dict[str, Any]:
     }
 
 
-def build_tracking_router(ctx: ServiceContext, intake: Intake) -> APIRouter:
+def build_tracking_router(ctx: IntakeContext) -> APIRouter:
+    intake = ctx.resources.intake
     router = APIRouter(tags=["tracking"])
 
     async def receive(request: Request, call: str) -> JSONResponse:

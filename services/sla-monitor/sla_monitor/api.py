@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, Field
@@ -13,11 +13,13 @@ from pydantic import BaseModel, Field
 from leadrelay.auth import LEAD_READERS, PEOPLE, Principal, allow, principal
 from leadrelay.contract import Since, TerritoryId
 from leadrelay.rules import SlaPolicy
-from leadrelay.runtime import ServiceContext
 from sla_monitor import queue, repository
 from sla_monitor.domain import attainment
 from sla_monitor.models import Alert
 from sla_monitor.queue import DeadlineStatus, Stage
+
+if TYPE_CHECKING:
+    from sla_monitor.resources import SlaContext
 
 
 class ClockOut(BaseModel):
@@ -81,7 +83,7 @@ def _alert(a: Alert) -> AlertOut:
     )
 
 
-def build_router(ctx: ServiceContext) -> APIRouter:
+def build_router(ctx: SlaContext) -> APIRouter:
     router = APIRouter(tags=["sla"])
 
     @router.get("/v1/leads/{lead_id}/sla", response_model=LeadSla)

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
 from leadrelay.consumers import Handlers
 from leadrelay.events import LEADS_ASSIGNED, LEADS_FEEDBACK, DispositionRecorded, Envelope, LeadAssigned, TouchLogged
-from leadrelay.runtime import ServiceContext, Subscription
+from leadrelay.runtime import Subscription
 from leadrelay.unit_of_work import UnitOfWork
 from sla_monitor import repository, service
 from sla_monitor.service import Batch
 
+if TYPE_CHECKING:
+    from sla_monitor.resources import SlaContext
 
-async def prefetch(ctx: ServiceContext, uow: UnitOfWork, envelopes: list[Envelope]) -> Batch:
+
+async def prefetch(ctx: SlaContext, uow: UnitOfWork, envelopes: list[Envelope]) -> Batch:
     """The batch's leads' clocks; the feedback already seen only if an assignment is in the batch."""
     ids = list({env.subject for env in envelopes})
     clocks = await repository.clocks_of(uow.session, ids)

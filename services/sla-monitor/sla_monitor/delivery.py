@@ -31,7 +31,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiosmtplib
 import httpx
@@ -42,11 +42,13 @@ from standardwebhooks.webhooks import Webhook as Signer
 from leadrelay import __version__
 from leadrelay.clock import Clock, SystemClock
 from leadrelay.logging import get_logger
-from leadrelay.runtime import ServiceContext
 from leadrelay.unavailable import cancel_and_wait
 from sla_monitor.models import Delivery, Notification
-from sla_monitor.notifications import DELIVERED, EMAIL, FAILED, PENDING, SLACK, WEBHOOK, Notifier, notifier_for
+from sla_monitor.notifications import DELIVERED, EMAIL, FAILED, PENDING, SLACK, WEBHOOK, Notifier
 from sla_monitor.rendering import email_message, slack_message, summarize, webhook_body
+
+if TYPE_CHECKING:
+    from sla_monitor.resources import SlaContext
 
 log = get_logger("sla_monitor.delivery")
 
@@ -150,7 +152,7 @@ def signed_webhook(job: Job, signers: tuple[Signer, ...], sent_at: datetime) -> 
 class Dispatcher:
     """Claims due deliveries and sends them, at most ``concurrency`` at a time per lane (endpoint)."""
 
-    def __init__(self, ctx: ServiceContext, notifier: Notifier, wall_clock: Clock | None = None) -> None:
+    def __init__(self, ctx: SlaContext, notifier: Notifier, wall_clock: Clock | None = None) -> None:
         self.ctx = ctx
         self.notifier = notifier
         self.settings = ctx.settings
@@ -427,6 +429,6 @@ class Dispatcher:
         QUEUE_AGE.set(max(0.0, (self.clock.now() - oldest).total_seconds()) if oldest is not None else 0.0)
 
 
-async def delivery_loop(ctx: ServiceContext) -> None:
+async def delivery_loop(ctx: SlaContext) -> None:
     """Background job of sla-monitor: send the notifications' deliveries."""
-    await Dispatcher(ctx, notifier_for(ctx)).run()
+    await Dispatcher(ctx, ctx.resources.notifier).run()

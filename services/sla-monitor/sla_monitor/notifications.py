@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parseaddr
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, SecretStr
@@ -39,13 +39,15 @@ from standardwebhooks.webhooks import Webhook as Signer
 from leadrelay.events import Contact, Disposition, DispositionRecorded, Handoff, LeadAssigned
 from leadrelay.logging import get_logger
 from leadrelay.rules import NotificationType, Person, Rules, RulesError
-from leadrelay.runtime import ServiceContext
 from leadrelay.settings import Settings, environment_secret
 from leadrelay.unit_of_work import UnitOfWork
 from sla_monitor import repository
 from sla_monitor.domain import RUNNING
 from sla_monitor.models import Delivery, Notification, SlaClock
 from sla_monitor.models import Handoff as HandoffRow
+
+if TYPE_CHECKING:
+    from sla_monitor.resources import SlaContext
 
 log = get_logger("sla_monitor.notifications")
 
@@ -271,15 +273,6 @@ class Notifier:
         event.listen(session.sync_session, "after_commit", lambda _session: self.wake(), once=True)
 
 
-def notifier_for(ctx: ServiceContext) -> Notifier:
-    """The service's notifier, built (and the environment checked) on first use: at start-up."""
-    notifier = ctx.state.get("notifier")
-    if notifier is None:
-        notifier = ctx.state["notifier"] = Notifier(ctx.rules, ctx.settings)
-    assert isinstance(notifier, Notifier)
-    return notifier
-
-
 # ------------------------------------------------------------------ payloads (a webhook body's "data")
 
 
@@ -358,7 +351,7 @@ def message_id(key: str, endpoint: str) -> str:
 
 
 def notify(
-    ctx: ServiceContext,
+    ctx: SlaContext,
     uow: UnitOfWork,
     type_: NotificationType,
     key: str,
@@ -369,7 +362,7 @@ def notify(
 ) -> int:
     """Write the notification and one delivery per endpoint in the caller's transaction; returns
     how many deliveries (none: nobody is configured to hear of it, and nothing is written)."""
-    notifier = notifier_for(ctx)
+    notifier = ctx.resources.notifier
     targets = notifier.targets(type_, territory, recipients)
     if not targets:
         return 0
@@ -413,7 +406,7 @@ def _contact(row: HandoffRow | None) -> Contact | None:
 
 
 async def lead_assigned(
-    ctx: ServiceContext,
+    ctx: SlaContext,
     uow: UnitOfWork,
     rows: dict[str, HandoffRow],
     event_: LeadAssigned,
@@ -436,7 +429,7 @@ async def lead_assigned(
         row.assigned_at = event_.assigned_at
     if not first:
         return  # the clocks of this cycle existed already: so did its notification
-    notifier = notifier_for(ctx)
+    notifier = ctx.resources.notifier
     data = LeadAssignedData(
         lead_id=event_.lead_id,
         cycle=event_.cycle,
@@ -463,12 +456,12 @@ RECYCLING = (Disposition.RECYCLE, Disposition.UNREACHABLE)
 
 
 async def disposition_recorded(
-    ctx: ServiceContext, uow: UnitOfWork, rows: dict[str, HandoffRow], data: DispositionRecorded
+    ctx: SlaContext, uow: UnitOfWork, rows: dict[str, HandoffRow], data: DispositionRecorded
 ) -> None:
     """Tell marketing of a lead sales sent back (recycle, unreachable), with the reason."""
     if data.disposition not in RECYCLING:
         return
-    notifier = notifier_for(ctx)
+    notifier = ctx.resources.notifier
     row = rows.get(data.lead_id)
     payload = LeadRecycledData(
         lead_id=data.lead_id,
@@ -498,9 +491,9 @@ def _matching(row: HandoffRow | None, clock: SlaClock) -> HandoffRow | None:
     return row if row is not None and row.cycle == clock.cycle else None
 
 
-async def breached(ctx: ServiceContext, uow: UnitOfWork, clocks: list[SlaClock]) -> None:
+async def breached(ctx: SlaContext, uow: UnitOfWork, clocks: list[SlaClock]) -> None:
     """Tell the rep and the territory's managers of each breach (called in the breach's transaction)."""
-    notifier = notifier_for(ctx)
+    notifier = ctx.resources.notifier
     if not clocks or not notifier.hears(NotificationType.SLA_BREACHED):
         return
     handoffs = await repository.handoffs_of(uow.session, list({c.lead_id for c in clocks}))
@@ -532,7 +525,7 @@ async def breached(ctx: ServiceContext, uow: UnitOfWork, clocks: list[SlaClock])
         )
 
 
-async def fire_warnings(ctx: ServiceContext) -> int:
+async def fire_warnings(ctx: SlaContext) -> int:
     """Warn of every running clock whose warning time has come and whose deadline has not passed,
     once: the clocks are claimed with ``FOR UPDATE SKIP LOCKED`` and marked ``warned_at`` in the
     transaction that writes the notification. Returns how many fired."""
@@ -555,7 +548,7 @@ async def fire_warnings(ctx: ServiceContext) -> int:
         clocks = list((await uow.session.execute(query)).scalars())
         if not clocks:
             return
-        notifier = notifier_for(ctx)
+        notifier = ctx.resources.notifier
         heard = notifier.hears(NotificationType.SLA_WARNING)
         handoffs = await repository.handoffs_of(uow.session, list({c.lead_id for c in clocks})) if heard else {}
         for clock in clocks:
@@ -592,7 +585,7 @@ async def fire_warnings(ctx: ServiceContext) -> int:
     return fired
 
 
-async def warning_loop(ctx: ServiceContext) -> None:
+async def warning_loop(ctx: SlaContext) -> None:
     """Background job: warnings before deadlines, checked every SLA tick (only with sla.warn_before)."""
     if ctx.rules.sla.warn_before is None:
         return

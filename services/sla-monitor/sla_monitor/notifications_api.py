@@ -10,7 +10,7 @@ webhook secrets never appear here.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import BaseModel
@@ -19,9 +19,11 @@ from sqlalchemy import select
 from leadrelay.auth import DELIVERY_OPERATORS, Principal, allow
 from leadrelay.inputs import Text
 from leadrelay.logging import get_logger
-from leadrelay.runtime import ServiceContext
 from sla_monitor.models import Delivery, Notification
-from sla_monitor.notifications import EMAIL, PENDING, SLACK, WEBHOOK, notifier_for
+from sla_monitor.notifications import EMAIL, PENDING, SLACK, WEBHOOK
+
+if TYPE_CHECKING:
+    from sla_monitor.resources import SlaContext
 
 log = get_logger("sla_monitor.notifications")
 
@@ -76,9 +78,9 @@ def _out(d: Delivery, n: Notification) -> dict[str, Any]:
 DeliveryId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
-def build_notifications_router(ctx: ServiceContext) -> APIRouter:
+def build_notifications_router(ctx: SlaContext) -> APIRouter:
     # Resolve the endpoints now, at start-up: a missing secret stops sla-monitor with its name.
-    notifier = notifier_for(ctx)
+    notifier = ctx.resources.notifier
     router = APIRouter(tags=["notifications"])
     ops = Depends(allow(*DELIVERY_OPERATORS))  # the delivery log is for ops and admins
 

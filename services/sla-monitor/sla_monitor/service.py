@@ -14,11 +14,11 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from leadrelay.events import DispositionRecorded, LeadAssigned, SlaBreached, TouchLogged
 from leadrelay.logging import get_logger
 from leadrelay.rules import Rules
-from leadrelay.runtime import ServiceContext
 from leadrelay.unit_of_work import UnitOfWork
 from sla_monitor import notifications, queue, repository
 from sla_monitor.domain import (
@@ -34,6 +34,9 @@ from sla_monitor.domain import (
 from sla_monitor.models import Alert, FeedbackSeen, QueuedLead, SlaClock
 from sla_monitor.models import Handoff as HandoffRow
 from sla_monitor.repository import Seen
+
+if TYPE_CHECKING:
+    from sla_monitor.resources import SlaContext
 
 log = get_logger("sla_monitor")
 CLAIM_BATCH = 200
@@ -52,7 +55,7 @@ class Batch:
     # The leads' latest handoffs, for the notifications about them (see ``sla_monitor.notifications``).
     handoffs: dict[str, HandoffRow]
     # The service, for its notifier (who hears of what, on which channel).
-    ctx: ServiceContext
+    ctx: SlaContext
 
 
 async def lead_assigned(batch: Batch, event: LeadAssigned) -> None:
@@ -104,7 +107,7 @@ def _feedback(batch: Batch, lead_id: str, kind: str, at: datetime, detail: str |
             clock.stopped_at = uow.now
 
 
-async def fire_due(ctx: ServiceContext) -> int:
+async def fire_due(ctx: SlaContext) -> int:
     """Breach every running clock whose deadline has passed; returns how many fired."""
     fired = 0
 
@@ -154,7 +157,7 @@ async def fire_due(ctx: ServiceContext) -> int:
     return fired
 
 
-async def timer_loop(ctx: ServiceContext) -> None:
+async def timer_loop(ctx: SlaContext) -> None:
     """Background job: check deadlines every tick. Deadlines missed while stopped fire on start."""
     while not ctx.stopping.is_set():
         try:

@@ -1,0 +1,39 @@
+"""Intake's resources: built once when the runtime is built, shared, typed, by its routes (its own,
+the tracking API's, other tools' form shapes), its spool-measuring job and its readiness check."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import TypeAlias
+
+from intake.screening import Screening
+from intake.service import Intake
+from intake.spool import Spool
+from leadrelay.runtime import ServiceContext
+
+
+@dataclass(frozen=True)
+class IntakeResources:
+    spool: Spool
+    screening: Screening
+    # The one use case: its rules, its bus and the spool.
+    intake: Intake
+
+
+IntakeContext: TypeAlias = ServiceContext[IntakeResources]
+
+
+def build_resources(ctx: ServiceContext[None]) -> IntakeResources:
+    settings = ctx.settings
+    spool = Spool(ctx.database, ctx.relay, ctx.clock, settings.intake_spool_max_events, ctx.up)
+    intake = Intake(
+        ctx.rules,
+        uuid.UUID(settings.lead_id_namespace),
+        ctx.clock,
+        ctx.bus,
+        spool=spool,
+        always_spool=settings.intake_spool == "always",
+        direct_timeout=settings.intake_direct_timeout_ms / 1000,
+    )
+    return IntakeResources(spool=spool, screening=Screening(settings), intake=intake)
