@@ -90,10 +90,48 @@ class Channel(StrEnum):
 
 
 class Disposition(StrEnum):
+    """Sales' verdict on a lead. What each one does is written here once, on the contract, and
+    every service and the console read it from here: routing frees the rep's slot, sla-monitor
+    closes the queue row and stops the clocks, scoring sets the lead's status, feedback asks for a
+    reason, the console offers the actions."""
+
     ACCEPTED = "accepted"
     RECYCLE = "recycle"
     JUNK = "junk"
     UNREACHABLE = "unreachable"
+
+    @property
+    def closes_assignment(self) -> bool:
+        """The lead leaves its rep: the slot is freed, the queue row closed, the clocks stopped, and
+        marketing may contact the lead again. An accepted lead stays with its rep."""
+        return self is not Disposition.ACCEPTED
+
+    @property
+    def returns_to_marketing(self) -> bool:
+        """Back to marketing to be nurtured (recycled): it may qualify again, its engagement and
+        handraise start over."""
+        return self in (Disposition.RECYCLE, Disposition.UNREACHABLE)
+
+    @property
+    def needs_reason(self) -> bool:
+        """Sales must say why (the review board reads it)."""
+        return self in (Disposition.RECYCLE, Disposition.JUNK)
+
+    @property
+    def lead_status(self) -> LeadStatus:
+        """The lead's status once the verdict is recorded."""
+        if self is Disposition.ACCEPTED:
+            return LeadStatus.ACCEPTED
+        if self is Disposition.JUNK:
+            return LeadStatus.JUNK
+        return LeadStatus.RECYCLED
+
+
+class SlaClockName(StrEnum):
+    """The SLA's clocks, started on assignment: the first touch, then a status (a disposition)."""
+
+    FIRST_TOUCH = "first_touch"
+    DISPOSITION = "disposition"
 
 
 # Every string of every payload is under the input policy (leadrelay.inputs): a record whose

@@ -377,10 +377,9 @@ def test_dotted_legal_form_does_not_hide_a_named_account() -> None:
 
 def test_only_a_verdict_other_than_accepted_releases_the_rep() -> None:
     from leadrelay.events import Disposition
-    from routing.domain import releases
 
-    assert not releases(Disposition.ACCEPTED)
-    assert all(releases(d) for d in (Disposition.RECYCLE, Disposition.JUNK, Disposition.UNREACHABLE))
+    assert not Disposition.ACCEPTED.closes_assignment
+    assert all(d.closes_assignment for d in (Disposition.RECYCLE, Disposition.JUNK, Disposition.UNREACHABLE))
 
 
 @pytest.mark.parametrize(

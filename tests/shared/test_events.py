@@ -524,3 +524,15 @@ def test_events_record_who_caused_them_and_older_events_still_decode() -> None:
         Actor(kind="robot", id="x", role="y")  # type: ignore[arg-type]
     for cls in (TouchLogged, DispositionRecorded, ActivityRecorded):
         assert "actor" not in cls.model_json_schema().get("required", []), f"{cls.__name__}.actor must stay optional"
+
+
+def test_what_each_disposition_does_is_written_on_the_contract() -> None:
+    from leadrelay.events import Disposition, LeadStatus
+
+    meaning = {d: (d.closes_assignment, d.returns_to_marketing, d.needs_reason, d.lead_status) for d in Disposition}
+    assert meaning == {
+        Disposition.ACCEPTED: (False, False, False, LeadStatus.ACCEPTED),
+        Disposition.RECYCLE: (True, True, True, LeadStatus.RECYCLED),
+        Disposition.JUNK: (True, False, True, LeadStatus.JUNK),
+        Disposition.UNREACHABLE: (True, True, False, LeadStatus.RECYCLED),
+    }

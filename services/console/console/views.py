@@ -13,11 +13,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from console.services import IN_PROCESS
+from leadrelay.events import Channel, Disposition, SlaClockName
 
-FIRST_TOUCH, DISPOSITION = "first_touch", "disposition"
-REASON_REQUIRED = ("recycle", "junk")
-DISPOSITIONS = ("accepted", "recycle", "junk", "unreachable")
-CHANNELS = ("call", "email", "meeting", "social")
+FIRST_TOUCH, DISPOSITION = SlaClockName.FIRST_TOUCH.value, SlaClockName.DISPOSITION.value
+REASON_REQUIRED = tuple(d.value for d in Disposition if d.needs_reason)
+DISPOSITIONS = tuple(d.value for d in Disposition)
+CHANNELS = tuple(c.value for c in Channel)
 AVAILABILITY = ("available", "away", "out_of_office")
 DURATIONS = {"open": None, "4h": timedelta(hours=4), "1d": timedelta(days=1), "1w": timedelta(weeks=1)}
 PERIODS = {"7": 7, "30": 30, "90": 90, "all": None}
@@ -110,7 +111,7 @@ def clocks_now(
     return sorted(out, key=lambda c: order.get(str(c["name"]), 9))
 
 
-CLOSING = ("recycle", "junk", "unreachable")
+CLOSING = tuple(d.value for d in Disposition if d.closes_assignment)
 
 
 def closed_by(feedback: Mapping[str, Any] | None, cycle: int | None) -> str | None:

@@ -9,7 +9,7 @@ from datetime import datetime
 from leadrelay.events import Disposition
 
 # Sales must give a reason when it hands a lead back or throws it away (the review board reads them).
-REASON_REQUIRED = {Disposition.RECYCLE, Disposition.JUNK}
+REASON_REQUIRED = {d for d in Disposition if d.needs_reason}
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ def _percentile(values: list[float], p: int) -> float | None:
 
 
 # What the review board shows: every verdict except an acceptance.
-REVIEWED = tuple(d for d in Disposition if d is not Disposition.ACCEPTED)
+REVIEWED = tuple(d for d in Disposition if d.closes_assignment)
 
 
 def supersedes(known_cycle: int | None, cycle: int) -> bool:

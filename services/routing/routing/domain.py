@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from rapidfuzz import fuzz, process, utils
 
-from leadrelay.events import Contact, Disposition
+from leadrelay.events import Contact
 from leadrelay.rules import Account, Rep, Rules, Territory
 
 _LEGAL = re.compile(
@@ -123,12 +123,6 @@ def choose(
 ACTIVE = "active"
 RELEASED = "released"
 REQUALIFIED = "requalified"
-
-
-def releases(disposition: Disposition) -> bool:
-    """Recycled, junk or unreachable free the rep's slot, and marketing may contact the lead again;
-    an accepted lead stays with its rep."""
-    return disposition is not Disposition.ACCEPTED
 
 
 @dataclass(frozen=True)

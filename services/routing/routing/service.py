@@ -18,7 +18,7 @@ from leadrelay.events import DispositionRecorded, Envelope, Handoff, LeadAssigne
 from leadrelay.logging import get_logger
 from leadrelay.rules import Rules
 from leadrelay.unit_of_work import UnitOfWork
-from routing.domain import ACTIVE, RELEASED, REQUALIFIED, choose, plan_qualification, releases
+from routing.domain import ACTIVE, RELEASED, REQUALIFIED, choose, plan_qualification
 from routing.models import Assignment, Cursor
 
 log = get_logger("routing")
@@ -109,7 +109,7 @@ async def lead_qualified(batch: Batch, event: LeadQualified) -> None:
 
 
 async def disposition_recorded(batch: Batch, event: DispositionRecorded) -> None:
-    if not releases(event.disposition):
+    if not event.disposition.closes_assignment:
         return
     for assignment in batch.assignments[event.lead_id]:
         if assignment.status == ACTIVE:

@@ -150,11 +150,7 @@ class DispositionEffect:
 def after_disposition(disposition: Disposition) -> DispositionEffect:
     """What sales' verdict does to the lead: accepted stays with sales, junk closes it, recycle and
     unreachable send it back to marketing to be nurtured."""
-    if disposition is Disposition.ACCEPTED:
-        return DispositionEffect(LeadStatus.ACCEPTED, restart_engagement=False)
-    if disposition is Disposition.JUNK:
-        return DispositionEffect(LeadStatus.JUNK, restart_engagement=False)
-    return DispositionEffect(LeadStatus.RECYCLED, restart_engagement=True)
+    return DispositionEffect(disposition.lead_status, restart_engagement=disposition.returns_to_marketing)
 
 
 def score_event_due(before: tuple[int, int, str], after: tuple[int, int, str], forced: bool, new_lead: bool) -> bool:

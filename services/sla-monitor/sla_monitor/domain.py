@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from leadrelay.events import Qualification
+from leadrelay.events import Qualification, SlaClockName
 from leadrelay.rules import Sla
 
-FIRST_TOUCH = "first_touch"
-DISPOSITION = "disposition"
+FIRST_TOUCH = SlaClockName.FIRST_TOUCH.value
+DISPOSITION = SlaClockName.DISPOSITION.value
 RUNNING, MET, BREACHED = "running", "met", "breached"
 
 

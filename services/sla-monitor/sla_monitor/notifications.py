@@ -452,7 +452,7 @@ async def lead_assigned(
     )
 
 
-RECYCLING = (Disposition.RECYCLE, Disposition.UNREACHABLE)
+RECYCLING = tuple(d for d in Disposition if d.returns_to_marketing)
 
 
 async def disposition_recorded(

@@ -18,7 +18,7 @@ from sla_monitor.domain import DISPOSITION, FIRST_TOUCH
 from sla_monitor.models import QueuedLead
 
 # Dispositions that hand the lead back (or close it): it leaves the rep's queue.
-CLOSING = {Disposition.RECYCLE.value, Disposition.JUNK.value, Disposition.UNREACHABLE.value}
+CLOSING = {d.value for d in Disposition if d.closes_assignment}
 LAST_ACTIVITIES = 3
 
 
