@@ -10,7 +10,7 @@ KAFKA_PORT ?= 9092
 PG_PORT    ?= 55432
 export KAFKA_PORT PG_PORT
 
-.PHONY: run test test-fast contract install infra infra-stop browser run-distributed stop-distributed lint schemas bench soak clean
+.PHONY: run test test-unit test-fast contract install infra infra-stop browser run-distributed stop-distributed lint schemas bench soak clean
 
 ## run: all five services embedded on http://127.0.0.1:8000 (SQLite, in-process bus)
 run: $(STAMP)
@@ -23,10 +23,19 @@ test: lint infra browser
 	LEADRELAY_TEST_KAFKA=127.0.0.1:$(KAFKA_PORT) \
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+## test-unit: the house rules (CONTRIBUTING.md) and the pure tests: domain rules, parsing, the rules
+## file, the event contract, the console's views; no database, no bus, seconds
+UNIT_PATHS := tests/architecture tests/intake/test_domain.py tests/intake/test_segment.py tests/scoring/test_domain.py \
+	tests/routing/test_domain.py tests/feedback/test_domain.py tests/sla_monitor/test_domain.py tests/shared/test_events.py \
+	tests/shared/test_inputs.py tests/shared/test_emails.py tests/shared/test_rules.py tests/shared/test_rules_intake.py \
+	tests/shared/test_rules_people_notifications.py tests/console/test_console_unit.py
+test-unit: $(STAMP)
+	$(BIN)/pytest -q $(UNIT_PATHS) $(PYTEST_ARGS)
+
 ## test-fast: the inner loop (about three minutes on two cores, nothing to start): unit tests, the
 ## embedded bus, and the integration suite on SQLite; the Kafka and PostgreSQL variants are
 ## deselected. Three pytest-xdist workers: most of these tests wait on timers and polls, not the CPU.
-FAST_PATHS := tests/intake tests/scoring tests/routing tests/sla_monitor tests/feedback tests/shared tests/integration \
+FAST_PATHS := tests/architecture tests/intake tests/scoring tests/routing tests/sla_monitor tests/feedback tests/shared tests/integration \
 	tests/console
 test-fast: $(STAMP)
 	env -u LEADRELAY_TEST_DATABASE_URL -u LEADRELAY_TEST_KAFKA -u LEADRELAY_REQUIRE_INFRA \

@@ -125,7 +125,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         id and by name: a rep sees their own entry, a manager their territories, ops and admins all."""
         async with ctx.database.transaction() as session:
             loads = await repository.open_loads(session)
-            stored = await availability.load(session)
+            stored = await repository.availability_rows(session)
         now = ctx.clock.now()
         out = []
         for t in ctx.rules.territories:

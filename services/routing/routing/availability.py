@@ -11,14 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadrelay.auth import Principal
 from leadrelay.logging import get_logger
 from leadrelay.rules import Rules
+from routing import repository
 from routing.models import RepAvailability
 
 log = get_logger("routing")
@@ -54,10 +52,6 @@ def state(default: bool, row: RepAvailability | None, now: datetime) -> RepState
     return RepState(available=default, status=Availability.AVAILABLE if default else Availability.AWAY)
 
 
-async def load(session: AsyncSession) -> dict[str, RepAvailability]:
-    return {row.rep_id: row for row in (await session.execute(select(RepAvailability))).scalars()}
-
-
 def overrides(rows: dict[str, RepAvailability], now: datetime) -> dict[str, bool]:
     """Rep id -> available, for the reps whose stored status holds now (for routing's domain)."""
     return {
@@ -84,13 +78,7 @@ async def set_availability(
         "set_by_role": who.role,
         "set_at": now,
     }
-    bind = session.get_bind()
-    insert_ = pg_insert if bind.dialect.name == "postgresql" else sqlite_insert
-    stmt = insert_(RepAvailability).values(**values)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["rep_id"], set_={k: v for k, v in values.items() if k != "rep_id"}
-    )
-    await session.execute(stmt)
+    await repository.store_availability(session, values)
     log.info(
         "availability_set",
         rep_id=rep_id,

@@ -27,7 +27,7 @@ async def prefetch(ctx: ServiceContext, uow: UnitOfWork, envelopes: list[Envelop
     cursors = await repository.cursors(uow.session) if qualifying else {}
     loads = await repository.open_loads(uow.session) if qualifying else {}
     # Availability set at run time (routing.availability), applied from the next batch.
-    available = availability.overrides(await availability.load(uow.session), uow.now) if qualifying else {}
+    available = availability.overrides(await repository.availability_rows(uow.session), uow.now) if qualifying else {}
     return Batch(
         uow=uow,
         rules=ctx.rules,

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leadrelay.auth import Principal, scoped
 from routing.domain import ACTIVE
-from routing.models import Assignment, Cursor
+from routing.models import Assignment, Cursor, RepAvailability
 
 
 async def assignments_of(session: AsyncSession, lead_ids: list[str]) -> dict[str, list[Assignment]]:
@@ -48,3 +51,17 @@ async def suppressions(session: AsyncSession, who: Principal, limit: int) -> lis
     )
     rows = await session.execute(query.order_by(Assignment.assigned_at).limit(limit))
     return [(lid, rep, at) for lid, rep, at in rows.all()]
+
+
+async def availability_rows(session: AsyncSession) -> dict[str, RepAvailability]:
+    """Every rep's stored availability (reps never set have none: the rules' default applies)."""
+    return {row.rep_id: row for row in (await session.execute(select(RepAvailability))).scalars()}
+
+
+async def store_availability(session: AsyncSession, values: dict[str, Any]) -> None:
+    """Insert or replace one rep's availability (``values`` holds every column)."""
+    insert_ = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = insert_(RepAvailability).values(**values)
+    await session.execute(
+        stmt.on_conflict_do_update(index_elements=["rep_id"], set_={k: v for k, v in values.items() if k != "rep_id"})
+    )
