@@ -24,7 +24,6 @@ KNOWN_QUERIES_OUTSIDE_REPOSITORIES = {
     "services/intake/intake/spool.py",
     "services/sla-monitor/sla_monitor/delivery.py",
     "services/sla-monitor/sla_monitor/notifications.py",
-    "services/sla-monitor/sla_monitor/notifications_api.py",
 }
 
 

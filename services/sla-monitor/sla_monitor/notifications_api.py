@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import BaseModel
-from sqlalchemy import select
 
 from leadrelay.auth import DELIVERY_OPERATORS, Principal, allow
 from leadrelay.inputs import Text
 from leadrelay.logging import get_logger
+from sla_monitor import repository
 from sla_monitor.models import Delivery, Notification
 from sla_monitor.notifications import EMAIL, PENDING, SLACK, WEBHOOK
 
@@ -97,32 +97,13 @@ def build_notifications_router(ctx: SlaContext) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[dict[str, Any]]:
         """The delivery log, newest first."""
-        query = (
-            select(Delivery, Notification)
-            .join(Notification, Delivery.notification_id == Notification.id)
-            .order_by(Delivery.id.desc())
-            .limit(limit)
-        )
-        if status is not None:
-            query = query.where(Delivery.status == status)
-        if endpoint is not None:
-            query = query.where(Delivery.endpoint == endpoint)
-        if lead_id is not None:
-            query = query.where(Notification.lead_id == lead_id)
-        if before is not None:
-            query = query.where(Delivery.id < before)
         async with ctx.database.transaction() as session:
-            return [_out(d, n) for d, n in (await session.execute(query)).all()]
+            found = await repository.deliveries(session, status, endpoint, lead_id, before, limit)
+        return [_out(d, n) for d, n in found]
 
     async def _load(delivery_id: int) -> tuple[Delivery, Notification]:
         async with ctx.database.transaction() as session:
-            row = (
-                await session.execute(
-                    select(Delivery, Notification)
-                    .join(Notification, Delivery.notification_id == Notification.id)
-                    .where(Delivery.id == delivery_id)
-                )
-            ).one_or_none()
+            row = await repository.delivery(session, delivery_id)
         if row is None:
             raise HTTPException(404, f"delivery {delivery_id} not found")
         return row[0], row[1]

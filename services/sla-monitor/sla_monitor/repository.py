@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from leadrelay.auth import Principal, scoped
 from leadrelay.events import Disposition
 from sla_monitor.domain import RUNNING
-from sla_monitor.models import Alert, FeedbackSeen, Handoff, QueuedLead, SlaClock
+from sla_monitor.models import Alert, Delivery, FeedbackSeen, Handoff, Notification, QueuedLead, SlaClock
 from sla_monitor.queue import DeadlineStatus, Stage
 
 
@@ -137,3 +137,40 @@ async def clock_outcomes(
     if territory is not None:
         query = query.where(c.territory == territory)
     return {(name, status): int(n) for name, status, n in (await session.execute(query)).all()}
+
+
+async def deliveries(
+    session: AsyncSession,
+    status: str | None,
+    endpoint: str | None,
+    lead_id: str | None,
+    before: int | None,
+    limit: int,
+) -> list[tuple[Delivery, Notification]]:
+    """The delivery log, newest first, with each delivery's notification."""
+    query = (
+        select(Delivery, Notification)
+        .join(Notification, Delivery.notification_id == Notification.id)
+        .order_by(Delivery.id.desc())
+        .limit(limit)
+    )
+    if status is not None:
+        query = query.where(Delivery.status == status)
+    if endpoint is not None:
+        query = query.where(Delivery.endpoint == endpoint)
+    if lead_id is not None:
+        query = query.where(Notification.lead_id == lead_id)
+    if before is not None:
+        query = query.where(Delivery.id < before)
+    return [(d, n) for d, n in (await session.execute(query)).all()]
+
+
+async def delivery(session: AsyncSession, delivery_id: int) -> tuple[Delivery, Notification] | None:
+    row = (
+        await session.execute(
+            select(Delivery, Notification)
+            .join(Notification, Delivery.notification_id == Notification.id)
+            .where(Delivery.id == delivery_id)
+        )
+    ).one_or_none()
+    return None if row is None else (row[0], row[1])
