@@ -105,6 +105,10 @@ def test_expired_tokens_are_refused_after_a_short_leeway() -> None:
     tokens = Tokens(generate_key())
     just = tokens.issue(KARIN, timedelta(hours=1), datetime.now(UTC) - timedelta(minutes=60, seconds=10))
     assert tokens.verify(just)["sub"] == "karin.ek"  # 10 s past: within the 30 s leeway
+    # 45 s past: beyond the documented 30 s, so a leeway of a minute or more fails here
+    past = tokens.issue(KARIN, timedelta(hours=1), datetime.now(UTC) - timedelta(minutes=60, seconds=45))
+    with pytest.raises(InvalidCredential, match="expired"):
+        tokens.verify(past)
     old = tokens.issue(KARIN, timedelta(hours=1), datetime.now(UTC) - timedelta(hours=2))
     with pytest.raises(InvalidCredential, match="expired"):
         tokens.verify(old)
