@@ -250,3 +250,71 @@ async def test_a_look_cancelled_mid_query_answers_its_waiters(tmp_path: Path) ->
         with pytest.raises(Unavailable, match="stopping"):
             await asyncio.wait_for(waiting, timeout=5)
         assert spool._looker is None
+
+
+class HeldRelayBus(FlakyBus):
+    """A :class:`FlakyBus` whose outbox relay (its task, ``outbox:<service>``) can be held inside a
+    publish while ``relay_may_publish`` is clear: the spool is draining, a batch in hand, not yet
+    on the topic. Intake's own (direct) publishes pass."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.relay_may_publish = asyncio.Event()
+        self.relay_may_publish.set()
+        self.relay_held = asyncio.Event()
+
+    async def publish(self, records: Sequence[Record]) -> None:
+        task = asyncio.current_task()
+        if task is not None and task.get_name().startswith("outbox:") and not self.relay_may_publish.is_set():
+            self.relay_held.set()
+            await self.relay_may_publish.wait()
+        await super().publish(records)
+
+
+async def test_events_accepted_while_the_spool_drains_queue_behind_it(tmp_path: Path) -> None:
+    """Issue 24: the broker is gone, a lead's events are spooled; the broker returns, and while the
+    spool drains, new events for that lead (and for others) arrive. They must go behind the spooled
+    ones (``Spool.put_if_waiting``), not straight to the broker: every lead's events are on
+    leads.intake in the order intake accepted them."""
+    bus = HeldRelayBus()
+    async with running(settings_for(tmp_path), services=["intake"], bus=bus) as h:
+        sent: dict[str, list[str]] = {}
+
+        async def accept_form(email: str) -> None:
+            status, _, body = await form(h, email)
+            assert status == 202, body
+            sent.setdefault(body["lead_id"], []).append(body["event_id"])
+
+        async def accept_event(email: str, step: int) -> None:
+            r = await h.client.post(
+                "/v1/events", json={"type": "page_viewed", "email": email, "url": f"https://x.example/{step}"}
+            )
+            assert r.status_code == 202, r.text
+            sent.setdefault(r.json()["lead_id"], []).append(r.json()["event_id"])
+
+        bus.down = True  # the broker is gone: what intake accepts now is spooled
+        await accept_form("order-a@nordvik-test.se")
+        await accept_event("order-a@nordvik-test.se", 1)
+        await accept_event("order-a@nordvik-test.se", 2)
+        await accept_form("order-b@nordvik-test.se")
+        assert bus.records(LEADS_INTAKE) == []
+
+        # The broker is back; the relay starts draining the spool (and is held there, batch in hand).
+        bus.relay_may_publish.clear()
+        bus.down = False
+        h.runtime.contexts[0].relay.wake()  # type: ignore[union-attr]
+        await asyncio.wait_for(bus.relay_held.wait(), timeout=30)
+        spool = h.runtime.contexts[0].resources.spool
+        assert await spool.holds_events()
+
+        # Meanwhile: more events of the spooled leads, and of a new one.
+        await accept_event("order-a@nordvik-test.se", 3)
+        await accept_event("order-b@nordvik-test.se", 1)
+        await accept_form("order-c@nordvik-test.se")
+        await accept_event("order-a@nordvik-test.se", 4)
+        await accept_event("order-c@nordvik-test.se", 1)
+
+        bus.relay_may_publish.set()
+        await wait_for_empty_spool(h)
+        await h.runtime.contexts[0].relay.drain()  # type: ignore[union-attr]
+        assert first_copies(bus) == sent
