@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -160,21 +161,9 @@ class Runtime:
             parts = ServiceContext(
                 name=svc.name, settings=settings, rules=rules, clock=clock, bus=bus, db=db, relay=relay, resources=None
             )
-            # The resources are built from the parts; the context shares the parts' objects (its
-            # events and workers too), so what a resource holds of them is the context's own.
-            ctx: ServiceContext[Any] = ServiceContext(
-                name=parts.name,
-                settings=settings,
-                rules=rules,
-                clock=clock,
-                bus=bus,
-                db=db,
-                relay=relay,
-                resources=svc.resources(parts),
-                workers=parts.workers,
-                stopping=parts.stopping,
-                up=parts.up,
-            )
+            # The resources are built from the parts; the context is a shallow copy of the parts (the
+            # same events, workers, database and relay), so what a resource holds of them is its own.
+            ctx: ServiceContext[Any] = dataclasses.replace(parts, resources=svc.resources(parts))
             for sub in svc.subscriptions:
                 assert db is not None, f"{svc.name} consumes events but has no database"
                 ctx.workers.append(
