@@ -53,7 +53,7 @@ TOPIC_DESCRIPTIONS: dict[str, str] = {
     SLA_ALERTS: "Follow-up deadlines that passed: the feed ops acts on.",
 }
 
-# The headers a consumer adds when it dead-letters a record (leadrelay.bus.worker).
+# The headers a consumer adds when it dead-letters a record (leadrelay.worker).
 DLQ_HEADERS: dict[str, str] = {
     "dlq_error": "why the record can never be processed (at most 4000 characters)",
     "dlq_group": "the consumer group that gave up on it",

@@ -5,18 +5,43 @@ queries, everything a batch of events needs and returns it as the service's own
 typed batch object; a :class:`Handlers` map from each event type to the
 function that handles it, given that batch and the event's payload; and the
 event types the consumer knowingly ignores. The worker
-(``leadrelay.bus.worker``) runs them inside one transaction per batch.
+(``leadrelay.worker``) runs them inside one unit of work per batch.
+
+Every service's batch extends :class:`Batch`: the batch's unit of work, the rules in force,
+and how the service stamps the events it emits; the service adds what its prefetch loaded.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from leadrelay.events import EVENT_TYPES, Envelope, Event
+from leadrelay.rules import Rules
+from leadrelay.unit_of_work import UnitOfWork
 
 B = TypeVar("B")
 E = TypeVar("E", bound=Event)
+
+
+@dataclass
+class Batch:
+    """What every handler of a batch gets; a service's batch extends it with what it loaded."""
+
+    uow: UnitOfWork
+    rules: Rules
+    # The service's envelope for an event it emits (``ServiceContext.envelope``).
+    envelope: Callable[..., Envelope]
+
+    @property
+    def now(self) -> datetime:
+        return self.uow.now
+
+    def emit(self, event: Event, event_id: str | None = None) -> None:
+        """Write ``event`` to the outbox in the batch's unit of work."""
+        self.uow.emit(self.envelope(event, event_id))
 
 
 class Handlers(Generic[B]):

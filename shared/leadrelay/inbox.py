@@ -1,7 +1,7 @@
 """The inbox: the ids of the events a service has handled, so a redelivered event changes nothing.
 
 Every consumer claims its batch's ids here in the same transaction as the
-state the events change (see ``leadrelay.bus.worker``).
+state the events change (see ``leadrelay.worker``).
 """
 
 from __future__ import annotations

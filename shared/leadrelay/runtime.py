@@ -15,6 +15,7 @@ import dataclasses
 import functools
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -26,7 +27,6 @@ from starlette.middleware import Middleware
 from typing_extensions import TypeVar
 
 from leadrelay.bus import Bus
-from leadrelay.bus.worker import ConsumerWorker, DeadLetterPolicy
 from leadrelay.clock import Clock
 from leadrelay.consumers import Handlers
 from leadrelay.db import Database, schema_name, service_url
@@ -37,7 +37,8 @@ from leadrelay.outbox import OutboxRelay
 from leadrelay.rules import Rules
 from leadrelay.settings import Settings
 from leadrelay.unavailable import Unavailable, cancel_and_wait, within
-from leadrelay.unit_of_work import UnitOfWork, unit_of_work
+from leadrelay.unit_of_work import UnitOfWork, UnitsOfWork
+from leadrelay.worker import ConsumerWorker, DeadLetterPolicy
 
 log = get_logger("leadrelay.runtime")
 B = TypeVar("B")
@@ -106,6 +107,7 @@ class ServiceContext(Generic[R]):
     # Set once the database is migrated and the relay, consumers and jobs run: until then (the
     # database was down at start-up) the routes answer 503.
     up: asyncio.Event = field(default_factory=asyncio.Event)
+    _units: UnitsOfWork | None = field(default=None, repr=False)
 
     @property
     def database(self) -> Database:
@@ -113,12 +115,16 @@ class ServiceContext(Generic[R]):
             raise RuntimeError(f"service {self.name} has no database")
         return self.db
 
-    async def commit_and_relay(self, work: Callable[[UnitOfWork], Awaitable[None]]) -> None:
-        """Run ``work`` in one transaction (state + outbox), then wake the relay if it wrote events."""
-        async with unit_of_work(self.database, self.clock.now()) as uow:
-            await work(uow)
-        if self.relay is not None and uow.flushed:
-            self.relay.wake()
+    def unit_of_work(self) -> AbstractAsyncContextManager[UnitOfWork]:
+        """The one way to write (see ``leadrelay.unit_of_work``): ``async with ctx.unit_of_work() as
+        uow``; once it commits, the relay and every sender that registered rows are woken."""
+        return self.units.begin()
+
+    @property
+    def units(self) -> UnitsOfWork:
+        if self._units is None:
+            self._units = UnitsOfWork(self.database, self.clock, self.relay)
+        return self._units
 
     def envelope(self, data: Any, event_id: str | None = None) -> Envelope:
         return Envelope.new(data, source=f"/leadrelay/{self.name}", time=self.clock.now(), event_id=event_id)
@@ -171,11 +177,9 @@ class Runtime:
                         group=sub.group,
                         topics=sub.topics,
                         bus=bus,
-                        db=db,
+                        units=ctx.units,
                         prefetch=functools.partial(sub.prefetch, ctx),
                         handlers=sub.handlers,
-                        clock=clock,
-                        on_commit=relay.wake if relay else (lambda: None),
                         max_records=settings.consumer_max_records,
                         fetch_timeout_ms=settings.consumer_fetch_timeout_ms,
                         stall_seconds=settings.consumer_stall_seconds,

@@ -10,14 +10,14 @@ from typing import Any
 from sqlalchemy.orm import DeclarativeBase
 
 from leadrelay.bus import Bus
-from leadrelay.bus.worker import ConsumerWorker
 from leadrelay.clock import SystemClock
 from leadrelay.consumers import Handlers
 from leadrelay.db import Database, service_metadata
 from leadrelay.events import EVENT_TYPES, Envelope, Event
 from leadrelay.inbox import InboxMixin
 from leadrelay.outbox import OutboxMixin
-from leadrelay.unit_of_work import UnitOfWork
+from leadrelay.unit_of_work import UnitOfWork, UnitsOfWork
+from leadrelay.worker import ConsumerWorker
 
 
 class Base(DeclarativeBase):
@@ -65,9 +65,8 @@ def make_worker(
         group=group,
         topics=topics,
         bus=bus,
-        db=db,
+        units=UnitsOfWork(db, options.pop("clock", SystemClock()), options.pop("relay", None)),
         prefetch=prefetch,
         handlers=handlers,
-        clock=options.pop("clock", SystemClock()),
         **options,
     )

@@ -24,7 +24,6 @@ from leadrelay import dlq as dead_letters
 from leadrelay.bus import Bus, Consumer
 from leadrelay.bus.kafka import KafkaBus, create_topics
 from leadrelay.bus.memory import MemoryBus
-from leadrelay.bus.worker import DeadLetterPolicy
 from leadrelay.db import Database
 from leadrelay.events import (
     EVENT_TYPES,
@@ -38,6 +37,7 @@ from leadrelay.events import (
     dlq_topic,
 )
 from leadrelay.unit_of_work import UnitOfWork
+from leadrelay.worker import DeadLetterPolicy
 from tests.shared.tables import Base, make_worker
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from leadrelay.bus.memory import MemoryBus, MemoryConsumer
-from leadrelay.bus.worker import ConsumerWorker
 from leadrelay.db import Database
 from leadrelay.events import LEADS_INTAKE, Envelope, Record
 from leadrelay.unit_of_work import UnitOfWork
+from leadrelay.worker import ConsumerWorker
 from tests.shared.tables import make_worker
 from tests.shared.test_bus_contract import Base, activity
 

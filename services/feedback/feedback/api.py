@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -120,9 +122,12 @@ def build_router(ctx: ServiceContext) -> APIRouter:
             raise HTTPException(403, f"you may not act for rep {rep_id}")
         return rep_id
 
-    async def run(work: Any, lead_id: uuid.UUID) -> None:
+    @contextlib.asynccontextmanager
+    async def writing(lead_id: uuid.UUID) -> AsyncIterator[UnitOfWork]:
+        """A unit of work for a write about ``lead_id``; 404 if the lead was never handed over."""
         try:
-            await ctx.commit_and_relay(work)
+            async with ctx.unit_of_work() as uow:
+                yield uow
         except service.NotAssigned:
             raise HTTPException(404, f"lead {lead_id} was never assigned to sales") from None
 
@@ -137,10 +142,8 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         rep_id = await acting_rep(who, lead_id, body.rep_id)
         eid = event_id(f"touch:{lead_id}:{who.kind}:{who.id}", idempotency_key)
 
-        async def work(uow: UnitOfWork) -> None:
+        async with writing(lead_id) as uow:
             await service.log_touch(ctx, uow, eid, str(lead_id), rep_id, body.channel, body.note, who.actor)
-
-        await run(work, lead_id)
         return Recorded(lead_id=str(lead_id), event_id=eid)
 
     @router.post("/v1/leads/{lead_id}/dispositions", status_code=202, response_model=Recorded)
@@ -154,12 +157,10 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         rep_id = await acting_rep(who, lead_id, body.rep_id)
         eid = event_id(f"disposition:{lead_id}:{who.kind}:{who.id}", idempotency_key)
 
-        async def work(uow: UnitOfWork) -> None:
+        async with writing(lead_id) as uow:
             await service.record_disposition(
                 ctx, uow, eid, str(lead_id), rep_id, body.disposition, body.reason, who.actor
             )
-
-        await run(work, lead_id)
         return Recorded(lead_id=str(lead_id), event_id=eid)
 
     @router.get("/v1/leads/{lead_id}/feedback", response_model=LeadFeedback)

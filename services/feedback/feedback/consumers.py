@@ -13,7 +13,7 @@ from leadrelay.unit_of_work import UnitOfWork
 async def prefetch(ctx: ServiceContext, uow: UnitOfWork, envelopes: list[Envelope]) -> Batch:
     """The batch's handed-over rows, in one query."""
     handed = await repository.handed_over_of(uow.session, list({env.subject for env in envelopes}))
-    return Batch(uow=uow, handed=handed)
+    return Batch(uow=uow, rules=ctx.rules, envelope=ctx.envelope, handed=handed)
 
 
 HANDLERS = Handlers[Batch]().on(LeadAssigned, service.lead_assigned)

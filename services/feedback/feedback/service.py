@@ -15,6 +15,7 @@ from typing import Any
 from feedback import repository
 from feedback.domain import funnel, supersedes
 from feedback.models import DispositionRow, HandedOver, Touch
+from leadrelay import consumers
 from leadrelay.auth import Principal
 from leadrelay.events import Actor, Channel, Disposition, DispositionRecorded, LeadAssigned, TouchLogged
 from leadrelay.rules import Rules
@@ -27,10 +28,9 @@ class NotAssigned(LookupError):
 
 
 @dataclass
-class Batch:
+class Batch(consumers.Batch):
     """The batch's handed-over rows, loaded up front (see ``feedback.consumers``)."""
 
-    uow: UnitOfWork
     handed: dict[str, HandedOver]
 
 

@@ -26,7 +26,7 @@ IntakeContext: TypeAlias = ServiceContext[IntakeResources]
 
 def build_resources(ctx: ServiceContext[None]) -> IntakeResources:
     settings = ctx.settings
-    spool = Spool(ctx.database, ctx.relay, ctx.clock, settings.intake_spool_max_events, ctx.up)
+    spool = Spool(ctx.units, settings.intake_spool_max_events, ctx.up)
     intake = Intake(
         ctx.rules,
         uuid.UUID(settings.lead_id_namespace),

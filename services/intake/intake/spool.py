@@ -28,13 +28,10 @@ from typing import TYPE_CHECKING
 from prometheus_client import Counter, Gauge
 from sqlalchemy import func, select
 
-from leadrelay import outbox
-from leadrelay.clock import Clock
-from leadrelay.db import Database
 from leadrelay.events import Envelope
 from leadrelay.logging import get_logger
-from leadrelay.outbox import OutboxRelay
 from leadrelay.unavailable import Unavailable
+from leadrelay.unit_of_work import UnitsOfWork
 
 if TYPE_CHECKING:
     from intake.resources import IntakeContext
@@ -64,15 +61,15 @@ class SpoolFull(Exception):
 
 
 class Spool:
-    def __init__(
-        self, db: Database, relay: OutboxRelay | None, clock: Clock, max_events: int, up: asyncio.Event | None = None
-    ) -> None:
-        self.db = db
+    def __init__(self, units: UnitsOfWork, max_events: int, up: asyncio.Event | None = None) -> None:
+        # The spool is the service's outbox: an event is put there by a unit of work, which wakes
+        # the relay once it commits.
+        self.units = units
+        self.db = units.db
         # Set once the spool's table exists (the service migrated its database).
         self.up = up
-        self.table = outbox.outbox_table(db)
-        self.relay = relay
-        self.clock = clock
+        self.table = units.outbox
+        self.clock = units.clock
         self.max_events = max_events
         # What the last look at the spool found: used when the database cannot be asked.
         self.known_nonempty = False
@@ -144,15 +141,13 @@ class Spool:
             self.depth += 1
         SPOOLED.labels(reason).inc()
         log.info("event_spooled", lead_id=envelope.subject, event_id=envelope.id, reason=reason)
-        if self.relay is not None:
-            self.relay.wake()
 
     async def put(self, envelope: Envelope, reason: str) -> None:
         """Store the event durably (committed before this returns), then wake the relay."""
         self._check_room()
         self._check_up()
-        async with self.db.transaction() as session:
-            await outbox.write(session, self.table, [envelope], self.clock.now())
+        async with self.units.begin() as uow:
+            uow.emit(envelope)
         self._spooled(envelope, reason)
 
     def _check_up(self) -> None:

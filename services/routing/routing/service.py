@@ -9,15 +9,12 @@ lead, what a qualification or a disposition releases) live in
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-from leadrelay.events import DispositionRecorded, Envelope, Handoff, LeadAssigned, LeadQualified
+from leadrelay import consumers
+from leadrelay.events import DispositionRecorded, Handoff, LeadAssigned, LeadQualified
 from leadrelay.logging import get_logger
-from leadrelay.rules import Rules
-from leadrelay.unit_of_work import UnitOfWork
 from routing.domain import ACTIVE, RELEASED, REQUALIFIED, choose, plan_qualification
 from routing.models import Assignment, Cursor
 
@@ -25,13 +22,10 @@ log = get_logger("routing")
 
 
 @dataclass
-class Batch:
+class Batch(consumers.Batch):
     """What assigning the batch's leads needs, loaded up front (see ``routing.consumers``) and
     kept current in memory as the batch assigns and releases, so each lead sees the loads before it."""
 
-    uow: UnitOfWork
-    rules: Rules
-    envelope: Callable[[Any], Envelope]
     assignments: dict[str, list[Assignment]]
     cursors: dict[str, Cursor]
     loads: dict[str, int]

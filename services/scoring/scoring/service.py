@@ -8,11 +8,10 @@ The rules they apply live in ``scoring.domain``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
+from leadrelay import consumers
 from leadrelay.events import (
     ActivityRecorded,
     ActivitySummary,
@@ -20,7 +19,6 @@ from leadrelay.events import (
     ConsentEvidence,
     Contact,
     DispositionRecorded,
-    Envelope,
     FormSubmitted,
     LeadAssigned,
     LeadIdentified,
@@ -32,8 +30,6 @@ from leadrelay.events import (
 )
 from leadrelay.events import Visitor as VisitorRef
 from leadrelay.logging import get_logger
-from leadrelay.rules import Rules
-from leadrelay.unit_of_work import UnitOfWork
 from scoring.domain import (
     Join,
     add_consent,
@@ -56,13 +52,10 @@ log = get_logger("scoring")
 
 
 @dataclass
-class Batch:
+class Batch(consumers.Batch):
     """What handling a batch of events needs: its transaction, the rules, and the batch's leads
     and recent history (kept current in memory as the batch goes)."""
 
-    uow: UnitOfWork
-    rules: Rules
-    envelope: Callable[[Any], Envelope]
     leads: dict[str, Lead]
     history: History
     # The batch's visitors, locked, and the activities kept for those not joined yet.

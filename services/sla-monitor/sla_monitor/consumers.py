@@ -29,11 +29,12 @@ async def prefetch(ctx: SlaContext, uow: UnitOfWork, envelopes: list[Envelope]) 
     return Batch(
         uow=uow,
         rules=ctx.rules,
+        envelope=ctx.envelope,
         clocks=clocks,
         seen=defaultdict(list, seen),
         queue=queued,
         handoffs=handoffs,
-        ctx=ctx,
+        notifier=ctx.resources.notifier,
     )
 
 

@@ -32,8 +32,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, SecretStr
-from sqlalchemy import event, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import select
 from standardwebhooks.webhooks import Webhook as Signer
 
 from leadrelay.events import Contact, Disposition, DispositionRecorded, Handoff, LeadAssigned
@@ -261,16 +260,10 @@ class Notifier:
         person = self.rules.person(person_id)
         return [Recipient.of(person)] if person is not None else [Recipient(person_id=person_id, name=None, email=None)]
 
-    # ---- waking the delivery job right after a commit that wrote deliveries
+    # ---- waking the delivery job (a unit of work that wrote deliveries does, once committed)
 
     def wake(self) -> None:
         self.wakeup.set()
-
-    def wake_after_commit(self, session: AsyncSession) -> None:
-        if session.info.get("notifications_wake"):
-            return
-        session.info["notifications_wake"] = True
-        event.listen(session.sync_session, "after_commit", lambda _session: self.wake(), once=True)
 
 
 # ------------------------------------------------------------------ payloads (a webhook body's "data")
@@ -351,7 +344,7 @@ def message_id(key: str, endpoint: str) -> str:
 
 
 def notify(
-    ctx: SlaContext,
+    notifier: Notifier,
     uow: UnitOfWork,
     type_: NotificationType,
     key: str,
@@ -362,7 +355,6 @@ def notify(
 ) -> int:
     """Write the notification and one delivery per endpoint in the caller's transaction; returns
     how many deliveries (none: nobody is configured to hear of it, and nothing is written)."""
-    notifier = ctx.resources.notifier
     targets = notifier.targets(type_, territory, recipients)
     if not targets:
         return 0
@@ -393,7 +385,7 @@ def notify(
             ],
         )
     )
-    notifier.wake_after_commit(uow.session)
+    uow.wake_after_commit(notifier.wake)
     log.info("notification_created", type=type_.value, lead_id=lead_id, deliveries=len(targets))
     return len(targets)
 
@@ -406,7 +398,7 @@ def _contact(row: HandoffRow | None) -> Contact | None:
 
 
 async def lead_assigned(
-    ctx: SlaContext,
+    notifier: Notifier,
     uow: UnitOfWork,
     rows: dict[str, HandoffRow],
     event_: LeadAssigned,
@@ -429,7 +421,6 @@ async def lead_assigned(
         row.assigned_at = event_.assigned_at
     if not first:
         return  # the clocks of this cycle existed already: so did its notification
-    notifier = ctx.resources.notifier
     data = LeadAssignedData(
         lead_id=event_.lead_id,
         cycle=event_.cycle,
@@ -441,7 +432,7 @@ async def lead_assigned(
         handoff=event_.handoff,
     )
     notify(
-        ctx,
+        notifier,
         uow,
         NotificationType.LEAD_ASSIGNED,
         f"lead.assigned:{event_.lead_id}:{event_.cycle}",
@@ -456,12 +447,11 @@ RECYCLING = tuple(d for d in Disposition if d.returns_to_marketing)
 
 
 async def disposition_recorded(
-    ctx: SlaContext, uow: UnitOfWork, rows: dict[str, HandoffRow], data: DispositionRecorded
+    notifier: Notifier, uow: UnitOfWork, rows: dict[str, HandoffRow], data: DispositionRecorded
 ) -> None:
     """Tell marketing of a lead sales sent back (recycle, unreachable), with the reason."""
     if data.disposition not in RECYCLING:
         return
-    notifier = ctx.resources.notifier
     row = rows.get(data.lead_id)
     payload = LeadRecycledData(
         lead_id=data.lead_id,
@@ -475,7 +465,7 @@ async def disposition_recorded(
         contact=_contact(row),
     )
     notify(
-        ctx,
+        notifier,
         uow,
         NotificationType.LEAD_RECYCLED,
         f"lead.recycled:{data.lead_id}:{data.recorded_at.isoformat()}",
@@ -491,15 +481,14 @@ def _matching(row: HandoffRow | None, clock: SlaClock) -> HandoffRow | None:
     return row if row is not None and row.cycle == clock.cycle else None
 
 
-async def breached(ctx: SlaContext, uow: UnitOfWork, clocks: list[SlaClock]) -> None:
+async def breached(notifier: Notifier, uow: UnitOfWork, clocks: list[SlaClock]) -> None:
     """Tell the rep and the territory's managers of each breach (called in the breach's transaction)."""
-    notifier = ctx.resources.notifier
     if not clocks or not notifier.hears(NotificationType.SLA_BREACHED):
         return
     handoffs = await repository.handoffs_of(uow.session, list({c.lead_id for c in clocks}))
     for clock in clocks:
         row = _matching(handoffs.get(clock.lead_id), clock)
-        managers = ctx.rules.managers_of(clock.territory)
+        managers = notifier.rules.managers_of(clock.territory)
         data = SlaBreachedData(
             lead_id=clock.lead_id,
             cycle=clock.cycle,
@@ -514,7 +503,7 @@ async def breached(ctx: SlaContext, uow: UnitOfWork, clocks: list[SlaClock]) -> 
             contact=_contact(row),
         )
         notify(
-            ctx,
+            notifier,
             uow,
             NotificationType.SLA_BREACHED,
             f"sla.breached:{clock.lead_id}:{clock.cycle}:{clock.name}",
@@ -530,9 +519,7 @@ async def fire_warnings(ctx: SlaContext) -> int:
     once: the clocks are claimed with ``FOR UPDATE SKIP LOCKED`` and marked ``warned_at`` in the
     transaction that writes the notification. Returns how many fired."""
     fired = 0
-
-    async def work(uow: UnitOfWork) -> None:
-        nonlocal fired
+    async with ctx.unit_of_work() as uow:
         query = (
             select(SlaClock)
             .where(
@@ -547,7 +534,7 @@ async def fire_warnings(ctx: SlaContext) -> int:
         )
         clocks = list((await uow.session.execute(query)).scalars())
         if not clocks:
-            return
+            return 0
         notifier = ctx.resources.notifier
         heard = notifier.hears(NotificationType.SLA_WARNING)
         handoffs = await repository.handoffs_of(uow.session, list({c.lead_id for c in clocks})) if heard else {}
@@ -570,7 +557,7 @@ async def fire_warnings(ctx: SlaContext) -> int:
                 contact=_contact(row),
             )
             notify(
-                ctx,
+                notifier,
                 uow,
                 NotificationType.SLA_WARNING,
                 f"sla.warning:{clock.lead_id}:{clock.cycle}:{clock.name}",
@@ -581,7 +568,6 @@ async def fire_warnings(ctx: SlaContext) -> int:
             )
         fired = len(clocks)
 
-    await ctx.commit_and_relay(work)
     return fired
 
 

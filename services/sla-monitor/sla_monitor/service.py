@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from leadrelay import consumers
 from leadrelay.events import DispositionRecorded, LeadAssigned, SlaBreached, TouchLogged
 from leadrelay.logging import get_logger
-from leadrelay.rules import Rules
-from leadrelay.unit_of_work import UnitOfWork
 from sla_monitor import notifications, queue, repository
 from sla_monitor.domain import (
     BREACHED,
@@ -33,6 +32,7 @@ from sla_monitor.domain import (
 )
 from sla_monitor.models import Alert, FeedbackSeen, QueuedLead, SlaClock
 from sla_monitor.models import Handoff as HandoffRow
+from sla_monitor.notifications import Notifier
 from sla_monitor.repository import Seen
 
 if TYPE_CHECKING:
@@ -43,19 +43,17 @@ CLAIM_BATCH = 200
 
 
 @dataclass
-class Batch:
+class Batch(consumers.Batch):
     """The batch's leads' clocks and the feedback already seen for them (see ``sla_monitor.consumers``)."""
 
-    uow: UnitOfWork
-    rules: Rules
     clocks: dict[str, list[SlaClock]]
     seen: dict[str, list[Seen]]
     # The leads' rows in their reps' queues (see ``sla_monitor.queue``).
     queue: dict[str, QueuedLead]
     # The leads' latest handoffs, for the notifications about them (see ``sla_monitor.notifications``).
     handoffs: dict[str, HandoffRow]
-    # The service, for its notifier (who hears of what, on which channel).
-    ctx: SlaContext
+    # Who hears of what, on which channel: the notifications the batch's events cause.
+    notifier: Notifier
 
 
 async def lead_assigned(batch: Batch, event: LeadAssigned) -> None:
@@ -81,7 +79,7 @@ async def lead_assigned(batch: Batch, event: LeadAssigned) -> None:
         )
         uow.session.add(clock)
         batch.clocks[event.lead_id].append(clock)
-    await notifications.lead_assigned(batch.ctx, uow, batch.handoffs, event, due_at, first=not existing)
+    await notifications.lead_assigned(batch.notifier, uow, batch.handoffs, event, due_at, first=not existing)
 
 
 async def touch_logged(batch: Batch, event: TouchLogged) -> None:
@@ -90,7 +88,7 @@ async def touch_logged(batch: Batch, event: TouchLogged) -> None:
 
 async def disposition_recorded(batch: Batch, event: DispositionRecorded) -> None:
     _feedback(batch, event.lead_id, DISPOSITION_KIND, event.recorded_at, event.disposition.value)
-    await notifications.disposition_recorded(batch.ctx, batch.uow, batch.handoffs, event)
+    await notifications.disposition_recorded(batch.notifier, batch.uow, batch.handoffs, event)
 
 
 def _feedback(batch: Batch, lead_id: str, kind: str, at: datetime, detail: str | None = None) -> None:
@@ -110,9 +108,7 @@ def _feedback(batch: Batch, lead_id: str, kind: str, at: datetime, detail: str |
 async def fire_due(ctx: SlaContext) -> int:
     """Breach every running clock whose deadline has passed; returns how many fired."""
     fired = 0
-
-    async def work(uow: UnitOfWork) -> None:
-        nonlocal fired
+    async with ctx.unit_of_work() as uow:
         breached: list[SlaClock] = []
         for clock in await repository.claim_due(uow.session, uow.now, CLAIM_BATCH):
             clock.status = BREACHED
@@ -151,9 +147,8 @@ async def fire_due(ctx: SlaContext) -> int:
             )
             fired += 1
             breached.append(clock)
-        await notifications.breached(ctx, uow, breached)
+        await notifications.breached(ctx.resources.notifier, uow, breached)
 
-    await ctx.commit_and_relay(work)
     return fired
 
 

@@ -31,14 +31,12 @@ from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from leadrelay.bus import Bus, Consumer, TopicPartition
-from leadrelay.clock import Clock
 from leadrelay.consumers import Handlers
-from leadrelay.db import Database
 from leadrelay.events import DecodeError, Envelope, Record, dlq_topic
 from leadrelay.inbox import claim, inbox_table
 from leadrelay.logging import bind_event, get_logger
 from leadrelay.unavailable import Unavailable, cancel_and_wait, within
-from leadrelay.unit_of_work import UnitOfWork, unit_of_work
+from leadrelay.unit_of_work import UnitOfWork, UnitsOfWork
 
 log = get_logger("leadrelay.worker")
 
@@ -132,11 +130,9 @@ class ConsumerWorker(Generic[B]):
         group: str,
         topics: Sequence[str],
         bus: Bus,
-        db: Database,
+        units: UnitsOfWork,
         prefetch: Prefetch[B],
         handlers: Handlers[B],
-        clock: Clock,
-        on_commit: Callable[[], None] = lambda: None,
         max_records: int = 500,
         fetch_timeout_ms: int = 100,
         stall_seconds: float = 60.0,
@@ -148,12 +144,13 @@ class ConsumerWorker(Generic[B]):
         self.group = group
         self.topics = list(topics)
         self.bus = bus
-        self.db = db
+        # Each batch is one unit of work: committed, it wakes the relay if it wrote outbox rows.
+        self.units = units
+        db = units.db
         self.inbox = inbox_table(dict(db.metadata.tables), db.schema)
         self.prefetch = prefetch
         self.handlers = handlers
-        self.clock = clock
-        self.on_commit = on_commit
+        self.clock = units.clock
         self.max_records = max_records
         self.fetch_timeout_ms = fetch_timeout_ms
         self.stall_seconds = stall_seconds
@@ -260,14 +257,10 @@ class ConsumerWorker(Generic[B]):
                     log.info("consumer_started", group=self.group, topics=self.topics)
                 records = await self._consumer.getmany(self.max_records, self.fetch_timeout_ms)
                 if records:
-                    wrote, outcomes = await self._process(records)
+                    outcomes = await self._process(records)
                     await self._consumer.commit(_next_offsets(records))
                     self._recent.extend(outcomes)
                     self._progressed()
-                    if wrote:
-                        # Only a batch that wrote outbox rows wakes the relay: an empty drain
-                        # still costs a transaction (lock and SELECT) on the database.
-                        self.on_commit()
                 backoff = 0.2
             except asyncio.CancelledError:
                 raise
@@ -323,9 +316,8 @@ class ConsumerWorker(Generic[B]):
             retry_in=retry_in,
         )
 
-    async def _process(self, records: list[Record]) -> tuple[int, list[bool]]:
-        """Handle a batch; returns how many outbox rows it wrote and, per record, whether it was
-        dead-lettered. Raises (and nothing is committed) if the batch must be retried."""
+    async def _process(self, records: list[Record]) -> list[bool]:
+        """Handle a batch; returns, per record, whether it was dead-lettered. Raises (and nothing is committed) if the batch must be retried."""
         started = time.perf_counter()
         good: list[tuple[Record, Envelope]] = []
         dead: list[tuple[Record, str]] = []
@@ -339,11 +331,12 @@ class ConsumerWorker(Generic[B]):
                 outcomes.append(True)
         if dead:
             self._check_dead_letter_share(outcomes)
-        wrote = await self._handle(good) if good else 0
+        if good:
+            await self._handle(good)
         if dead:
             await self._dead_letter(dead)
         BATCH_SECONDS.labels(self.group).observe(time.perf_counter() - started)
-        return wrote, outcomes
+        return outcomes
 
     def _check_dead_letter_share(self, outcomes: list[bool]) -> None:
         policy = self.dead_letters
@@ -357,8 +350,8 @@ class ConsumerWorker(Generic[B]):
                 "LEADRELAY_DLQ_MAX_SHARE to drain them."
             )
 
-    async def _handle(self, items: list[tuple[Record, Envelope]]) -> int:
-        async with unit_of_work(self.db, self.clock.now()) as uow:
+    async def _handle(self, items: list[tuple[Record, Envelope]]) -> None:
+        async with self.units.begin() as uow:
             # The inbox rows go in first: the ids already there (handled before) come back absent.
             claimed = await claim(uow.session, self.inbox, [(env.id, rec.topic) for rec, env in items], uow.now)
             fresh: list[tuple[Record, Envelope]] = []
@@ -377,7 +370,6 @@ class ConsumerWorker(Generic[B]):
                         with bind_event(env.subject, env.id):
                             await handler(batch, env.data)
                     CONSUMED.labels(self.group, rec.topic).inc()
-        return uow.flushed
 
     async def _dead_letter(self, dead: list[tuple[Record, str]]) -> None:
         out = []
