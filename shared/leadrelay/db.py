@@ -194,12 +194,28 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A committed transaction: for the shared library's own machinery (the unit of work, the
+        outbox relay, migrations); a service writes through ``ctx.unit_of_work()`` and reads through
+        :meth:`read`."""
         try:
             async with self.sessions() as session, session.begin():
                 yield session
         except PoolTimeout as exc:
             # Every pooled connection busy past the pool's timeout (while the server restarts, say):
             # raised at checkout, past the engine's handle_error hook.
+            raise Unavailable(self.dependency, f"no free database connection: {exc!r}") from exc
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A session for reads: whatever it did is rolled back at the end. Writes go through a unit
+        of work (``leadrelay.unit_of_work``), which commits and wakes the senders."""
+        try:
+            async with self.sessions() as session:
+                try:
+                    yield session
+                finally:
+                    await session.rollback()
+        except PoolTimeout as exc:
             raise Unavailable(self.dependency, f"no free database connection: {exc!r}") from exc
 
     async def ping(self) -> None:
