@@ -26,6 +26,15 @@ KNOWN_QUERIES_OUTSIDE_REPOSITORIES = {
     "services/sla-monitor/sla_monitor/notifications.py",
 }
 
+# Modules that still open a plain transaction (``db.transaction()``) instead of reading through
+# ``database.read()`` and writing through a unit of work. Same deal: the list only shrinks.
+KNOWN_PLAIN_TRANSACTIONS = {
+    "services/intake/intake/spool.py",
+    "services/sla-monitor/sla_monitor/api.py",
+    "services/sla-monitor/sla_monitor/delivery.py",
+    "services/sla-monitor/sla_monitor/notifications_api.py",
+}
+
 
 @dataclass(frozen=True)
 class Module:
@@ -98,4 +107,21 @@ def violations(root: Path) -> list[str]:
                     found.append(f"{where}:{line}: SQL outside a repository ({name}); queries live in repository.py")
         if where in KNOWN_QUERIES_OUTSIDE_REPOSITORIES and not queries_here:
             found.append(f"{where}: no longer runs queries: take it off KNOWN_QUERIES_OUTSIDE_REPOSITORIES")
+        if mod.package in services:
+            found.extend(_plain_transactions(mod, where))
     return found
+
+
+def _plain_transactions(mod: Module, where: str) -> list[str]:
+    """A service opens a transaction only as a unit of work (writes) or a read (``database.read()``)."""
+    lines = [
+        node.lineno
+        for node in ast.walk(mod.tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "transaction"
+    ]
+    if where in KNOWN_PLAIN_TRANSACTIONS:
+        return [] if lines else [f"{where}: no longer opens a plain transaction: take it off KNOWN_PLAIN_TRANSACTIONS"]
+    return [
+        f"{where}:{line}: a plain transaction; write through ctx.unit_of_work(), read through database.read()"
+        for line in lines
+    ]

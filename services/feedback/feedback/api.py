@@ -112,7 +112,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
     async def acting_rep(who: Principal, lead_id: uuid.UUID, named: str | None) -> str:
         """The rep a touch or disposition is credited to; 403 unless the caller may act for them."""
         known_rep(named)
-        async with ctx.database.transaction() as session:
+        async with ctx.database.read() as session:
             handed = await repository.handed_over(session, str(lead_id))
         who.check_lead(lead_id, handed.rep_id if handed else None, handed.territory if handed else None)
         if handed is None:

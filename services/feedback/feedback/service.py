@@ -155,7 +155,7 @@ def _logged_by(row: Touch | DispositionRow, rules: Rules) -> dict[str, str | Non
 
 
 async def lead_feedback(ctx: ServiceContext, who: Principal, lead_id: str) -> dict[str, Any]:
-    async with ctx.database.transaction() as session:
+    async with ctx.database.read() as session:
         handed = await repository.handed_over(session, lead_id)
         who.check_lead(lead_id, handed.rep_id if handed else None, handed.territory if handed else None)
         if handed is None:
@@ -193,7 +193,7 @@ async def lead_feedback(ctx: ServiceContext, who: Principal, lead_id: str) -> di
 
 
 async def review_board(ctx: ServiceContext, who: Principal, since: datetime | None, limit: int) -> list[dict[str, Any]]:
-    async with ctx.database.transaction() as session:
+    async with ctx.database.read() as session:
         rows = await repository.reviewed(session, who, since, limit)
     return [
         {
@@ -212,5 +212,5 @@ async def closed_loop(
     ctx: ServiceContext, who: Principal, since: datetime | None, territory: str | None
 ) -> dict[str, object]:
     """The funnel over the leads handed to sales that ``who`` may see."""
-    async with ctx.database.transaction() as session:
+    async with ctx.database.read() as session:
         return funnel(await repository.outcomes(session, who, since, territory))

@@ -90,7 +90,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
         lead_id: uuid.UUID, who: Annotated[Principal, Depends(allow(*LEAD_READERS))]
     ) -> AssignmentOut:
         """The lead's latest assignment (``status`` tells whether sales still has it)."""
-        async with ctx.database.transaction() as session:
+        async with ctx.database.read() as session:
             row = await repository.latest_assignment(session, str(lead_id))
         who.check_lead(lead_id, row.rep_id if row else None, row.territory if row else None)
         if row is None:
@@ -115,7 +115,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
     ) -> list[dict[str, Any]]:
         """Leads sales is working: marketing must not contact them until they are recycled.
         A rep sees their own, a manager their territories', ops, admins and the CRM all."""
-        async with ctx.database.transaction() as session:
+        async with ctx.database.read() as session:
             rows = await repository.suppressions(session, who, limit)
         return [{"lead_id": lid, "rep_id": rep, "since": at} for lid, rep, at in rows]
 
@@ -123,7 +123,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
     async def territories(who: Annotated[Principal, Depends(allow(*PEOPLE))]) -> list[TerritoryOut]:
         """Territories with their managers, and their reps' availability and open leads, people by
         id and by name: a rep sees their own entry, a manager their territories, ops and admins all."""
-        async with ctx.database.transaction() as session:
+        async with ctx.database.read() as session:
             loads = await repository.open_loads(session)
             stored = await repository.availability_rows(session)
         now = ctx.clock.now()
@@ -171,8 +171,8 @@ def build_router(ctx: ServiceContext) -> APIRouter:
             raise HTTPException(
                 422, [{"loc": ["body", "until"], "msg": "must be in the future", "type": "value_error"}]
             )
-        async with ctx.database.transaction() as session:
-            st = await availability.set_availability(session, ctx.rules, rep_id, body.status, body.until, who, now)
+        async with ctx.unit_of_work() as uow:
+            st = await availability.set_availability(uow.session, ctx.rules, rep_id, body.status, body.until, who, now)
         return AvailabilityOut(rep_id=rep_id, **_state(st, ctx.rules).model_dump())
 
     return router

@@ -56,7 +56,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
     @router.get("/v1/leads/{lead_id}/score", response_model=ScoreOut)
     async def get_score(lead_id: uuid.UUID, who: Annotated[Principal, Depends(allow(*LEAD_READERS))]) -> ScoreOut:
         """A lead's score and why: for its rep, their managers, ops, admins and the CRM."""
-        async with ctx.database.transaction() as session:
+        async with ctx.database.read() as session:
             lead = await repository.lead(session, str(lead_id))
         who.check_lead(lead_id, lead.rep_id if lead else None, lead.territory if lead else None)
         if lead is None:
@@ -69,7 +69,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
     ) -> list[ConsentEvidence]:
         """The consent the lead gave (text, time, source, form, page), oldest first: evidence for
         whoever may contact the lead: its rep, their managers, ops, admins and the CRM."""
-        async with ctx.database.transaction() as session:
+        async with ctx.database.read() as session:
             lead = await repository.lead(session, str(lead_id))
         who.check_lead(lead_id, lead.rep_id if lead else None, lead.territory if lead else None)
         if lead is None:
@@ -84,7 +84,7 @@ def build_router(ctx: ServiceContext) -> APIRouter:
     ) -> list[ScoreOut]:
         """Leads by score, highest first: the list reps plan their day with. A rep sees their own
         leads, a manager their territories' (leads not handed to sales: ops, admins, the CRM)."""
-        async with ctx.database.transaction() as session:
+        async with ctx.database.read() as session:
             leads = await repository.hot_list(session, who, status, limit)
         return [_out(lead, threshold) for lead in leads]
 
