@@ -46,6 +46,7 @@ from leadrelay.bus import Bus
 from leadrelay.bus.kafka import KafkaBus, create_topics
 from leadrelay.bus.memory import BusInUse, MemoryBus
 from leadrelay.clock import SystemClock
+from leadrelay.db import private_data_dir
 from leadrelay.events import TOPIC_PARTITIONS, dlq_topic, json_schemas
 from leadrelay.logging import configure_logging, get_logger
 from leadrelay.rules import Role, Rules, RulesError, SourceRole, load_rules
@@ -77,6 +78,7 @@ def build_embedded_app(settings: Settings):  # type: ignore[no-untyped-def]
     from leadrelay.http import create_app
 
     rules = load_rules(settings.config)
+    private_data_dir(settings.data_dir)
     settings, auth, generated = embedded_auth(settings, rules)
     # The embedded log is written through to a file next to the services' SQLite files,
     # so what intake acknowledged survives a crash or restart of the process.

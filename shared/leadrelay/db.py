@@ -10,6 +10,7 @@ outbox, the unit of work and migrations have modules of their own
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -84,6 +85,17 @@ def service_url(database_url: str | None, data_dir: Path, service: str) -> str:
     data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / (schema_name(service) + ".db")
     return f"sqlite+aiosqlite:///{path.as_posix()}"
+
+
+def private_data_dir(data_dir: Path) -> None:
+    """Keep the embedded data folder (every lead's personal data, the keys) to its owner: the
+    folder 0700 and what it holds 0600, also when an older version left it open, and everything
+    this process creates from now on (the umask: SQLite's files, their journals, the event log)."""
+    os.umask(0o077)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.chmod(0o700)
+    for path in data_dir.rglob("*"):
+        path.chmod(0o700 if path.is_dir() else 0o600)
 
 
 def schema_name(service: str, prefix: str = "") -> str:
