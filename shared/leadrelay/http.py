@@ -14,7 +14,7 @@ from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import OperationalError
 
-from leadrelay import __version__, contract
+from leadrelay import __version__, apidocs, contract
 from leadrelay.asyncapi import stored_document
 from leadrelay.auth import (
     METRICS_READERS,
@@ -81,7 +81,10 @@ def create_app(runtime: Runtime, title: str, auth: Authenticator | None = None) 
     # is configured (about 5% of intake's CPU): on only when asked for.
     otel = runtime.settings.opentelemetry
     telemetry = None if otel else TelemetryConfig(tracing=False, metrics=False, logs=False)
-    app = FastAPI(title=title, version=__version__, lifespan=lifespan, telemetry=telemetry)
+    app = FastAPI(
+        title=title, version=__version__, lifespan=lifespan, telemetry=telemetry, docs_url=None, redoc_url=None
+    )
+    apidocs.install(app)
     app.state.runtime = runtime
     app.state.auth = auth
     declared = []
