@@ -10,7 +10,7 @@ KAFKA_PORT ?= 9092
 PG_PORT    ?= 55432
 export KAFKA_PORT PG_PORT
 
-.PHONY: run test test-unit test-fast contract install infra infra-stop browser run-distributed stop-distributed lint schemas bench soak clean
+.PHONY: lock audit run test test-unit test-fast contract install infra infra-stop browser run-distributed stop-distributed lint schemas bench soak clean
 
 ## run: all five services embedded on http://127.0.0.1:8000 (SQLite, in-process bus)
 run: $(STAMP)
@@ -47,11 +47,30 @@ contract: $(STAMP)
 
 install: $(STAMP)
 
-$(STAMP): shared/pyproject.toml $(wildcard services/*/pyproject.toml) requirements-dev.txt
+# Every third-party package comes from requirements-dev.lock, pinned with its hashes; Leadrelay's
+# own packages are then installed from this checkout without resolving anything more, and
+# `pip check` fails if the lock misses a dependency (run `make lock` after changing one).
+$(STAMP): shared/pyproject.toml $(wildcard services/*/pyproject.toml) requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q $(PACKAGES) -r requirements-dev.txt
+	$(BIN)/pip install -q --require-hashes --no-deps -r requirements-dev.lock
+	$(BIN)/pip install -q --no-deps --no-build-isolation $(PACKAGES)
+	$(BIN)/pip check
 	touch $(STAMP)
+
+## lock: resolve requirements.in (and requirements-dev.txt) into the hash-pinned lock files
+LOCAL_PACKAGES := leadrelay leadrelay-intake leadrelay-scoring leadrelay-routing leadrelay-sla-monitor \
+	leadrelay-feedback leadrelay-console
+LOCK := $(BIN)/uv pip compile --universal --python-version 3.11 --generate-hashes --quiet \
+	$(foreach p,$(LOCAL_PACKAGES),--no-emit-package $(p))
+lock: $(STAMP)
+	$(LOCK) requirements.in -o requirements.lock
+	$(LOCK) requirements.in requirements-dev.txt -o requirements-dev.lock
+
+## audit: known vulnerabilities in the locked packages (pip-audit --strict: fails, too, when a package
+## cannot be checked, e.g. the advisory database is not reachable)
+audit: $(STAMP)
+	$(BIN)/pip-audit --strict --require-hashes --disable-pip -r requirements.lock
+	$(BIN)/pip-audit --strict --require-hashes --disable-pip -r requirements-dev.lock
 
 ## infra: start PostgreSQL and Kafka locally, create the topics; build Toxiproxy (the network-fault test's)
 infra: $(STAMP)

@@ -108,6 +108,8 @@ class Dockerfile:
     # pip install arguments, each resolved to (container path, repository path or None)
     pip_installs: list[tuple[str, PurePosixPath, Path | None]] = field(default_factory=list)
     pip_flags: list[str] = field(default_factory=list)
+    # requirement files (``pip install -r``), each as (container path, repository path or None)
+    pip_requirements: list[tuple[PurePosixPath, Path | None]] = field(default_factory=list)
     entrypoint: list[str] | None = None
 
     def to_repo(self, path: PurePosixPath) -> Path | None:
@@ -159,8 +161,12 @@ def parse_dockerfile() -> Dockerfile:
                 words = shlex.split(command)
                 for i in range(len(words) - 1):
                     if words[i].endswith("pip") and words[i + 1] == "install":
-                        for word in words[i + 2 :]:
-                            if word.startswith("-"):
+                        args_ = words[i + 2 :]
+                        for j, word in enumerate(args_):
+                            if j > 0 and args_[j - 1] in ("-r", "--requirement"):
+                                in_image = df.workdir / word
+                                df.pip_requirements.append((in_image, df.to_repo(in_image)))
+                            elif word.startswith("-"):
                                 df.pip_flags.append(word)
                             else:
                                 in_image = df.workdir / word
@@ -425,6 +431,13 @@ def test_dockerfile_copy_sources_exist(dockerfile: Dockerfile) -> None:
     assert dockerfile.copy_sources, "the Dockerfile has no COPY"
     for src in dockerfile.copy_sources:
         assert (REPO / src).exists(), f"Dockerfile: COPY source {src!r} does not exist in the repository"
+
+
+def test_dockerfile_installs_the_locked_dependencies_with_their_hashes(dockerfile: Dockerfile) -> None:
+    """Third-party packages come from requirements.lock (hash-checked), the packages add nothing."""
+    assert [repo for _, repo in dockerfile.pip_requirements] == [REPO / "requirements.lock"]
+    assert "--require-hashes" in dockerfile.pip_flags
+    assert "--no-deps" in dockerfile.pip_flags
 
 
 def test_dockerfile_installs_every_package(dockerfile: Dockerfile) -> None:
