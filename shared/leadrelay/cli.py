@@ -231,6 +231,10 @@ def _serve(app, settings: Settings, port: int) -> None:  # type: ignore[no-untyp
             timeout_graceful_shutdown=20,
             http=http_protocol(settings.max_header_bytes),
             h11_max_incomplete_event_size=settings.max_header_bytes,
+            # uvicorn believes X-Forwarded-For from 127.0.0.1 by default: any local process could
+            # then pick its own address. Only the configured proxies are believed.
+            proxy_headers=bool(settings.trusted_proxies.strip()),
+            forwarded_allow_ips=settings.trusted_proxies.strip() or "",
         )
     )
     console = getattr(app.state, "console", None)

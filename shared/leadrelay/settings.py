@@ -47,6 +47,14 @@ class Settings(BaseSettings):
     kafka_replication_factor: int = Field(default=1, ge=1, description="Used by `leadrelay create-topics`.")
     schema_prefix: str = Field(default="", description="Prefix of every service's PostgreSQL schema.")
     host: str = "127.0.0.1"
+    trusted_proxies: str = Field(
+        default="",
+        description=(
+            "Comma-separated addresses or networks (CIDR) of the reverse proxies in front of Leadrelay:"
+            " only from these is X-Forwarded-For / X-Forwarded-Proto believed (the client's address"
+            " drives the per-address form limits). Empty: never, the peer's address is the client's."
+        ),
+    )
     port: int | None = Field(default=None, description="HTTP port; default 8000 embedded, 8001-8005 per service.")
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"

@@ -14,9 +14,7 @@ from packaging.utils import canonicalize_name
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECTS = [REPO / "shared" / "pyproject.toml", *sorted((REPO / "services").glob("*/pyproject.toml"))]
-LOCAL = {
-    canonicalize_name(tomllib.loads(p.read_text(encoding="utf-8"))["project"]["name"]) for p in PROJECTS
-}
+LOCAL = {canonicalize_name(tomllib.loads(p.read_text(encoding="utf-8"))["project"]["name"]) for p in PROJECTS}
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^\s;\\]+)")
 
 
