@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 from prometheus_client import Counter, Gauge
-from sqlalchemy import func, select
 
+from intake import repository
 from leadrelay.events import Envelope
 from leadrelay.logging import get_logger
 from leadrelay.unavailable import Unavailable
@@ -97,8 +96,8 @@ class Spool:
                 # Every waiter in ``batch`` was there before the query below began.
                 batch, self._waiting = self._waiting, []
                 try:
-                    async with self.db.transaction() as session:
-                        found = await session.scalar(select(self.table.c.id).limit(1))
+                    async with self.db.read() as session:
+                        found = await repository.spool_holds_events(session, self.table)
                 except Exception as exc:
                     for waiter in batch:
                         if not waiter.done():
@@ -108,7 +107,7 @@ class Spool:
                     # Cancelled mid-look (the service stops): this batch is answered below with the rest.
                     self._waiting = batch + self._waiting
                     raise
-                self.known_nonempty = found is not None
+                self.known_nonempty = found
                 LOOKS.inc()
                 for waiter in batch:
                     if not waiter.done():
@@ -156,11 +155,8 @@ class Spool:
 
     async def measure(self) -> None:
         """Depth and the oldest event's age, for the metrics and the readiness check."""
-        async with self.db.transaction() as session:
-            depth = int(await session.scalar(select(func.count()).select_from(self.table)) or 0)
-            oldest: datetime | None = await session.scalar(
-                select(self.table.c.created_at).order_by(self.table.c.id).limit(1)
-            )
+        async with self.db.read() as session:
+            depth, oldest = await repository.spool_depth(session, self.table)
         self.depth = depth
         self.known_nonempty = depth > 0
         self.oldest_age = max(0.0, (self.clock.now() - oldest).total_seconds()) if oldest is not None else 0.0
