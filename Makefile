@@ -35,7 +35,7 @@ test-unit: $(STAMP)
 ## test-fast: the inner loop (about three minutes on two cores, nothing to start): unit tests, the
 ## embedded bus, and the integration suite on SQLite; the Kafka and PostgreSQL variants are
 ## deselected. Three pytest-xdist workers: most of these tests wait on timers and polls, not the CPU.
-FAST_PATHS := tests/architecture tests/intake tests/scoring tests/routing tests/sla_monitor tests/feedback tests/shared tests/integration \
+FAST_PATHS := tests/architecture tests/docs tests/intake tests/scoring tests/routing tests/sla_monitor tests/feedback tests/shared tests/integration \
 	tests/console
 test-fast: $(STAMP)
 	env -u LEADRELAY_TEST_DATABASE_URL -u LEADRELAY_TEST_KAFKA -u LEADRELAY_REQUIRE_INFRA \

@@ -465,15 +465,15 @@ def test_smtp_password_is_a_secret_setting() -> None:
     assert password not in repr(s) and password not in str(s.model_dump())
 
 
-def test_the_readmes_verification_snippet_accepts_leadrelays_webhooks(monkeypatch: pytest.MonkeyPatch) -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+def test_the_guides_verification_snippet_accepts_leadrelays_webhooks(monkeypatch: pytest.MonkeyPatch) -> None:
+    readme = (ROOT / "docs" / "notifications.md").read_text(encoding="utf-8")
     snippet = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "standardwebhooks" in b)
     secret = new_secret()
     monkeypatch.setenv("LEADRELAY_WEBHOOK_CRM_SECRET", secret)
     seen: set[str] = set()
     handled: list[tuple[str, Any]] = []
     namespace: dict[str, Any] = {"already_handled": lambda i: i in seen, "handle": lambda t, d: handled.append((t, d))}
-    exec(snippet, namespace)  # noqa: S102 - the README's own code
+    exec(snippet, namespace)  # noqa: S102 - the guide's own code
     receive = namespace["receive"]
     job = Job(
         id=1,
