@@ -214,6 +214,8 @@ class Database:
                 try:
                     yield session
                 finally:
+                    # Detached first, so the rows read stay loaded (a rollback would expire them).
+                    session.expunge_all()
                     await session.rollback()
         except PoolTimeout as exc:
             raise Unavailable(self.dependency, f"no free database connection: {exc!r}") from exc
