@@ -1,4 +1,4 @@
-"""sla_monitor.domain: the deadlines an assignment starts and what stops them (pure, time passed in)."""
+"""sla_monitor.clocks.domain: the deadlines an assignment starts and what stops them (pure, time passed in)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from leadrelay.events import Qualification
 from leadrelay.rules import Sla, load_rules
-from sla_monitor.domain import (
+from sla_monitor.clocks.domain import (
     BREACHED,
     DISPOSITION,
     FIRST_TOUCH,
@@ -97,7 +97,7 @@ def test_clock_names_are_stable_identifiers() -> None:
 
 
 def test_feedback_seen_before_an_assignment_arrives_counts_from_the_assignment_time() -> None:
-    from sla_monitor.domain import stopped_before_start
+    from sla_monitor.clocks.domain import stopped_before_start
 
     assigned = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
     assert stopped_before_start([], assigned) == set()
