@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
@@ -20,10 +20,12 @@ from leadrelay.auth import (
     METRICS_READERS,
     PUBLIC,
     Authenticator,
+    Principal,
     allow,
     api_routes,
     authenticated_operations,
     check_routes,
+    principal,
 )
 from leadrelay.db import is_postgres
 from leadrelay.inputs import displayable
@@ -150,6 +152,16 @@ def create_app(runtime: Runtime, title: str, auth: Authenticator | None = None) 
     async def asyncapi() -> dict[str, Any]:
         """The AsyncAPI 3.0 document of the topics: channels, keys, CloudEvents headers, payload schemas."""
         return stored_document()
+
+    @app.get("/v1/me", tags=["auth"])
+    async def me(who: Annotated[Principal, Depends(principal)]) -> dict[str, Any]:
+        """Who the caller is: a person (role, territories) or a machine source."""
+        out: dict[str, Any] = {"kind": who.kind, "id": who.id, "name": who.name, "role": who.role}
+        if who.is_person:
+            out["email"] = who.email
+            out["territories"] = sorted(who.territories)
+            out["expires_at"] = who.expires_at
+        return out
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

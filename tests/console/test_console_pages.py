@@ -24,7 +24,7 @@ from leadrelay.clock import FrozenClock
 from leadrelay.http import create_app
 from leadrelay.rules import Rules, parse_rules
 from leadrelay.runtime import Runtime, load_services
-from sla_monitor.notifications import Notifier
+from sla_monitor.notify.notifier import Notifier
 from tests.harness import EXAMPLE, SOURCE_KEYS, example_rules, settings_for
 
 ASTRID_LEAD = {

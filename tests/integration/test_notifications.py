@@ -25,8 +25,8 @@ from leadrelay.events import LEADS_ASSIGNED, Record
 from leadrelay.rules import Rules, parse_rules
 from leadrelay.settings import Settings
 from leadrelay.unavailable import cancel_and_wait
-from sla_monitor.delivery import Dispatcher
-from sla_monitor.notifications import fire_warnings
+from sla_monitor.clocks.service import fire_warnings
+from sla_monitor.notify.delivery import Dispatcher
 from tests.harness import EXAMPLE, Harness, running
 from tests.receivers import HttpReceiver, SmtpServer, new_secret
 

@@ -1,15 +1,17 @@
-"""sla_monitor.domain: the deadlines an assignment starts and what stops them (pure, time passed in)."""
+"""sla_monitor.clocks.domain: the deadlines an assignment starts and what stops them (pure, time passed in)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from leadrelay.events import Qualification
 from leadrelay.rules import Sla, load_rules
-from sla_monitor.domain import (
+from sla_monitor.clocks.domain import (
     BREACHED,
     DISPOSITION,
     FIRST_TOUCH,
@@ -19,6 +21,7 @@ from sla_monitor.domain import (
     clocks_stopped_by,
     deadlines,
 )
+from sla_monitor.queue import domain as queue
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example.yaml"
 STOCKHOLM = timezone(timedelta(hours=2), "CEST")
@@ -97,7 +100,7 @@ def test_clock_names_are_stable_identifiers() -> None:
 
 
 def test_feedback_seen_before_an_assignment_arrives_counts_from_the_assignment_time() -> None:
-    from sla_monitor.domain import stopped_before_start
+    from sla_monitor.clocks.domain import stopped_before_start
 
     assigned = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
     assert stopped_before_start([], assigned) == set()
@@ -117,3 +120,58 @@ def test_attainment_is_the_share_met_of_the_deadlines_decided() -> None:
 def test_attainment_zero_and_one() -> None:
     assert attainment({(DISPOSITION, BREACHED): 3})[DISPOSITION]["attainment"] == 0.0
     assert attainment({(DISPOSITION, MET): 2, (DISPOSITION, RUNNING): 7})[DISPOSITION]["attainment"] == 1.0
+
+
+# ------------------------------------------------------------------ sla_monitor.queue.domain
+
+
+@dataclass
+class Row:
+    """A queue row without a database (``QueueRow``'s fields)."""
+
+    lead_id: str = "lead-1"
+    cycle: int = 1
+    rep_id: str = "astrid.lindqvist"
+    territory: str = "nordics"
+    qualification: str | None = "mql"
+    assigned_at: datetime = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    first_touch_due: datetime = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+    disposition_due: datetime = datetime(2026, 3, 4, 9, 0, tzinfo=UTC)
+    handoff: dict[str, Any] | None = None
+    score: int | None = None
+    contact: dict[str, Any] | None = None
+    touches: int = 0
+    first_touch_at: datetime | None = None
+    last_touch_at: datetime | None = None
+    disposition: str | None = None
+    disposition_at: datetime | None = None
+    open: bool = True
+
+
+def test_only_a_newer_cycle_replaces_the_queue_row() -> None:
+    assert queue.replaces(None, 1)
+    assert queue.replaces(Row(cycle=1), 2)
+    assert not queue.replaces(Row(cycle=2), 2)
+    assert not queue.replaces(Row(cycle=3), 2)
+
+
+def test_feedback_moves_the_row_and_its_next_deadline() -> None:
+    row = Row()
+    assigned = row.assigned_at
+    first = queue.item(row, assigned + timedelta(minutes=30))
+    assert (first["status"], first["next_deadline"]["name"], first["next_deadline"]["status"]) == (
+        "new",
+        FIRST_TOUCH,
+        "running",
+    )
+    assert queue.item(row, assigned + timedelta(hours=2))["next_deadline"]["status"] == "breached"
+    queue.apply_feedback(row, "touch", assigned - timedelta(minutes=1), None)  # an earlier cycle's
+    assert row.touches == 0
+    queue.apply_feedback(row, "touch", assigned + timedelta(minutes=10), None)
+    touched = queue.item(row, assigned + timedelta(minutes=30))
+    assert (touched["status"], touched["touches"], touched["next_deadline"]["name"]) == ("touched", 1, DISPOSITION)
+    queue.apply_feedback(row, "disposition", assigned + timedelta(hours=1), "accepted")
+    accepted = queue.item(row, assigned + timedelta(hours=2))
+    assert (accepted["status"], accepted["next_deadline"], row.open) == ("accepted", None, True)
+    queue.apply_feedback(row, "disposition", assigned + timedelta(hours=3), "recycle")
+    assert (row.disposition, row.open) == ("recycle", False)  # a closing disposition leaves the queue

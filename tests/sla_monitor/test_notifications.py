@@ -24,23 +24,23 @@ from leadrelay.auth import generate_key
 from leadrelay.events import ActivitySummary, ActivityType, Contact, Handoff, Qualification, ScoreReason
 from leadrelay.rules import NotificationType, Rules, parse_rules
 from leadrelay.settings import Settings
-from sla_monitor.delivery import Job, backoff, classify, signed_webhook
-from sla_monitor.notifications import (
+from sla_monitor.notify.delivery import Job, classify, signed_webhook
+from sla_monitor.notify.domain import (
     EMAIL,
     SLACK,
     SMTP_LANE,
     WEBHOOK,
     LeadAssignedData,
     LeadRecycledData,
-    NotificationConfigError,
-    Notifier,
     PersonRef,
     Recipient,
     SlaBreachedData,
     SlaWarningData,
+    backoff,
     message_id,
 )
-from sla_monitor.rendering import email_message, slack_message, summarize, webhook_body
+from sla_monitor.notify.notifier import NotificationConfigError, Notifier
+from sla_monitor.notify.rendering import email_message, slack_message, summarize, webhook_body
 from tests.receivers import block_kit_problems, new_secret
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,4 +1,5 @@
-"""SLA state: clocks (durable timers: a row with a due time), the alerts they raised, and feedback seen."""
+"""sla-monitor's one schema: clocks (durable timers: a row with a due time), the alerts they raised,
+feedback seen, each lead's latest assignment (the queue), and the notifications with their deliveries."""
 
 from __future__ import annotations
 
@@ -67,8 +68,9 @@ class FeedbackSeen(Base):
 
 
 class QueuedLead(Base):
-    """Each lead's latest assignment as its rep's queue shows it (GET /v1/me/leads): the handoff
-    summary, the deadlines, and what sales has done since."""
+    """Each lead's latest assignment: as its rep's queue shows it (GET /v1/me/leads: the handoff
+    summary, the deadlines, and what sales has done since), and who the lead is for the
+    notifications about it (the contact, the qualification, the cycle and territory)."""
 
     __tablename__ = "queue"
     __table_args__ = (
@@ -84,26 +86,15 @@ class QueuedLead(Base):
     first_touch_due: Mapped[datetime] = mapped_column(UtcDateTime())
     disposition_due: Mapped[datetime] = mapped_column(UtcDateTime())
     handoff: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+    # The handoff's score and whole contact (None for assignments the notifications never saw).
+    score: Mapped[int | None] = mapped_column(Integer)
+    contact: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
     touches: Mapped[int] = mapped_column(Integer, default=0)
     first_touch_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     last_touch_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     disposition: Mapped[str | None] = mapped_column(String(20))
     disposition_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     open: Mapped[bool] = mapped_column(Boolean, default=True)  # false once recycled, junk or unreachable
-
-
-class Handoff(Base):
-    """Each lead's latest handoff (who the lead is, to whom it went), for the notifications about it."""
-
-    __tablename__ = "handoffs"
-    lead_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    cycle: Mapped[int] = mapped_column(Integer)
-    rep_id: Mapped[str] = mapped_column(String(100))
-    territory: Mapped[str] = mapped_column(String(100))
-    qualification: Mapped[str] = mapped_column(String(20))
-    score: Mapped[int] = mapped_column(Integer)
-    contact: Mapped[dict[str, Any]] = mapped_column(JsonType)
-    assigned_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class Notification(Base):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TypeAlias
 
 from leadrelay.runtime import ServiceContext
-from sla_monitor.notifications import Notifier
+from sla_monitor.notify.notifier import Notifier
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,8 @@ from pydantic import BaseModel
 from leadrelay.auth import DELIVERY_OPERATORS, Principal, allow
 from leadrelay.inputs import Text
 from leadrelay.logging import get_logger
-from sla_monitor import repository
 from sla_monitor.models import Delivery, Notification
-from sla_monitor.notifications import EMAIL, PENDING, SLACK, WEBHOOK
+from sla_monitor.notify import repository, service
 
 if TYPE_CHECKING:
     from sla_monitor.resources import SlaContext
@@ -79,8 +78,6 @@ DeliveryId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 def build_notifications_router(ctx: SlaContext) -> APIRouter:
-    # Resolve the endpoints now, at start-up: a missing secret stops sla-monitor with its name.
-    notifier = ctx.resources.notifier
     router = APIRouter(tags=["notifications"])
     ops = Depends(allow(*DELIVERY_OPERATORS))  # the delivery log is for ops and admins
 
@@ -97,12 +94,12 @@ def build_notifications_router(ctx: SlaContext) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[dict[str, Any]]:
         """The delivery log, newest first."""
-        async with ctx.database.transaction() as session:
+        async with ctx.database.read() as session:
             found = await repository.deliveries(session, status, endpoint, lead_id, before, limit)
         return [_out(d, n) for d, n in found]
 
     async def _load(delivery_id: int) -> tuple[Delivery, Notification]:
-        async with ctx.database.transaction() as session:
+        async with ctx.database.read() as session:
             row = await repository.delivery(session, delivery_id)
         if row is None:
             raise HTTPException(404, f"delivery {delivery_id} not found")
@@ -124,28 +121,13 @@ def build_notifications_router(ctx: SlaContext) -> APIRouter:
         who: Principal = Depends(allow(*DELIVERY_OPERATORS)),  # noqa: B008 - FastAPI's idiom
     ) -> dict[str, Any]:
         """Send the delivery again now (same webhook-id), retrying for a fresh window if it fails."""
-        kind, _, name = (await _load(delivery_id))[0].endpoint.partition(":")
-        configured = {
-            WEBHOOK: name in notifier.webhooks,
-            SLACK: name in notifier.slack,
-            EMAIL: notifier.smtp is not None,
-        }.get(kind, False)
-        if not configured:
-            raise HTTPException(
-                409,
-                f"the endpoint {kind}:{name} is no longer configured" if kind != EMAIL else "e-mail is not configured",
-            )
-        async with ctx.database.transaction() as session:
-            d = await session.get(Delivery, delivery_id, with_for_update=True)
-            if d is None:
-                raise HTTPException(404, f"delivery {delivery_id} not found")
-            now = ctx.clock.now()
-            d.status = PENDING
-            d.next_attempt_at = now
-            d.retry_until = now + notifier.retry_for
-            n = await session.get(Notification, d.notification_id)
-            assert n is not None
-            out = _out(d, n)
+        try:
+            d, n = await service.redeliver(ctx, delivery_id)
+        except service.DeliveryNotFound as exc:
+            raise HTTPException(404, str(exc)) from exc
+        except service.EndpointNotConfigured as exc:
+            raise HTTPException(409, str(exc)) from exc
+        out = _out(d, n)
         # The audit trail: who sent what again (the delivery log keeps no history of its own).
         log.info(
             "redelivery_requested",
@@ -155,7 +137,6 @@ def build_notifications_router(ctx: SlaContext) -> APIRouter:
             by=who.id,
             role=who.role,
         )
-        notifier.wake()
         return out
 
     return router

@@ -18,7 +18,7 @@ from jinja2 import Environment, StrictUndefined
 
 from leadrelay.events import Contact
 from leadrelay.rules import Rules
-from sla_monitor.notifications import (
+from sla_monitor.notify.domain import (
     LeadAssignedData,
     LeadRecycledData,
     PersonRef,

@@ -26,7 +26,6 @@ import asyncio
 import contextlib
 import email.utils
 import json
-import random
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -36,16 +35,16 @@ from typing import TYPE_CHECKING, Any
 import aiosmtplib
 import httpx
 from prometheus_client import Counter, Gauge, Histogram
-from sqlalchemy import func, select
 from standardwebhooks.webhooks import Webhook as Signer
 
 from leadrelay import __version__
 from leadrelay.clock import Clock, SystemClock
 from leadrelay.logging import get_logger
 from leadrelay.unavailable import cancel_and_wait
-from sla_monitor.models import Delivery, Notification
-from sla_monitor.notifications import DELIVERED, EMAIL, FAILED, PENDING, SLACK, WEBHOOK, Notifier
-from sla_monitor.rendering import email_message, slack_message, summarize, webhook_body
+from sla_monitor.notify import repository
+from sla_monitor.notify.domain import DELIVERED, EMAIL, FAILED, SLACK, WEBHOOK, backoff
+from sla_monitor.notify.notifier import Notifier
+from sla_monitor.notify.rendering import email_message, slack_message, summarize, webhook_body
 
 if TYPE_CHECKING:
     from sla_monitor.resources import SlaContext
@@ -92,16 +91,6 @@ class Outcome:
 
 
 DELIVERED_OK = Outcome(delivered=True, retry=False)
-
-
-def backoff(attempts: int, base: float, cap: float, retry_after: float | None = None) -> float:
-    """Seconds before the next attempt after ``attempts`` failures: exponential, capped, with jitter
-    (between half and all of the step, so receivers coming back are not hit by every sender at once)."""
-    step = min(cap, base * 2 ** max(0, attempts - 1))
-    delay = random.uniform(step / 2, step)
-    if retry_after is not None:
-        delay = max(delay, min(retry_after, cap))
-    return delay
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -223,21 +212,11 @@ class Dispatcher:
         free = {lane: self.concurrency - n for lane, n in self.in_flight.items()}
         saturated = [lane for lane, n in free.items() if n <= 0]
         jobs: list[Job] = []
-        async with self.ctx.database.transaction() as session:
-            now = self.clock.now()
-            query = (
-                select(Delivery, Notification)
-                .join(Notification, Delivery.notification_id == Notification.id)
-                .where(Delivery.status == PENDING, Delivery.next_attempt_at <= now)
-                .order_by(Delivery.next_attempt_at, Delivery.id)
-                .limit(CLAIM_BATCH)
-                .with_for_update(of=Delivery, skip_locked=True)
-            )
-            if saturated:
-                query = query.where(Delivery.lane.not_in(saturated))
-            if self.in_flight_ids:
-                query = query.where(Delivery.id.not_in(self.in_flight_ids))
-            for delivery, notification in (await session.execute(query)).all():
+        # The lease is a write: the claim is a unit of work (it wakes nobody: it writes no rows to send).
+        async with self.ctx.unit_of_work() as uow:
+            now = uow.now
+            claimed = await repository.claim_due(uow.session, now, CLAIM_BATCH, saturated, self.in_flight_ids)
+            for delivery, notification in claimed:
                 slots = free.get(delivery.lane, self.concurrency)
                 if slots <= 0:
                     continue  # left for the next round: this lane is full
@@ -372,11 +351,11 @@ class Dispatcher:
     # ---- recording the outcome
 
     async def record(self, job: Job, outcome: Outcome) -> None:
-        async with self.ctx.database.transaction() as session:
-            row = await session.get(Delivery, job.id, with_for_update=True)
+        async with self.ctx.unit_of_work() as uow:
+            row = await repository.delivery_for_update(uow.session, job.id)
             if row is None:
                 return
-            now = self.clock.now()
+            now = uow.now
             row.attempts += 1
             row.last_attempt_at = now
             row.last_status = outcome.status
@@ -417,13 +396,9 @@ class Dispatcher:
         if time.monotonic() - self._last_gauges < every_seconds:
             return
         self._last_gauges = time.monotonic()
-        async with self.ctx.database.transaction() as session:
-            count, oldest = (
-                await session.execute(
-                    select(func.count(Delivery.id), func.min(Delivery.created_at)).where(Delivery.status == PENDING)
-                )
-            ).one()
-        QUEUE_DEPTH.set(count or 0)
+        async with self.ctx.database.read() as session:
+            count, oldest = await repository.pending(session)
+        QUEUE_DEPTH.set(count)
         if oldest is not None and oldest.tzinfo is None:
             oldest = oldest.replace(tzinfo=UTC)
         QUEUE_AGE.set(max(0.0, (self.clock.now() - oldest).total_seconds()) if oldest is not None else 0.0)

@@ -1,4 +1,4 @@
-"""SLA clocks: which deadlines an assignment starts, and what a touch or a disposition stops.
+"""SLA clocks' rules: which deadlines an assignment starts, and what a touch or a disposition stops.
 
 Two clocks per assignment, from the SLA policy of its qualification
 (handraisers get the tighter one): ``first_touch`` (a touch by the deadline)
@@ -23,6 +23,10 @@ def deadlines(sla: Sla, qualification: Qualification, assigned_at: datetime) -> 
     return {FIRST_TOUCH: assigned_at + policy.first_touch, DISPOSITION: assigned_at + policy.disposition}
 
 
+# Feedback seen for a lead: kind (touch, disposition), when, the disposition.
+Seen = tuple[str, datetime, str | None]
+
+
 def clocks_stopped_by(kind: str) -> tuple[str, ...]:
     return (FIRST_TOUCH,) if kind == "touch" else (FIRST_TOUCH, DISPOSITION)
 
@@ -31,7 +35,7 @@ TOUCH = "touch"
 DISPOSITION_KIND = "disposition"
 
 
-def stopped_before_start(seen: list[tuple[str, datetime, str | None]], assigned_at: datetime) -> set[str]:
+def stopped_before_start(seen: list[Seen], assigned_at: datetime) -> set[str]:
     """Clocks already met when an assignment arrives: feedback travels on another topic and can
     overtake its assignment, so a touch or disposition seen at or after the assignment time counts."""
     return {name for kind, at, _ in seen if at >= assigned_at for name in clocks_stopped_by(kind)}

@@ -1,22 +1,21 @@
-"""SLA monitor's HTTP routes: a lead's clocks and alerts, the alert feed ops watches, and who
-the caller is with their own queue of leads."""
+"""The SLA clocks' routes: a lead's clocks and alerts, the alert feed ops watches, the attainment,
+and the deadlines of the rules."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, Field
 
-from leadrelay.auth import LEAD_READERS, PEOPLE, Principal, allow, principal
+from leadrelay.auth import LEAD_READERS, PEOPLE, Principal, allow
 from leadrelay.contract import Since, TerritoryId
 from leadrelay.rules import SlaPolicy
-from sla_monitor import queue, repository
-from sla_monitor.domain import attainment
+from sla_monitor.clocks import repository
+from sla_monitor.clocks.domain import attainment
 from sla_monitor.models import Alert
-from sla_monitor.queue import DeadlineStatus, Stage
 
 if TYPE_CHECKING:
     from sla_monitor.resources import SlaContext
@@ -88,7 +87,7 @@ def build_router(ctx: SlaContext) -> APIRouter:
 
     @router.get("/v1/leads/{lead_id}/sla", response_model=LeadSla)
     async def lead_sla(lead_id: uuid.UUID, who: Annotated[Principal, Depends(allow(*LEAD_READERS))]) -> LeadSla:
-        async with ctx.database.transaction() as session:
+        async with ctx.database.read() as session:
             clocks = await repository.lead_clocks(session, str(lead_id))
             alerts = await repository.lead_alerts(session, str(lead_id))
         owner = clocks[-1] if clocks else None  # ordered by cycle: the latest assignment's rep
@@ -123,34 +122,8 @@ def build_router(ctx: SlaContext) -> APIRouter:
         """Breached deadlines, newest first: the feed ops acts on. A rep sees their own, a manager
         their territories'."""
         who.check_territory(territory, ctx.rules)
-        async with ctx.database.transaction() as session:
+        async with ctx.database.read() as session:
             return [_alert(a) for a in await repository.alerts(session, who, since, territory, limit)]
-
-    @router.get("/v1/me")
-    async def me(who: Annotated[Principal, Depends(principal)]) -> dict[str, Any]:
-        """Who the caller is: a person (role, territories) or a machine source."""
-        out: dict[str, Any] = {"kind": who.kind, "id": who.id, "name": who.name, "role": who.role}
-        if who.is_person:
-            out["email"] = who.email
-            out["territories"] = sorted(who.territories)
-            out["expires_at"] = who.expires_at
-        return out
-
-    @router.get("/v1/me/leads")
-    async def my_leads(
-        who: Annotated[Principal, Depends(allow(*PEOPLE))],
-        status: Annotated[Stage | None, Query(description="new, touched or accepted")] = None,
-        territory: Annotated[TerritoryId | None, Query(description="only this territory's leads")] = None,
-        sla: Annotated[DeadlineStatus | None, Query(description="the next deadline: running or breached")] = None,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    ) -> list[dict[str, Any]]:
-        """The caller's open leads (a manager's: their territories'; ops and admins: all), each with
-        the handoff summary and the next SLA deadline, most urgent first."""
-        who.check_territory(territory, ctx.rules)
-        now = ctx.clock.now()
-        async with ctx.database.transaction() as session:
-            rows = await repository.open_queue(session, who, now, status, territory, sla, limit)
-        return [queue.item(row, now) for row in rows]
 
     @router.get("/v1/metrics/sla", response_model=SlaAttainment)
     async def sla_attainment(
@@ -161,7 +134,7 @@ def build_router(ctx: SlaContext) -> APIRouter:
         """SLA attainment per deadline (first touch, disposition): met, breached, still running, and
         the share met of those decided; over a rep's own leads, a manager's territories', or all."""
         who.check_territory(territory, ctx.rules)
-        async with ctx.database.transaction() as session:
+        async with ctx.database.read() as session:
             counts = await repository.clock_outcomes(session, who, since, territory)
         return SlaAttainment.model_validate(attainment(counts))
 
