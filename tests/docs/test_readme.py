@@ -112,3 +112,17 @@ def test_try_it_runs_as_written(tmp_path: Path) -> None:
             proc.wait(30)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def test_the_readme_links_every_guide() -> None:
+    linked = {t.partition("#")[0] for t in LINK.findall(_outside_code(README.read_text(encoding="utf-8")))}
+    missing = [g.name for g in sorted((REPO / "docs").glob("*.md")) if f"docs/{g.name}" not in linked]
+    assert not missing, f"README.md's Documentation does not link {missing}"
+
+
+def test_every_environment_variable_is_in_the_configuration_guide() -> None:
+    from leadrelay.settings import Settings
+
+    guide = (REPO / "docs" / "configuration.md").read_text(encoding="utf-8")
+    missing = [f"LEADRELAY_{n.upper()}" for n in Settings.model_fields if f"LEADRELAY_{n.upper()}`" not in guide]
+    assert not missing, f"docs/configuration.md does not document {missing}"
