@@ -499,7 +499,7 @@ def public_route() -> None:
 
 PUBLIC = Depends(public_route)
 
-# Who may do what (the README's roles table).
+# Who may do what (docs/access.md's roles table).
 PEOPLE = (Role.REP, Role.MANAGER, Role.OPS, Role.ADMIN)
 LEAD_READERS = (*PEOPLE, SourceRole.CRM)  # per-lead views and lead lists, filtered by ownership
 FEEDBACK_WRITERS = (*PEOPLE, SourceRole.CRM)  # touches and dispositions

@@ -99,7 +99,7 @@ class Settings(BaseSettings):
     )
     max_form_fields: int = Field(default=200, ge=1, description="Most fields in one form submission (422 above).")
 
-    # Intake's spam protections (per process: see the README on several replicas).
+    # Intake's spam protections (per process: see docs/website.md on several replicas).
     form_rate_per_address: float = Field(
         default=0.5, gt=0, description="Form posts per second one client address may sustain (token bucket refill)."
     )

@@ -105,7 +105,7 @@ class Notifier:
             bad = [(n, p) for n, s in enumerate(secrets, 1) if (p := _secret_problem(s)) is not None]
             if bad:
                 problems += [
-                    f"{where}: secret {n} in {hook.secret_env} {problem} (generate one as the README shows)"
+                    f"{where}: secret {n} in {hook.secret_env} {problem} (generate one as docs/notifications.md shows)"
                     for n, problem in bad
                 ]
                 continue
