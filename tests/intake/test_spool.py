@@ -171,7 +171,7 @@ async def test_always_spool_goes_through_the_spool(tmp_path: Path) -> None:
 
 class GatedDatabase:
     """The spool's database, with its first look at the spool held after it read until ``gate`` opens:
-    a look that has read, but not yet answered. (Other transactions, the measuring job's among them,
+    a look that has read, but not yet answered. (Other reads, the measuring job's among them,
     pass.)"""
 
     def __init__(self, db: Any) -> None:
@@ -184,13 +184,13 @@ class GatedDatabase:
         return getattr(self.db, name)
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Any]:
+    async def read(self) -> AsyncIterator[Any]:
         task = asyncio.current_task()
         first = False
         if task is not None and task.get_name() == "intake-spool-look":
             self.looks += 1
             first = self.looks == 1
-        async with self.db.transaction() as session:
+        async with self.db.read() as session:
             yield session
         if first:
             self.held.set()
