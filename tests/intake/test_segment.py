@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from intake.domain import lead_id_for
-from intake.segment import Message, form_visitors, map_message, occurred_at, parse_message, visitor_key
-from intake.tracking import _Refused, gunzip
+from intake.connectors.segment import Message, map_message, occurred_at, parse_message, visitor_key
+from intake.connectors.tracking import _Refused, gunzip
+from intake.domain import form_visitors, lead_id_for
 from leadrelay.events import ActivityRecorded, ActivityType, LeadIdentified, Visitor, VisitorActivityRecorded
 from leadrelay.rules import Tracking
 
