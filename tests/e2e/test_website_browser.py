@@ -40,7 +40,7 @@ import pytest
 import yaml
 from playwright.sync_api import Browser, Page, Request, expect
 
-from intake.website import embed_script, track_script
+from intake.forms.website import embed_script, track_script
 from leadrelay.events import all_topics
 from leadrelay.rules import Captcha, FieldType, FormField
 from leadrelay.rules import Form as RulesForm

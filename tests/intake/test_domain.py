@@ -1,13 +1,29 @@
-"""intake.domain: turning what a web form posts into a canonical contact (pure, no I/O)."""
+"""intake.domain: turning what a web form posts into a canonical contact, a form's rules together, and
+what a behaviour event must name (pure, no I/O)."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from intake.domain import MAX_CUSTOM, MAX_VALUE, lead_id_for, normalise_email, normalise_submission
+from intake.domain import (
+    CLOCK_SKEW,
+    MAX_CUSTOM,
+    MAX_VALUE,
+    activity_lead,
+    field_key,
+    form_visitors,
+    lead_id_for,
+    missing,
+    normalise_email,
+    normalise_submission,
+    posted_page,
+    read_form_post,
+)
+from leadrelay.rules import Consent, Form, FormField, Labels
 
 NAMESPACE = uuid.UUID("6f1c1f7e-2b0a-4e55-9d7c-0a4c6b1e9d21")
 
@@ -437,3 +453,80 @@ def test_lead_id_is_case_insensitive_after_normalisation(variants: list[str]) ->
     assert len(ids) == 1
     via_form = {lead_id_for(ok({"email": v}).contact.email, NAMESPACE) for v in variants}
     assert via_form == ids
+
+
+def test_form_visitor_fields() -> None:
+    fields = {"email": "a@b.se", "HUTK": "h-1", "anonymous-id": "a-1", "note": "x"}
+    visitors, rest, errors = form_visitors(fields, ["anonymous_id", "hutk"])
+    assert [v.id for v in visitors] == ["h-1", "a-1"] and rest == {"email": "a@b.se", "note": "x"} and errors == []
+    _, _, errors = form_visitors({"hutk": "x" * 201}, ["hutk"])
+    assert errors[0]["loc"] == ["body", "hutk"]
+    # analytics.js's cookie holds the id as a JSON string; its calls send it bare: the same visitor.
+    for stored in ('"a-1"', "%22a-1%22"):
+        visitors, _, _ = form_visitors({"ajs_anonymous_id": stored}, ["ajs_anonymous_id"])
+        assert [v.id for v in visitors] == ["a-1"]
+    visitors, _, _ = form_visitors({"ajs_anonymous_id": '""'}, ["ajs_anonymous_id"])
+    assert visitors == []
+
+
+FORM = Form(
+    id="demo",
+    name="Demo",
+    fields=[FormField(name="email", required=True), FormField(name="company", required=True), FormField(name="phone")],
+    consent=Consent(field="consent", text=Labels(en="I agree", sv="Jag godkänner"), required=True),
+)
+
+
+def test_field_keys_and_the_posted_page() -> None:
+    assert field_key(" Email Address ") == "email" and field_key("Company.Name") == "company"
+    assert field_key("favourite colour") == "favourite_colour"
+    assert posted_page({"email": "a@b.se", "Page-URL": "https://x.example/p"}) == "https://x.example/p"
+    assert posted_page({"referrer_page": "https://x.example/q"}) == "https://x.example/q"
+    assert posted_page({"email": "a@b.se"}) is None
+
+
+def test_missing_names_the_required_fields_the_post_lacks_but_not_email() -> None:
+    # email is the normaliser's own; a blank value is missing; an alias counts as the field.
+    assert missing(FORM, {}) == [{"loc": ["body", "company"], "msg": "field required", "type": "missing"}]
+    assert missing(FORM, {"company": "   "})[0]["loc"] == ["body", "company"]
+    assert missing(FORM, {"Company_Name": "Nordvik AB"}) == []
+
+
+def test_a_form_post_under_every_rule_reports_all_its_errors_at_once() -> None:
+    post = read_form_post(FORM, {"email": "not an address", "hutk": "x" * 201}, ["hutk"], consented_elsewhere=False)
+    assert post.normalised.contact is None
+    # normalisation first, then the visitor fields, the required fields, the consent box
+    assert [e["loc"][1] for e in post.errors] == ["email", "hutk", "company", "consent"]
+    assert post.consent_language is None and post.visitors == []
+
+
+def test_a_good_form_post_gives_its_contact_visitors_and_consent_language() -> None:
+    fields = {"email": "Asa@Nordvik-Test.se", "company": "Nordvik", "consent": "yes", "consent_language": "sv"}
+    post = read_form_post(FORM, {**fields, "anonymous_id": "a-1"}, ["anonymous_id"], consented_elsewhere=False)
+    assert post.errors == []
+    assert post.normalised.contact is not None and post.normalised.contact.email == "asa@nordvik-test.se"
+    assert [v.id for v in post.visitors] == ["a-1"] and post.consent_language == "sv"
+    assert "anonymous_id" not in post.normalised.custom and "consent" not in post.normalised.custom
+    assert fields["consent"] == "yes"  # the caller's fields are left as they were
+    # consent given elsewhere (HubSpot's options): the box is not required
+    post = read_form_post(FORM, {"email": "a@nordvik-test.se", "company": "N"}, [], consented_elsewhere=True)
+    assert post.errors == [] and post.consent_language is None
+
+
+def test_a_behaviour_event_names_its_lead_and_is_not_in_the_future() -> None:
+    now = datetime(2025, 3, 1, 12, tzinfo=UTC)
+    email = "asa@nordvik-test.se"
+    lead = lead_id_for(email, NAMESPACE)
+    assert activity_lead(email, None, None, now, NAMESPACE) == (lead, [])
+    assert activity_lead(email, uuid.UUID(lead), now + CLOCK_SKEW, now, NAMESPACE) == (lead, [])
+    other = uuid.uuid4()
+    assert activity_lead(None, other, None, now, NAMESPACE) == (str(other), [])
+
+    def error(*args: Any) -> Any:
+        derived, errors = activity_lead(*args, now, NAMESPACE)
+        assert derived is None and len(errors) == 1
+        return errors[0]["loc"][1], errors[0]["msg"]
+
+    assert error(email, None, now + CLOCK_SKEW + timedelta(seconds=1)) == ("occurred_at", "in the future")
+    assert error(email, other, None) == ("lead_id", "does not belong to this email")
+    assert error(None, None, None) == ("email", "give the lead's email or lead_id")

@@ -14,7 +14,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from intake.domain import lead_id_for
-from intake.protection import TokenBuckets
+from intake.forms.protection import TokenBuckets
 from leadrelay.bus.memory import MemoryBus
 from leadrelay.events import LEADS_INTAKE, Envelope, FormSubmitted
 from leadrelay.rules import Rules, parse_rules

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from intake.connectors.segment import Message, map_message, occurred_at, parse_message, visitor_key
+from intake.connectors.tracking import _Refused, gunzip
 from intake.domain import lead_id_for
-from intake.segment import Message, form_visitors, map_message, occurred_at, parse_message, visitor_key
-from intake.tracking import _Refused, gunzip
 from leadrelay.events import ActivityRecorded, ActivityType, LeadIdentified, Visitor, VisitorActivityRecorded
 from leadrelay.rules import Tracking
 
@@ -111,20 +111,6 @@ def test_a_clients_clock_is_corrected_by_its_sent_at() -> None:
     assert occurred_at(m, NOW) == NOW - timedelta(seconds=30)
     assert occurred_at(Message(type="page", anonymousId="a", timestamp=NOW + timedelta(days=1)), NOW) == NOW
     assert occurred_at(Message(type="page", anonymousId="a"), NOW) == NOW
-
-
-def test_form_visitor_fields() -> None:
-    fields = {"email": "a@b.se", "HUTK": "h-1", "anonymous-id": "a-1", "note": "x"}
-    visitors, rest, errors = form_visitors(fields, ["anonymous_id", "hutk"])
-    assert [v.id for v in visitors] == ["h-1", "a-1"] and rest == {"email": "a@b.se", "note": "x"} and errors == []
-    _, _, errors = form_visitors({"hutk": "x" * 201}, ["hutk"])
-    assert errors[0]["loc"] == ["body", "hutk"]
-    # analytics.js's cookie holds the id as a JSON string; its calls send it bare: the same visitor.
-    for stored in ('"a-1"', "%22a-1%22"):
-        visitors, _, _ = form_visitors({"ajs_anonymous_id": stored}, ["ajs_anonymous_id"])
-        assert [v.id for v in visitors] == ["a-1"]
-    visitors, _, _ = form_visitors({"ajs_anonymous_id": '""'}, ["ajs_anonymous_id"])
-    assert visitors == []
 
 
 def test_decompression_stops_at_the_limit() -> None:

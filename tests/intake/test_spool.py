@@ -170,8 +170,8 @@ async def test_always_spool_goes_through_the_spool(tmp_path: Path) -> None:
 
 
 class GatedDatabase:
-    """The spool's database, with its first look at the spool (a read) held after it read until ``gate`` opens:
-    a look that has read, but not yet answered. (Other transactions, the measuring job's among them,
+    """The spool's database, with its first look at the spool held after it read until ``gate`` opens:
+    a look that has read, but not yet answered. (Other reads, the measuring job's among them,
     pass.)"""
 
     def __init__(self, db: Any) -> None:

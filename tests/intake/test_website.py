@@ -14,14 +14,14 @@ import pytest
 import yaml
 
 from intake.cors import ALLOW_HEADERS, decide
-from intake.website import (
+from intake.domain import missing
+from intake.forms.messages import language
+from intake.forms.website import (
     DEFAULT_FIELDS,
     answer_page,
     embed_script,
     error_page,
     fields_of,
-    language,
-    missing,
     page_of,
     thank_you,
     wants_html,

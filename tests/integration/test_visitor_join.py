@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+from intake.connectors.segment import visitor_key
 from intake.domain import lead_id_for
-from intake.segment import visitor_key
 from leadrelay.events import (
     ActivityType,
     Contact,

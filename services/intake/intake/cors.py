@@ -4,7 +4,7 @@
 - The tracking endpoints (Segment's ``/v1/page`` = ``/v1/p``, ``/v1/track`` = ``/v1/t``,
   ``/v1/identify``, ``/v1/batch``...) from the ``origins`` of any source here (the write key, which
   may be in the body, says which source); the route then holds the request to its own source's
-  ``origins`` (``intake.tracking``: 403 for another source's origin).
+  ``origins`` (``intake.connectors.tracking``: 403 for another source's origin).
 - HubSpot's Forms API (``/submissions/v3/integration/submit/{portalId}/{formGuid}``) from the
   ``origins`` of the form with that address.
 - Salesforce's Web-to-Lead (``/servlet/servlet.WebToLead``) from the ``origins`` of the forms the

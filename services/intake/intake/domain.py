@@ -1,4 +1,5 @@
-"""Normalising what a website form posts into a canonical contact.
+"""A form's rules: normalising what a form posts into a canonical contact, its consent box, its
+visitor id fields, the fields the rules file requires, and what makes a behaviour event acceptable.
 
 Pure functions: every problem is reported as a field error (location, message),
 all of them at once, so the form can show them next to the fields.
@@ -11,6 +12,7 @@ import gettext
 import re
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -19,7 +21,7 @@ import pycountry
 from email_validator import EmailNotValidError, validate_email
 
 from leadrelay.emails import facts, fold_email
-from leadrelay.events import Contact
+from leadrelay.events import MAX_VISITORS, Contact, Visitor
 from leadrelay.inputs import InvalidText, clean_text, displayable
 from leadrelay.rules import CONSENT_LANGUAGES, Consent, Form, country_code
 
@@ -105,7 +107,8 @@ class Normalised:
     errors: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _key(name: str) -> str:
+def field_key(name: str) -> str:
+    """The canonical name of a form field: lower case, separators as ``_``, aliases resolved."""
     k = re.sub(r"[\s\-.]+", "_", name.strip().lower())
     return ALIASES.get(k, k)
 
@@ -160,7 +163,7 @@ def normalise_submission(fields: dict[str, Any]) -> Normalised:
         except InvalidText as exc:
             errors.append(_err(displayable(str(name)), f"field name {exc}"))
             continue
-        key = _key(label)
+        key = field_key(label)
         if raw is None:
             continue  # an empty field, as many form builders send it
         if isinstance(raw, bool) or not isinstance(raw, str | int | float):
@@ -257,3 +260,108 @@ def take_consent(form: Form, fields: dict[str, Any], given_elsewhere: bool) -> t
 
 def consent_text(consent: Consent, language: str) -> str:
     return consent.text.get(language)
+
+
+def missing(form: Form, fields: dict[str, Any]) -> list[dict[str, Any]]:
+    """Field errors for the configured required fields the post lacks, as the snippet checks them in
+    the browser (a required consent is :func:`take_consent`'s)."""
+    given = {field_key(str(k)) for k, v in fields.items() if v is not None and str(v).strip()}
+    errors = [
+        {"loc": ["body", f.name], "msg": "field required", "type": "missing"}
+        for f in form.fields
+        if f.required and field_key(f.name) not in given and field_key(f.name) != "email"  # email: the normaliser's own
+    ]
+    return errors
+
+
+def posted_page(fields: dict[str, Any]) -> Any:
+    """The value of a form's page field (``page_url``, ``page``, ``referrer_page``: the snippet sets it), if any."""
+    return next((v for k, v in fields.items() if field_key(str(k)) in PAGE_KEYS), None)
+
+
+def _cookie_value(text: str) -> str:
+    """An id copied from a cookie as it is stored: analytics.js keeps ``ajs_anonymous_id`` as a JSON
+    string (``"0a1b..."``, in the cookie ``%220a1b...%22``), while its calls send the bare id."""
+    for quote in ('"', "%22"):
+        if len(text) >= 2 * len(quote) and text.startswith(quote) and text.endswith(quote):
+            return text[len(quote) : -len(quote)].strip()
+    return text
+
+
+def form_visitors(
+    fields: dict[str, Any], names: list[str]
+) -> tuple[list[Visitor], dict[str, Any], list[dict[str, Any]]]:
+    """A form's visitor id fields (the rules' ``tracking.visitor_fields``: ``anonymous_id``, ``hutk``,
+    a cookie copied into a hidden field) as visitors, the other fields, and the errors."""
+    wanted = set(names)
+    visitors: list[Visitor] = []
+    rest: dict[str, Any] = {}
+    errors: list[dict[str, Any]] = []
+    for name, value in fields.items():
+        key = re.sub(r"[\s\-.]+", "_", str(name).strip().lower())
+        if key not in wanted:
+            rest[name] = value
+            continue
+        if value is None or value == "":
+            continue
+        if not isinstance(value, str) or isinstance(value, bool):
+            errors.append(_err(str(name), "expected a string", "type_error"))
+            continue
+        try:
+            text = clean_text(value).strip()
+        except InvalidText as exc:
+            errors.append(_err(str(name), str(exc)))
+            continue
+        text = _cookie_value(text)
+        if len(text) > 200:
+            errors.append(_err(str(name), "longer than 200 characters"))
+        elif text and all(v.id != text for v in visitors):
+            visitors.append(Visitor(kind="anonymous", id=text))
+    return visitors[:MAX_VISITORS], rest, errors
+
+
+@dataclass
+class FormPost:
+    """What a form's fields are once its rules are applied: the normalised contact (None when there
+    are ``errors``), the visitors its id fields name, and the language of the consent text agreed to
+    (None: no consent box was ticked)."""
+
+    normalised: Normalised
+    visitors: list[Visitor]
+    consent_language: str | None
+    errors: list[dict[str, Any]]
+
+
+def read_form_post(
+    form: Form, fields: dict[str, Any], visitor_fields: list[str], consented_elsewhere: bool
+) -> FormPost:
+    """A form's fields under every rule of the form, with all their errors at once: the consent box
+    (:func:`take_consent`), the visitor id fields (:func:`form_visitors`), the normalised contact
+    (:func:`normalise_submission`) and the fields the rules file requires (:func:`missing`)."""
+    fields = dict(fields)
+    ticked, consent_errors = take_consent(form, fields, consented_elsewhere)
+    visitors, fields, visitor_errors = form_visitors(fields, visitor_fields)
+    result = normalise_submission(fields)
+    errors = result.errors + visitor_errors + missing(form, fields) + consent_errors
+    return FormPost(normalised=result, visitors=visitors, consent_language=ticked, errors=errors)
+
+
+# A tracking client's clock may run a little fast; beyond this an event "in the future" is refused.
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+def activity_lead(
+    email: str | None, lead_id: uuid.UUID | None, occurred_at: datetime | None, now: datetime, namespace: uuid.UUID
+) -> tuple[str | None, list[dict[str, Any]]]:
+    """The lead a behaviour event is about (by its normalised email, or its id), or the error: an
+    event in the future (past :data:`CLOCK_SKEW`), a lead id that is not the email's, or neither given."""
+    if occurred_at is not None and occurred_at > now + CLOCK_SKEW:
+        return None, [_err("occurred_at", "in the future")]
+    if email:
+        derived = lead_id_for(email, namespace)
+        if lead_id is not None and str(lead_id) != derived:
+            return None, [_err("lead_id", "does not belong to this email")]
+        return derived, []
+    if lead_id is not None:
+        return str(lead_id), []
+    return None, [_err("email", "give the lead's email or lead_id")]

@@ -1,5 +1,6 @@
-"""Intake's resources: built once when the runtime is built, shared, typed, by its routes (its own,
-the tracking API's, other tools' form shapes), its spool-measuring job and its readiness check."""
+"""Intake's resources: built once when the runtime is built, shared, typed, by its routes (its forms',
+its behaviour events', the connectors': other tools' form shapes and the tracking API), its
+spool-measuring job and its readiness check."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import uuid
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from intake.screening import Screening
+from intake.forms.screening import Screening
+from intake.forms.service import FormPosts
 from intake.service import Intake
 from intake.spool import Spool
 from leadrelay.runtime import ServiceContext
@@ -17,8 +19,10 @@ from leadrelay.runtime import ServiceContext
 class IntakeResources:
     spool: Spool
     screening: Screening
-    # The one use case: its rules, its bus and the spool.
+    # The use case every way in ends in: its rules, its bus and the spool.
     intake: Intake
+    # A form post's use case: the screening, then ``intake``.
+    form_posts: FormPosts
 
 
 IntakeContext: TypeAlias = ServiceContext[IntakeResources]
@@ -36,4 +40,5 @@ def build_resources(ctx: ServiceContext[None]) -> IntakeResources:
         always_spool=settings.intake_spool == "always",
         direct_timeout=settings.intake_direct_timeout_ms / 1000,
     )
-    return IntakeResources(spool=spool, screening=Screening(settings), intake=intake)
+    screening = Screening(settings)
+    return IntakeResources(spool=spool, screening=screening, intake=intake, form_posts=FormPosts(intake, screening))

@@ -113,6 +113,13 @@ SUBMISSION_BODY = request_body(
 )
 
 
+class Accepted(BaseModel):
+    """What a 202 answers: the event is stored."""
+
+    lead_id: str
+    event_id: str
+
+
 def event_body(model: type[BaseModel]) -> dict[str, Any]:
     """``openapi_extra`` of ``POST /v1/events``: ``model``'s schema with the rules its validators add."""
     schema = inline_schema(model)

@@ -14,13 +14,18 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from intake.domain import ConsentSource, consent_text, lead_id_for, normalise_submission, take_consent
-from intake.segment import form_visitors
+from intake.domain import (
+    ConsentSource,
+    activity_lead,
+    consent_text,
+    lead_id_for,
+    normalise_submission,
+    read_form_post,
+)
 from intake.spool import ACCEPTED, Spool, SpoolFull
-from intake.website import missing
 from leadrelay.bus import Bus
 from leadrelay.clock import Clock
 from leadrelay.events import (
@@ -43,8 +48,6 @@ SOURCE = "/leadrelay/intake"
 PUBLISH_TIMEOUT = 35.0
 # With a spool: how long a direct publish may take before the event is spooled instead.
 DIRECT_TIMEOUT = 0.3
-# A tracking client's clock may run a little fast; beyond this an event "in the future" is refused.
-CLOCK_SKEW = timedelta(minutes=5)
 
 
 class UnknownForm(LookupError):
@@ -73,10 +76,6 @@ class NotStored(RuntimeError):
 class Accepted:
     lead_id: str
     event_id: str
-
-
-def _invalid(loc: str, msg: str) -> Invalid:
-    return Invalid([{"loc": ["body", loc], "msg": msg, "type": "value_error"}])
 
 
 class Intake:
@@ -123,14 +122,10 @@ class Intake:
         if form is None:
             raise UnknownForm(form_id, [f.id for f in self.rules.forms])
         now = self.clock.now()
-        fields = dict(fields)
-        ticked, consent_errors = take_consent(form, fields, consent is not None)
-        visitors, fields, visitor_errors = form_visitors(fields, self.rules.tracking.visitor_fields)
-        result = normalise_submission(fields)
-        # and what the rules file requires of this form (its required fields, a required consent)
-        errors = result.errors + visitor_errors + missing(form, fields) + consent_errors
-        if result.contact is None or errors:
-            raise Invalid(errors)
+        post = read_form_post(form, fields, self.rules.tracking.visitor_fields, consent is not None)
+        result, ticked, visitors = post.normalised, post.consent_language, post.visitors
+        if result.contact is None or post.errors:
+            raise Invalid(post.errors)
         if consent is None and ticked is not None and form.consent is not None:
             consent = ConsentEvidence(
                 given=True,
@@ -175,16 +170,9 @@ class Intake:
     ) -> Envelope:
         """A behaviour event of a lead known by its (normalised) email or its id."""
         now = self.clock.now()
-        if occurred_at is not None and occurred_at > now + CLOCK_SKEW:
-            raise _invalid("occurred_at", "in the future")
-        if email:
-            derived = lead_id_for(email, self.namespace)
-            if lead_id is not None and str(lead_id) != derived:
-                raise _invalid("lead_id", "does not belong to this email")
-        elif lead_id is not None:
-            derived = str(lead_id)
-        else:
-            raise _invalid("email", "give the lead's email or lead_id")
+        derived, errors = activity_lead(email, lead_id, occurred_at, now, self.namespace)
+        if derived is None:
+            raise Invalid(errors)
         data = ActivityRecorded(
             lead_id=derived,
             email=email,

@@ -13,7 +13,7 @@ the second. Looking whether events wait costs one query per round, not one
 per request: requests that arrive while a look is under way share the next
 one (which begins after they arrived, so it sees every event spooled before
 them, by any replica), and a slow database holds at most one connection for
-the looks. Depth and the age of the oldest event are measured every second
+the looks. Its queries are in ``intake.repository``. Depth and the age of the oldest event are measured every second
 for ``/metrics`` and ``/readyz``; a full spool (``intake_spool_max_events``)
 refuses new events with 503.
 """
@@ -97,7 +97,7 @@ class Spool:
                 batch, self._waiting = self._waiting, []
                 try:
                     async with self.db.read() as session:
-                        found = await repository.spool_holds_events(session, self.table)
+                        waits = await repository.an_event_waits(session, self.table)
                 except Exception as exc:
                     for waiter in batch:
                         if not waiter.done():
@@ -107,7 +107,7 @@ class Spool:
                     # Cancelled mid-look (the service stops): this batch is answered below with the rest.
                     self._waiting = batch + self._waiting
                     raise
-                self.known_nonempty = found
+                self.known_nonempty = waits
                 LOOKS.inc()
                 for waiter in batch:
                     if not waiter.done():
@@ -156,7 +156,7 @@ class Spool:
     async def measure(self) -> None:
         """Depth and the oldest event's age, for the metrics and the readiness check."""
         async with self.db.read() as session:
-            depth, oldest = await repository.spool_depth(session, self.table)
+            depth, oldest = await repository.depth_and_oldest(session, self.table)
         self.depth = depth
         self.known_nonempty = depth > 0
         self.oldest_age = max(0.0, (self.clock.now() - oldest).total_seconds()) if oldest is not None else 0.0

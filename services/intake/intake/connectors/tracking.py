@@ -29,8 +29,16 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from intake.connectors.segment import (
+    MAX_BATCH_BYTES,
+    MAX_MESSAGE_BYTES,
+    SHORT,
+    Mapped,
+    Message,
+    map_message,
+    parse_message,
+)
 from intake.cors import foreign_origin
-from intake.segment import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, SHORT, Mapped, Message, map_message, parse_message
 from intake.service import NotStored
 from leadrelay.auth import PUBLIC, Authenticator
 from leadrelay.contract import FieldError, inline_schema

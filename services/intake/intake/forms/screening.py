@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import Request
 
-from intake.protection import CaptchaVerifier, Limiter, dropped, honeypot_filled
+from intake.forms.protection import CaptchaVerifier, Limiter, dropped, honeypot_filled
 from leadrelay.auth import Authenticator
 from leadrelay.rules import Form
 from leadrelay.settings import Settings

@@ -20,7 +20,6 @@ message (``["body", "batch", 3, "userId"]``), all of them at once.
 
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -331,44 +330,3 @@ def parse_message(raw: Any, loc: list[str | int], implied: str | None) -> Messag
             _err([*loc, *[p for p in e["loc"] if isinstance(p, str | int)]], e["msg"], e["type"])
             for e in exc.errors(include_url=False)
         ]
-
-
-def _cookie_value(text: str) -> str:
-    """An id copied from a cookie as it is stored: analytics.js keeps ``ajs_anonymous_id`` as a JSON
-    string (``"0a1b..."``, in the cookie ``%220a1b...%22``), while its calls send the bare id."""
-    for quote in ('"', "%22"):
-        if len(text) >= 2 * len(quote) and text.startswith(quote) and text.endswith(quote):
-            return text[len(quote) : -len(quote)].strip()
-    return text
-
-
-def form_visitors(
-    fields: dict[str, Any], names: list[str]
-) -> tuple[list[Visitor], dict[str, Any], list[dict[str, Any]]]:
-    """A form's visitor id fields (the rules' ``tracking.visitor_fields``: ``anonymous_id``, ``hutk``,
-    a cookie copied into a hidden field) as visitors, the other fields, and the errors."""
-    wanted = set(names)
-    visitors: list[Visitor] = []
-    rest: dict[str, Any] = {}
-    errors: list[dict[str, Any]] = []
-    for name, value in fields.items():
-        key = re.sub(r"[\s\-.]+", "_", str(name).strip().lower())
-        if key not in wanted:
-            rest[name] = value
-            continue
-        if value is None or value == "":
-            continue
-        if not isinstance(value, str) or isinstance(value, bool):
-            errors.append(_err([str(name)], "expected a string", "type_error"))
-            continue
-        try:
-            text = clean_text(value).strip()
-        except InvalidText as exc:
-            errors.append(_err([str(name)], str(exc)))
-            continue
-        text = _cookie_value(text)
-        if len(text) > 200:
-            errors.append(_err([str(name)], "longer than 200 characters"))
-        elif text and all(v.id != text for v in visitors):
-            visitors.append(Visitor(kind="anonymous", id=text))
-    return visitors[:MAX_VISITORS], rest, errors

@@ -17,35 +17,10 @@ from importlib.resources import files
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from intake.domain import _key
+from intake.domain import field_key, posted_page
+from intake.forms.messages import LABELS, MESSAGES, PAGE_MESSAGES
 from leadrelay.rules import LANGUAGES, FieldType, Form, FormField, Labels, Website, web_origin
 
-# Labels of the fields the snippet knows, in the five languages.
-_LABELS: dict[str, dict[str, str]] = {
-    "email": {
-        "en": "Work email",
-        "sv": "E-post (jobb)",
-        "de": "Geschäftliche E-Mail",
-        "nl": "Zakelijk e-mailadres",
-        "zh": "工作邮箱",
-    },
-    "first_name": {"en": "First name", "sv": "Förnamn", "de": "Vorname", "nl": "Voornaam", "zh": "名"},
-    "last_name": {"en": "Last name", "sv": "Efternamn", "de": "Nachname", "nl": "Achternaam", "zh": "姓"},
-    "company": {"en": "Company", "sv": "Företag", "de": "Unternehmen", "nl": "Bedrijf", "zh": "公司"},
-    "job_title": {"en": "Job title", "sv": "Titel", "de": "Position", "nl": "Functie", "zh": "职位"},
-    "phone": {"en": "Phone", "sv": "Telefon", "de": "Telefon", "nl": "Telefoon", "zh": "电话"},
-    "country": {"en": "Country", "sv": "Land", "de": "Land", "nl": "Land", "zh": "国家/地区"},
-    "company_size": {
-        "en": "Employees",
-        "sv": "Antal anställda",
-        "de": "Mitarbeitende",
-        "nl": "Medewerkers",
-        "zh": "员工人数",
-    },
-    "industry": {"en": "Industry", "sv": "Bransch", "de": "Branche", "nl": "Branche", "zh": "行业"},
-    "website": {"en": "Website", "sv": "Webbplats", "de": "Website", "nl": "Website", "zh": "网站"},
-    "message": {"en": "Message", "sv": "Meddelande", "de": "Nachricht", "nl": "Bericht", "zh": "留言"},
-}
 _TYPES = {
     "email": FieldType.EMAIL,
     "phone": FieldType.TEL,
@@ -53,79 +28,6 @@ _TYPES = {
     "company_size": FieldType.NUMBER,
     "website": FieldType.URL,
     "message": FieldType.TEXTAREA,
-}
-# What the snippet says, in the five languages.
-MESSAGES: dict[str, dict[str, str]] = {
-    "en": {
-        "submit": "Send",
-        "sending": "Sending…",
-        "success": "Thank you! We will be in touch soon.",
-        "required": "Please fill in this field.",
-        "email": "Please enter a valid e-mail address.",
-        "phone": "Please enter a valid phone number, e.g. +46 70 123 45 67.",
-        "number": "Please enter a number of employees, e.g. 250 or 51-200.",
-        "url": "Please enter a web address, e.g. example.com.",
-        "country": "Please enter a country, e.g. Sweden or SE.",
-        "consent": "Please tick this box to continue.",
-        "captcha": "Please confirm that you are not a robot.",
-        "error": "Sending failed. Please try again in a moment.",
-    },
-    "sv": {
-        "submit": "Skicka",
-        "sending": "Skickar…",
-        "success": "Tack! Vi hör av oss snart.",
-        "required": "Fyll i det här fältet.",
-        "email": "Ange en giltig e-postadress.",
-        "phone": "Ange ett giltigt telefonnummer, t.ex. +46 70 123 45 67.",
-        "number": "Ange ett antal anställda, t.ex. 250 eller 51-200.",
-        "url": "Ange en webbadress, t.ex. example.com.",
-        "country": "Ange ett land, t.ex. Sverige eller SE.",
-        "consent": "Kryssa i rutan för att fortsätta.",
-        "captcha": "Bekräfta att du inte är en robot.",
-        "error": "Det gick inte att skicka. Försök igen om en stund.",
-    },
-    "de": {
-        "submit": "Senden",
-        "sending": "Wird gesendet…",
-        "success": "Vielen Dank! Wir melden uns in Kürze.",
-        "required": "Bitte füllen Sie dieses Feld aus.",
-        "email": "Bitte geben Sie eine gültige E-Mail-Adresse ein.",
-        "phone": "Bitte geben Sie eine gültige Telefonnummer ein, z. B. +49 30 1234567.",
-        "number": "Bitte geben Sie eine Anzahl an, z. B. 250 oder 51-200.",
-        "url": "Bitte geben Sie eine Webadresse ein, z. B. example.com.",
-        "country": "Bitte geben Sie ein Land an, z. B. Deutschland oder DE.",
-        "consent": "Bitte setzen Sie das Häkchen, um fortzufahren.",
-        "captcha": "Bitte bestätigen Sie, dass Sie kein Roboter sind.",
-        "error": "Senden fehlgeschlagen. Bitte versuchen Sie es gleich noch einmal.",
-    },
-    "nl": {
-        "submit": "Versturen",
-        "sending": "Bezig met versturen…",
-        "success": "Bedankt! We nemen snel contact op.",
-        "required": "Vul dit veld in.",
-        "email": "Vul een geldig e-mailadres in.",
-        "phone": "Vul een geldig telefoonnummer in, bijv. +31 20 123 4567.",
-        "number": "Vul een aantal medewerkers in, bijv. 250 of 51-200.",
-        "url": "Vul een webadres in, bijv. example.com.",
-        "country": "Vul een land in, bijv. Nederland of NL.",
-        "consent": "Vink dit vakje aan om door te gaan.",
-        "captcha": "Bevestig dat u geen robot bent.",
-        "error": "Versturen mislukt. Probeer het zo opnieuw.",
-    },
-    "zh": {
-        "submit": "提交",
-        "sending": "正在提交…",
-        "success": "谢谢！我们会尽快与您联系。",
-        "required": "请填写此字段。",
-        "email": "请输入有效的电子邮件地址。",
-        "phone": "请输入有效的电话号码，例如 +86 138 0013 8000。",
-        "number": "请输入员工人数，例如 250 或 51-200。",
-        "url": "请输入网址，例如 example.com。",
-        "country": "请输入国家/地区，例如 中国 或 CN。",
-        "consent": "请勾选此框以继续。",
-        "captcha": "请确认您不是机器人。",
-        "error": "提交失败，请稍后重试。",
-    },
 }
 DEFAULT_FIELDS = (
     FormField(name="email", type=FieldType.EMAIL, required=True),
@@ -144,14 +46,14 @@ def fields_of(form: Form) -> list[FormField]:
 def _type(f: FormField) -> FieldType:
     """A known field keeps its kind when the rules file does not give one (phone is a phone)."""
     if f.type is FieldType.TEXT and "type" not in f.model_fields_set:
-        return _TYPES.get(_key(f.name), FieldType.TEXT)
+        return _TYPES.get(field_key(f.name), FieldType.TEXT)
     return f.type
 
 
 def label(f: FormField, lang: str) -> str:
     if f.label is not None:
         return f.label.get(lang)
-    known = _LABELS.get(_key(f.name))
+    known = LABELS.get(field_key(f.name))
     return known.get(lang, known["en"]) if known else f.name.replace("_", " ").capitalize()
 
 
@@ -161,18 +63,6 @@ def _labels(f: FormField) -> dict[str, str]:
 
 def _texts(t: Labels) -> dict[str, str]:
     return {lang: t.get(lang) for lang in LANGUAGES}
-
-
-def missing(form: Form, fields: dict[str, Any]) -> list[dict[str, Any]]:
-    """Field errors for the configured required fields the post lacks, as the snippet checks them in
-    the browser (a required consent is :func:`intake.domain.take_consent`'s)."""
-    given = {_key(str(k)) for k, v in fields.items() if v is not None and str(v).strip()}
-    errors = [
-        {"loc": ["body", f.name], "msg": "field required", "type": "missing"}
-        for f in form.fields
-        if f.required and _key(f.name) not in given and _key(f.name) != "email"  # email: the normaliser's own
-    ]
-    return errors
 
 
 @dataclass(frozen=True)
@@ -320,7 +210,7 @@ def page_of(fields: dict[str, Any], referer: str | None) -> str | None:
     """The page the form was posted from: its ``page_url`` field (the snippet sets it), else the
     ``Referer`` when it names a page (a bare origin is only the site: going back there would land
     the visitor on the home page, without the form or its errors)."""
-    page = next((v for k, v in fields.items() if _key(str(k)) in ("page_url", "page", "referrer_page")), None)
+    page = posted_page(fields)
     if isinstance(page, str) and page:
         return page
     return referer if referer and not _bare_origin(referer) else None
@@ -354,15 +244,6 @@ def error_page(form: Form, page: str | None, errors: list[dict[str, Any]] | str)
 
 # ---------------------------------------------------------------- intake's own page for a plain post
 
-# What intake's page says when a plain HTML post has no page to land on (the snippet's messages are in
-# MESSAGES, sent with embed.js; these are not).
-PAGE_MESSAGES: dict[str, dict[str, str]] = {
-    "en": {"fix": "Please correct the following and send the form again:", "back": "Back to the form"},
-    "sv": {"fix": "Rätta följande och skicka formuläret igen:", "back": "Tillbaka till formuläret"},
-    "de": {"fix": "Bitte korrigieren Sie Folgendes und senden Sie das Formular erneut:", "back": "Zurück zum Formular"},
-    "nl": {"fix": "Corrigeer het volgende en verstuur het formulier opnieuw:", "back": "Terug naar het formulier"},
-    "zh": {"fix": "请更正以下内容后重新提交表单：", "back": "返回表单"},
-}
 # No script, no style, no image, no form: a page of text and one link.
 PAGE_HEADERS = {
     "Cache-Control": "no-store",
@@ -370,23 +251,6 @@ PAGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
-
-
-def language(accept_language: str) -> str:
-    """The first of the five languages in an ``Accept-Language`` header (by its q-values), else English."""
-    ranked: list[tuple[float, int, str]] = []
-    for i, part in enumerate(accept_language.split(",")[:20]):
-        tag, _, params = part.strip().partition(";")
-        q = 1.0
-        if params.strip().lower().startswith("q="):
-            try:
-                q = float(params.strip()[2:])
-            except ValueError:
-                q = 0.0
-        lang = tag.strip().lower()[:2]
-        if lang in LANGUAGES and q > 0:
-            ranked.append((-q, i, lang))
-    return min(ranked)[2] if ranked else "en"
 
 
 def localised(form: Form, name: str, error: dict[str, Any], lang: str) -> str:
@@ -397,7 +261,7 @@ def localised(form: Form, name: str, error: dict[str, Any], lang: str) -> str:
         return m["consent"]
     if form.captcha is not None and name == form.captcha.token_field:
         return m["captcha"]
-    kind = next((_type(f) for f in fields_of(form) if f.name == name), _TYPES.get(_key(name)))
+    kind = next((_type(f) for f in fields_of(form) if f.name == name), _TYPES.get(field_key(name)))
     if error.get("type") == "missing":
         return m["required"]
     if kind is FieldType.EMAIL:
@@ -438,7 +302,7 @@ def answer_page(form: Form, lang: str, errors: list[dict[str, Any]] | str | None
         for e in errors:
             loc = e.get("loc") or []
             name = str(loc[1]) if len(loc) > 1 else ""
-            where = labels[name] if name in labels else _LABELS.get(_key(name), {}).get(lang, name)
+            where = labels[name] if name in labels else LABELS.get(field_key(name), {}).get(lang, name)
             text = html.escape(localised(form, name, e, lang))
             items.append(f"<li><strong>{html.escape(where)}</strong>: {text}</li>" if where else f"<li>{text}</li>")
         title = form.name
